@@ -1,0 +1,57 @@
+"""The ``farm`` command line.
+
+Each sub-command lives in ``farm/commands/<name>.py`` and exposes ``add_arguments(parser)`` and
+``run(args) -> int``. They are imported only when chosen, so ``farm --help`` stays cheap.
+Exit codes: 0 success, 1 a check failed (gate, recommend found nothing), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from farm.errors import FarmError, UsageError
+
+#: sub-command -> (module in farm.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run", "run an optimization job from a job file"),
+    "jobs": ("jobs", "list the jobs in the store, newest first"),
+    "pareto": ("pareto", "show a job's Pareto front(s), per target and across targets"),
+    "measure": ("measure", "measure one model on one target with the farm's harness"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="farm", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module_name)
+        # Arguments are added lazily (only for the chosen command) to keep start-up cheap.
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    # First pass: find the command; second pass: parse its own arguments.
+    known, _ = parser.parse_known_args(argv)
+    module = importlib.import_module(f"farm.commands.{known._module}")
+    command_parser = argparse.ArgumentParser(
+        prog=f"farm {known.command}", description=COMMANDS[known.command][1]
+    )
+    module.add_arguments(command_parser)
+    args = command_parser.parse_args(argv[1:] if argv and argv[0] == known.command else argv)
+    try:
+        return int(module.run(args) or 0)
+    except UsageError as exc:
+        print(f"farm {known.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except FarmError as exc:
+        print(f"farm {known.command}: failed: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

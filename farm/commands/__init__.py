@@ -1,0 +1,1 @@
+"""One module per ``farm`` sub-command (see ``farm/cli.py``)."""

@@ -1,0 +1,39 @@
+"""`farm pareto JOB`: a job's Pareto front per target and across targets (reads the store only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from farm.store import Store
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job", help="job id, unique id prefix, or job name (newest of that name)")
+    parser.add_argument("--db", help="DuckDB store (default $FARM_DB or results/farm.duckdb)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def run(args: argparse.Namespace) -> int:
+    from farm.display import make_console, print_fronts
+
+    store = Store(args.db)
+    job = store.resolve_job(args.job)
+    trials = store.trials(job["job_id"])
+    if args.json:
+        front = [t for t in trials if t["on_front"]]
+        out = {
+            "job_id": job["job_id"],
+            "status": job["status"],
+            "per_target": {
+                target: [t for t in front if t["target"] == target]
+                for target in sorted({t["target"] for t in trials})
+            },
+            "global": [t for t in trials if t["on_global_front"]],
+        }
+        print(json.dumps(out, default=str, indent=2))
+        return 0
+    console = make_console()
+    console.print(f"job {job['job_id']} ({job['status']})")
+    print_fronts(console, job, trials)
+    return 0

@@ -1,0 +1,86 @@
+"""Terminal output shared by the commands: fronts and job lists as rich tables."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+FRONT_COLUMNS = (
+    ("target", "target", "{}"),
+    ("#", "trial_number", "{}"),
+    ("params", "params", "{}"),
+    ("quality", "accuracy", "{:.4f}"),
+    ("drop", "accuracy_drop", "{:+.4f}"),
+    ("p50 ms", "latency_p50_ms", "{:.3f}"),
+    ("p95 ms", "latency_p95_ms", "{:.3f}"),
+    ("p99 ms", "latency_p99_ms", "{:.3f}"),
+    ("img/s", "throughput_ips", "{:,.0f}"),
+    ("$ / 1k inf", "cost_per_1k_usd", "{:.2e}"),
+    ("precision used", "precision_actual", "{}"),
+    ("stable", "stable", "{}"),
+)
+
+
+def make_console() -> Console:
+    """A console; when output is not a terminal (CI logs, pipes) tables get 160 columns."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def short_params(params: Any) -> str:
+    p = json.loads(params) if isinstance(params, str) else dict(params)
+    return " ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(p.items()))
+
+
+def cell(fmt: str, value: Any) -> str:
+    if value is None:
+        return "—"
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def front_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for header, _, _ in FRONT_COLUMNS:
+        table.add_column(header, justify="left" if header in ("target", "params") else "right")
+    for r in rows:
+        table.add_row(
+            *(
+                short_params(r[key]) if key == "params" else cell(fmt, r.get(key))
+                for _, key, fmt in FRONT_COLUMNS
+            )
+        )
+    return table
+
+
+def print_fronts(console: Console, job: dict[str, Any], trials: list[dict[str, Any]]) -> None:
+    """Each target's front, then the front across targets, with how cost is computed."""
+    targets = sorted({t["target"] for t in trials})
+    for target in targets:
+        of_target = [t for t in trials if t["target"] == target]
+        front = [t for t in of_target if t["on_front"]]
+        failed = sum(t["status"] == "failed" for t in of_target)
+        infeasible = sum(t["status"] == "completed" and not t["feasible"] for t in of_target)
+        title = (
+            f"{target}: {len(front)} on the front of {len(of_target)} trials "
+            f"({infeasible} infeasible, {failed} failed)"
+        )
+        console.print(front_table(title, sorted(front, key=lambda t: t["latency_p95_ms"])))
+    overall = [t for t in trials if t["on_global_front"]]
+    console.print(
+        front_table(
+            "Across targets: accuracy (max) × p95 latency (min) × cost per 1k (min)",
+            sorted(overall, key=lambda t: t["latency_p95_ms"]),
+        )
+    )
+    console.print(
+        "cost per 1k inferences = price per hour ÷ (measured throughput × 3600) × 1000; "
+        "quality is measured on each target's own runtime, on the whole eval split; "
+        "drop is versus that target's fp32 batch-1 baseline.",
+        style="dim",
+    )

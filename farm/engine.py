@@ -1,0 +1,516 @@
+"""The driver of a job: one Optuna study per (job, target), trials as Ray tasks, results to DuckDB.
+
+The loop asks each study for candidates, builds each candidate's artifact (or takes it from the
+artifact cache), evaluates it on a node that serves the target, tells the study, stores the trial
+and re-marks the Pareto fronts. The driver is the store's only writer.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from farm import pareto
+from farm.cache import ArtifactCache
+from farm.candidate import Candidate
+from farm.cluster import NodeLeases, alive_nodes, start_or_connect
+from farm.errors import UsageError
+from farm.space import baseline_params, check_knobs, plan, target_space
+from farm.spec import JobSpec
+from farm.store import Store
+from targets import get_target
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+#: Attempts of one task when the *system* fails it (worker killed, node lost); a trial whose own
+#: code fails (export error, NaN outputs) is not retried.
+MAX_ATTEMPTS = 3
+#: How many re-asks a study gets to avoid re-measuring a configuration it already measured.
+DUPLICATE_ASKS = 25
+
+
+def new_job_id(name: str) -> str:
+    slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.lower()).strip("-")
+    return f"{slug}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+@dataclass
+class TrialRun:
+    """A trial on its way through build → evaluate."""
+
+    target: str
+    number: int
+    trial: optuna.trial.Trial
+    candidate: Candidate
+    is_baseline: bool
+    stage: str = "build"  # build | evaluate
+    artifact_ref: Any = None
+    artifact_hash: str | None = None
+    artifact_bytes: int | None = None
+    build_s: float = 0.0
+    cache_hit: bool = True
+    attempts: int = 0
+    last_error: str | None = None
+    node: Any = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class Study:
+    target: str
+    study: optuna.Study
+    space: dict[str, Any]
+    budget: int
+    asked: int = 0
+    baseline_quality: float | None = None
+    baseline_done: bool = False
+    stopped: str | None = None  # why no more trials are asked
+    seen: set[str] = field(default_factory=set)
+
+    def can_ask(self, in_flight: int, capacity: int) -> bool:
+        if self.stopped or self.asked >= self.budget:
+            return False
+        if self.asked > 0 and not self.baseline_done:
+            return False  # every later trial is judged against the baseline
+        return in_flight < max(1, capacity)
+
+
+def space_size(space: dict[str, Any]) -> int:
+    size = 1
+    for dist in space.values():
+        size *= len(getattr(dist, "choices", [None] * 10**6))
+    return size
+
+
+def make_sampler(spec: JobSpec, seed: int) -> optuna.samplers.BaseSampler:
+    """The job's sampler. Constraints reach it through ``Trial.set_constraint`` (a constraint,
+    not a penalty: infeasible trials are ranked after feasible ones)."""
+    if spec.search.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    population = max(4, min(50, spec.search.trials_per_target // 3))
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+
+
+class JobRunner:
+    """Runs one job to completion (or interruption) and records everything in the store."""
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        store: Store,
+        address: str | None = None,
+        cache: ArtifactCache | None = None,
+        models_dir: Path | None = None,
+        progress: Any = None,
+    ) -> None:
+        self.spec = spec
+        self.store = store
+        self.address = address
+        root = store.path.parent
+        self.cache = cache or ArtifactCache(root / "artifacts")
+        self.models_dir = models_dir or root / "models"
+        self.progress = progress
+        self.job_id = new_job_id(spec.name)
+        self.rows: list[dict[str, Any]] = []
+        self.leases = NodeLeases()
+        self.in_flight: dict[Any, TrialRun] = {}
+        self.pending: list[TrialRun] = []
+        self.messages: list[str] = []
+
+    # -- set-up ------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Everything that can fail on bad input, before anything is written to the store."""
+        import ray
+
+        from workloads import load_workload
+
+        self.workload = load_workload(self.spec.workload, Path(self.spec.base_dir))
+        torch_source = self.workload.allows_torch_transforms
+        for t in self.spec.targets:
+            if get_target(t).export == "export_torch" and not torch_source:
+                raise UsageError(
+                    f"{self.spec.source}: field `targets`: {t} runs torch models, but the "
+                    f"workload is an ONNX file; remove {t} or give a torch model"
+                )
+        start_or_connect(self.address)
+        nodes = alive_nodes()
+        self.spaces: dict[str, dict[str, Any]] = {}
+        for t in self.spec.targets:
+            serving = [n for n in nodes if t in n.targets]
+            if not serving:
+                raise UsageError(
+                    f"{self.spec.source}: field `targets`: no node of the Ray cluster serves {t} "
+                    "(locally: its runtime is not installed or the CPU does not match; on a "
+                    f"fleet: start a node with --resources '{{\"target:{t}\": 1}}')"
+                )
+            max_threads = max(n.cpus for n in serving)
+            self.spaces[t] = target_space(self.spec, t, max_threads, torch_source)
+        check_knobs(self.spec, self.spaces)
+
+        self.data = self.workload.data()
+        self.source = self.workload.source_artifact(self.models_dir)
+        self.quality_metric = "accuracy" if self.data.has_labels else "top1_agreement"
+        self.reference_logits = reference_logits(self.source, self.data)
+        self.data_ref = ray.put(self.data)
+        self.reference_ref = ray.put(self.reference_logits)
+        self._make_studies()
+
+    def _make_studies(self) -> None:
+        self.studies: dict[str, Study] = {}
+        for i, t in enumerate(self.spec.targets):
+            space = self.spaces[t]
+            study = optuna.create_study(
+                study_name=f"{self.job_id}/{t}",
+                directions=["maximize", "minimize", "minimize"],
+                sampler=make_sampler(self.spec, self.spec.search.seed + i),
+            )
+            budget = min(self.spec.search.trials_per_target, space_size(space))
+            self.studies[t] = Study(t, study, space, budget)
+            study.enqueue_trial(baseline_params(space))
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self, prepared: bool = False) -> str:
+        """Run the job; returns its final status."""
+        if not prepared:
+            self.prepare()
+        self.store.create_job(self.job_id, self.spec.name, self.spec.to_json())
+        status = "completed"
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            status = "interrupted"
+            self._cancel_in_flight()
+            self.messages.append("interrupted by the user; finished trials are kept")
+        except BaseException as exc:
+            self._cancel_in_flight()
+            self.store.set_job_status(self.job_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        self.messages.extend(f"{s.target}: {s.stopped}" for s in self.studies.values() if s.stopped)
+        self.store.set_job_status(self.job_id, status, "; ".join(self.messages) or None)
+        return status
+
+    def _loop(self) -> None:
+        import ray
+
+        last_capacity_check = 0.0
+        while True:
+            nodes = alive_nodes() if time.monotonic() - last_capacity_check > 1.0 else None
+            if nodes is not None:
+                last_capacity_check = time.monotonic()
+                self._nodes = nodes
+                self._fail_targets_without_nodes(nodes)
+            self._ask_new_trials()
+            self._submit_ready()
+            idle = not self.in_flight and not self.pending
+            if idle and not any(self._may_ask(s) for s in self.studies.values()):
+                return
+            if self.in_flight:
+                ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=0.5)
+                for ref in ready:
+                    self._handle(ref)
+            else:
+                time.sleep(0.2)
+
+    def _may_ask(self, s: Study) -> bool:
+        return not s.stopped and s.asked < s.budget
+
+    def _capacity(self, target: str) -> int:
+        return sum(1 for n in self._nodes if target in n.targets)
+
+    def _ask_new_trials(self) -> None:
+        for s in self.studies.values():
+            active = sum(
+                1 for r in [*self.pending, *self.in_flight.values()] if r.target == s.target
+            )
+            while s.can_ask(active, self._capacity(s.target)):
+                self.pending.append(self._ask(s))
+                active += 1
+
+    def _ask(self, s: Study) -> TrialRun:
+        is_baseline = s.asked == 0
+        for _ in range(DUPLICATE_ASKS):
+            trial = s.study.ask(s.space)
+            candidate = plan(
+                self.spec,
+                s.target,
+                trial.params,
+                self.workload.recipe_hash,
+                self.workload.allows_torch_transforms,
+            )
+            if candidate.content_hash not in s.seen or is_baseline:
+                break
+            s.study.tell(trial, state=optuna.trial.TrialState.PRUNED)  # already measured
+        s.seen.add(candidate.content_hash)
+        run = TrialRun(s.target, s.asked, trial, candidate, is_baseline)
+        s.asked += 1
+        return run
+
+    def _submit_ready(self) -> None:
+        for run in list(self.pending):
+            if run.stage == "build" and self._take_from_cache(run):
+                run.stage = "evaluate"
+            ref = self._submit(run)
+            if ref is not None:
+                self.pending.remove(run)
+                self.in_flight[ref] = run
+
+    def _take_from_cache(self, run: TrialRun) -> bool:
+        import ray
+
+        key = run.candidate.build_key()
+        artifact = self.cache.load(key)
+        if artifact is None:
+            return False
+        run.artifact_ref = ray.put(artifact)
+        run.artifact_hash, run.artifact_bytes = artifact.content_hash, artifact.size_bytes
+        return True
+
+    def _submit(self, run: TrialRun) -> Any:
+        """Lease a node and submit the run's next task; None when no node is free."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from farm import tasks
+
+        target = get_target(run.target)
+        if run.stage == "build":
+            candidates = sorted(self._nodes, key=lambda n: len(n.targets))  # spare measurers
+            node = self.leases.acquire(
+                [n for n in candidates if n.cpus >= 1], f"build {run.number}"
+            )
+            if node is None:
+                return None
+            done, source = self._cached_prefix(run.candidate)
+            steps = list(run.candidate.chain[done:])
+            strategy = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
+            ref = tasks.build_task.options(num_cpus=1, scheduling_strategy=strategy).remote(
+                source, steps, self.data_ref, self.spec.search.seed
+            )
+            run.cache_hit = False
+        else:
+            threads = run.candidate.options.threads
+            serving = [n for n in self._nodes if run.target in n.targets and n.cpus >= threads]
+            node = self.leases.acquire(serving, f"evaluate {run.target}/{run.number}")
+            if node is None:
+                return None
+            strategy = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
+            ref = tasks.evaluate_task.options(
+                num_cpus=threads,
+                resources={target.resource: 0.001},
+                scheduling_strategy=strategy,
+            ).remote(
+                run.artifact_ref,
+                run.target,
+                run.candidate.options,
+                self.data_ref,
+                self.reference_ref,
+                self.spec.measurement,
+            )
+        run.node = node
+        run.attempts += 1
+        return ref
+
+    def _cached_prefix(self, candidate: Candidate) -> tuple[int, Any]:
+        """The longest prefix of the chain already in the cache, and its artifact."""
+        for upto in range(len(candidate.chain) - 1, 0, -1):
+            artifact = self.cache.load(candidate.build_key(upto))
+            if artifact is not None:
+                return upto, artifact
+        return 0, self.source
+
+    # -- results -------------------------------------------------------------------------------
+    def _handle(self, ref: Any) -> None:
+        import ray
+        from ray.exceptions import RayError, RayTaskError
+
+        run = self.in_flight.pop(ref)
+        self.leases.release(run.node.node_id)
+        try:
+            result = ray.get(ref)
+        except RayTaskError as exc:  # the task's own code failed: not retried
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            self._fail(run, _short_error(cause))
+            return
+        except RayError as exc:  # the system failed it: worker killed, node lost
+            run.last_error = f"{type(exc).__name__} on node {run.node.host}: {_short_error(exc)}"
+            if run.attempts < MAX_ATTEMPTS:
+                self.pending.append(run)
+            else:
+                self._fail(run, f"gave up after {run.attempts} attempts: {run.last_error}")
+            return
+        if run.stage == "build":
+            self._built(run, result)
+        else:
+            self._evaluated(run, result)
+
+    def _built(self, run: TrialRun, artifacts: list[Any]) -> None:
+        import ray
+
+        done = len(run.candidate.chain) - len(artifacts)
+        for i, artifact in enumerate(artifacts, start=done + 1):
+            self.cache.save(run.candidate.build_key(i), artifact)
+            run.build_s += float(artifact.meta.get("build_s", 0.0))
+        final = artifacts[-1] if artifacts else self.source
+        run.artifact_ref = ray.put(final)
+        run.artifact_hash, run.artifact_bytes = final.content_hash, final.size_bytes
+        run.stage = "evaluate"
+        run.attempts = 0
+        self.pending.append(run)
+
+    def _evaluated(self, run: TrialRun, ev: Any) -> None:
+        s = self.studies[run.target]
+        quality = float(ev.metrics[self.quality_metric])
+        if run.is_baseline:
+            s.baseline_quality, s.baseline_done = quality, True
+        drop = s.baseline_quality - quality if s.baseline_quality is not None else 0.0
+        limit = self.spec.max_accuracy_drop
+        violation = drop - limit if limit is not None else 0.0
+        feasible = violation <= 1e-12
+        m = ev.measurement
+        price = self.spec.price_per_hour(run.target)
+        cost = pareto.cost_per_1k(price, m["throughput_ips"])
+        run.trial.set_constraint("max_accuracy_drop", violation)
+        s.study.tell(run.trial, [quality, m["p95_ms"], cost])
+        row = self._row(run, "completed")
+        row.update(
+            node_id=ev.node_id,
+            node_host=ev.host,
+            precision_actual=ev.precision_actual,
+            accuracy=quality,
+            accuracy_drop=drop,
+            quality_metric=self.quality_metric,
+            latency_p50_ms=m["p50_ms"],
+            latency_p90_ms=m["p90_ms"],
+            latency_p95_ms=m["p95_ms"],
+            latency_p99_ms=m["p99_ms"],
+            latency_mean_ms=m["mean_ms"],
+            latency_std_ms=m["std_ms"],
+            latency_cv=m["cv"],
+            throughput_ips=m["throughput_ips"],
+            cost_per_1k_usd=cost,
+            price_per_hour_usd=price,
+            n_samples=m["n_samples"],
+            stable=m["stable"],
+            unstable_reason=m.get("unstable_reason"),
+            cold_ms=m.get("cold_ms"),
+            compile_s=ev.compile_s,
+            measure_s=ev.measure_s,
+            peak_rss_mb=ev.peak_rss_mb,
+            env_id=ev.env_id,
+            contract=m.get("contract"),
+            feasible=feasible,
+        )
+        self._record(row, ev.samples_ms, ev.metrics, (ev.env_id, ev.environment))
+
+    def _fail(self, run: TrialRun, error: str) -> None:
+        s = self.studies[run.target]
+        s.study.tell(run.trial, state=optuna.trial.TrialState.FAIL)
+        if run.is_baseline:
+            s.stopped = f"the baseline trial failed ({error}); no candidate can be judged"
+        row = self._row(run, "failed")
+        row.update(error=error, feasible=False)
+        self._record(row)
+
+    def _row(self, run: TrialRun, status: str) -> dict[str, Any]:
+        o = run.candidate.options
+        return {
+            "job_id": self.job_id,
+            "target": run.target,
+            "trial_number": run.number,
+            "is_baseline": run.is_baseline,
+            "candidate_hash": run.candidate.content_hash,
+            "params": run.candidate.params_dict(),
+            "status": status,
+            "node_id": run.node.node_id if run.node else None,
+            "node_host": run.node.host if run.node else None,
+            "attempts": run.attempts,
+            "precision": run.candidate.params_dict().get("precision"),
+            "batch_size": o.batch_size,
+            "threads": o.threads,
+            "build_s": run.build_s,
+            "cache_hit": run.cache_hit,
+            "artifact_hash": run.artifact_hash,
+            "artifact_bytes": run.artifact_bytes,
+            "started_at": run.started_at.replace(tzinfo=None),
+            "finished_at": datetime.now(UTC).replace(tzinfo=None),
+        }
+
+    def _record(
+        self, row: dict[str, Any], samples: Any = (), metrics: Any = None, environment: Any = None
+    ) -> None:
+        self.store.record_trial(row, samples, metrics, environment)
+        self.rows.append(row)
+        self._mark_fronts()
+        if self.progress is not None:
+            self.progress(row)
+
+    def _mark_fronts(self) -> None:
+        per_target = {
+            t: [
+                r["trial_number"]
+                for r in pareto.front_rows([r for r in self.rows if r["target"] == t])
+            ]
+            for t in self.spec.targets
+        }
+        global_front = [(r["target"], r["trial_number"]) for r in pareto.front_rows(self.rows)]
+        self.store.set_fronts(self.job_id, per_target, global_front)
+        for r in self.rows:
+            r["on_front"] = r["trial_number"] in per_target[r["target"]]
+            r["on_global_front"] = (r["target"], r["trial_number"]) in global_front
+
+    def _fail_targets_without_nodes(self, nodes: list[Any]) -> None:
+        for s in self.studies.values():
+            if any(s.target in n.targets for n in nodes) or s.stopped:
+                continue
+            s.stopped = "lost capacity: no alive node serves this target"
+            for run in [r for r in self.pending if r.target == s.target]:
+                self.pending.remove(run)
+                self._fail(
+                    run,
+                    f"no alive node serves {s.target} (capacity lost); "
+                    f"last error: {run.last_error}",
+                )
+
+    def _cancel_in_flight(self) -> None:
+        import ray
+
+        for ref in list(self.in_flight):
+            ray.cancel(ref, force=True)
+        self.in_flight.clear()
+        self.pending.clear()
+
+
+def reference_logits(source: Any, data: Any) -> Any:
+    """fp32 logits of the unoptimized model on the eval split: the reference for fidelity."""
+    import numpy as np
+
+    if source.format == "torch-state":
+        import torch
+
+        from workloads import build_module
+
+        module = build_module(source).eval()
+        with torch.inference_mode():
+            outs = [module(torch.from_numpy(b)).numpy() for b in data.eval.batches(64)]
+        return np.concatenate(outs).astype(np.float32)
+    import tempfile
+
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = source.write_to(Path(tmp))
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        outs = [sess.run(None, {name: b})[0] for b in data.eval.batches(1)]
+    return np.concatenate(outs).astype(np.float32)
+
+
+def _short_error(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    last = text[-1] if text else ""
+    return f"{type(exc).__name__}: {last}"[:500]

@@ -1,0 +1,129 @@
+"""The search space of one (job, target) study, and how a point in it becomes a Candidate.
+
+Knobs:
+- ``precision``: the job's precisions that the target supports. ``int8`` appends the target's
+  post-training quantizer (catalog ``int8_transform``) to the chain; float precisions are asked
+  of the runtime.
+- ``batch_size`` and ``threads`` (threads never above the CPUs a serving node has).
+- Knobs that transforms offer (``<transform>.<field>``, from ``optimizers.search_space``), for the
+  transforms the chain can contain on this target; a job may restrict any knob in
+  ``[search.knobs]``. A knob that does not apply to a point (e.g. a quantizer's knob at fp32) is
+  left out of the candidate, so it changes neither the artifact nor the hash.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+
+import optimizers
+from farm.candidate import Candidate, step
+from farm.errors import SpecError
+from farm.spec import JobSpec
+from targets import TargetSpec, get_target
+from targets.base import RuntimeOptions
+
+BASE_KNOBS = ("precision", "batch_size", "threads")
+
+
+def transforms_for(spec: JobSpec, target: TargetSpec, torch_source: bool) -> list[str]:
+    """Transforms whose knobs this target's space offers, in chain order."""
+    names = [t for t in spec.search.transforms if torch_source]  # e.g. prune: torch models only
+    if "int8" in spec.search.precision and target.int8_transform:
+        names.append(target.int8_transform)
+    return names
+
+
+def target_space(
+    spec: JobSpec, target_name: str, max_threads: int, torch_source: bool = True
+) -> dict[str, BaseDistribution]:
+    """The distributions of one study. Raises SpecError when the space would be empty."""
+    target = get_target(target_name)
+    precisions = [p for p in spec.search.precision if p in target.precisions]
+    if "fp32" not in precisions:
+        precisions.insert(0, "fp32")  # the baseline needs it
+    batches = sorted({1, *spec.search.batch_size})
+    threads = sorted({t for t in spec.search.threads if t <= max_threads} or {max_threads})
+    space: dict[str, BaseDistribution] = {
+        "precision": CategoricalDistribution(precisions),
+        "batch_size": CategoricalDistribution(batches),
+        "threads": CategoricalDistribution(threads),
+    }
+    for name in transforms_for(spec, target, torch_source):
+        space.update(optimizers.search_space(name, target))
+    for knob, values in spec.search.knobs.items():
+        if knob in BASE_KNOBS:
+            raise SpecError(spec.source, f"search.knobs.{knob}", f"set `search.{knob}` instead")
+        if knob in space:
+            space[knob] = CategoricalDistribution(list(values))
+    return space
+
+
+def check_knobs(spec: JobSpec, spaces: dict[str, dict[str, BaseDistribution]]) -> None:
+    """Every knob the job restricts must exist on at least one of its targets."""
+    offered = {k for s in spaces.values() for k in s}
+    for knob in spec.search.knobs:
+        if knob not in offered:
+            raise SpecError(
+                spec.source, f"search.knobs.{knob}", f"a knob the targets offer {sorted(offered)}"
+            )
+
+
+def baseline_params(space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    """The unoptimized baseline: fp32, batch 1, all threads, each transform knob at its first
+    value (transforms with an identity setting, like a pruning ratio of 0, list it first)."""
+    params = {k: d.choices[0] for k, d in space.items() if isinstance(d, CategoricalDistribution)}
+    params.update(precision="fp32", batch_size=1, threads=max(space["threads"].choices))
+    return params
+
+
+def plan(
+    spec: JobSpec,
+    target_name: str,
+    params: dict[str, Any],
+    workload_hash: str,
+    torch_source: bool = True,
+) -> Candidate:
+    """Turn a point of the space into a Candidate (transform chain + runtime options)."""
+    target = get_target(target_name)
+    precision = params["precision"]
+    chain = []
+    used = {
+        "precision": precision,
+        "batch_size": params["batch_size"],
+        "threads": params["threads"],
+    }
+
+    def knobs_of(transform: str) -> dict[str, Any]:
+        prefix = f"{transform}."
+        cfg = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+        used.update({f"{prefix}{k}": v for k, v in cfg.items()})
+        return cfg
+
+    for name in spec.search.transforms:
+        if torch_source:
+            cfg = knobs_of(name)
+            if not optimizers.is_identity(name, cfg):
+                chain.append(step(name, cfg))
+    if torch_source or target.export != "export_onnx":
+        chain.append(step(target.export))
+    if precision == "int8":
+        if not target.int8_transform:
+            raise SpecError(spec.source, "search.precision", f"a precision {target_name} supports")
+        chain.append(step(target.int8_transform, knobs_of(target.int8_transform)))
+    runtime_precision = "fp32" if precision == "int8" else precision
+    options = RuntimeOptions(
+        precision=runtime_precision,
+        threads=int(params["threads"]),
+        batch_size=int(params["batch_size"]),
+        extra={k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("runtime.")},
+    )
+    used.update({k: v for k, v in params.items() if k.startswith("runtime.")})
+    return Candidate(
+        workload_hash=workload_hash,
+        target=target_name,
+        chain=tuple(chain),
+        options=options,
+        params=tuple(sorted(used.items())),
+    )

@@ -1,0 +1,177 @@
+"""What runs on a node: building a candidate's artifact, and evaluating it on a target.
+
+These are plain functions; ``farm/engine.py`` wraps them as Ray tasks. The evaluate task runs in
+a fresh worker process each time (``max_calls=1``), alone on its node, with the runtime's thread
+count equal to the CPUs Ray granted it.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import resource
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from farm.errors import TrialError, WrongHardwareError
+from targets import get_target, runtime_class
+
+if TYPE_CHECKING:
+    from farm.artifact import Artifact
+    from farm.candidate import Step
+    from targets.base import RuntimeOptions, Session, TargetSpec
+    from workloads.base import WorkloadData
+
+
+def build(source: Artifact, steps: list[Step], data: WorkloadData, seed: int) -> list[Artifact]:
+    """Apply ``steps`` to ``source``; return the artifact after each step (for the cache)."""
+    import optimizers
+
+    ctx = optimizers.BuildContext(data=data, seed=seed)
+    out = []
+    artifact = source
+    for name, config in steps:
+        start = time.perf_counter()
+        try:
+            artifact = optimizers.apply(name, dict(config), artifact, ctx)
+        except TrialError:
+            raise
+        except Exception as exc:
+            raise TrialError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
+        artifact.meta["build_s"] = time.perf_counter() - start
+        out.append(artifact)
+    return out
+
+
+def check_hardware(target: TargetSpec) -> None:
+    """Refuse to measure a target this machine does not match (a mislabelled node)."""
+    from farm.cluster import has_cuda_gpu
+
+    arch = platform.machine()
+    if arch != target.arch:
+        raise WrongHardwareError(
+            f"node {socket.gethostname()} advertises {target.resource} but is {arch}, "
+            f"and {target.name} needs {target.arch}: refusing to measure"
+        )
+    if target.device == "cuda" and not has_cuda_gpu():
+        raise WrongHardwareError(
+            f"node {socket.gethostname()} advertises {target.resource} but has no CUDA GPU"
+        )
+
+
+def granted_cpus() -> int:
+    """CPUs Ray granted this task (falls back to the affinity mask outside Ray)."""
+    try:
+        import ray
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+        if cpus:
+            return max(1, int(cpus))
+    except Exception:
+        pass
+    return len(os.sched_getaffinity(0))
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    measurement: dict[str, Any]
+    samples_ms: list[float]
+    precision_actual: str
+    compile_s: float
+    measure_s: float
+    peak_rss_mb: float
+    env_id: str
+    environment: dict[str, Any]
+    node_id: str = ""
+    host: str = field(default_factory=socket.gethostname)
+
+
+def run_split(session: Session, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """Logits of every input of ``x``, in batches of exactly ``batch_size`` (the last batch is
+    padded by repeating its final input, and the padding's outputs are dropped)."""
+    outputs = []
+    for i in range(0, len(x), batch_size):
+        batch = x[i : i + batch_size]
+        n = len(batch)
+        if n < batch_size:
+            batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
+        outputs.append(np.asarray(session.run(np.ascontiguousarray(batch)))[:n])
+    logits = np.concatenate(outputs).astype(np.float32, copy=False)
+    if not np.all(np.isfinite(logits)):
+        bad = int((~np.isfinite(logits)).any(axis=1).sum())
+        raise TrialError(f"the runtime produced NaN/inf outputs for {bad} of {len(x)} inputs")
+    return logits
+
+
+def evaluate(
+    artifact: Artifact,
+    target_name: str,
+    options: RuntimeOptions,
+    data: WorkloadData,
+    reference_logits: np.ndarray | None,
+    contract: dict[str, Any],
+) -> Evaluation:
+    """Compile on the target runtime, compute quality on the whole eval split, then measure."""
+    from dataclasses import replace
+
+    from farm.environment import env_id, fingerprint
+    from farm.measure import Contract, measure
+    from workloads.metrics import quality_metrics
+
+    target = get_target(target_name)
+    check_hardware(target)
+    cpus = granted_cpus()
+    if options.threads != cpus:
+        options = replace(options, threads=cpus)
+    runtime_cls = runtime_class(target.runtime)
+    if not runtime_cls.available():
+        raise TrialError(f"{target.runtime} does not import on {socket.gethostname()}")
+    if artifact.format not in runtime_cls.accepts:
+        raise TrialError(f"{target.runtime} cannot compile a {artifact.format} artifact")
+
+    with tempfile.TemporaryDirectory(prefix="farm-eval-") as tmp:
+        start = time.perf_counter()
+        try:
+            session = runtime_cls().compile(artifact, options, Path(tmp))
+        except TrialError:
+            raise
+        except Exception as exc:
+            raise TrialError(
+                f"compile on {target_name} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        compile_s = time.perf_counter() - start
+        try:
+            logits = run_split(session, data.eval.x, options.batch_size)
+            metrics = quality_metrics(logits, data.eval.y, reference_logits)
+            batch = np.ascontiguousarray(
+                np.resize(data.eval.x, (options.batch_size, *data.eval.x.shape[1:]))
+            )
+            start = time.perf_counter()
+            result = measure(
+                lambda: session.run(batch), options.batch_size, Contract.from_dict(contract)
+            )
+            measure_s = time.perf_counter() - start
+            precision_actual = session.actual_precision
+        finally:
+            session.close()
+            gc.collect()
+    fp = fingerprint()
+    return Evaluation(
+        metrics=metrics,
+        measurement=result.to_dict(),
+        samples_ms=[float(s) for s in result.samples_ms],
+        precision_actual=precision_actual,
+        compile_s=compile_s,
+        measure_s=measure_s,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        env_id=env_id(fp),
+        environment=fp,
+    )

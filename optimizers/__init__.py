@@ -1,0 +1,34 @@
+"""Optimizers: transforms from one artifact to the next (prune → export → quantize).
+
+``apply(name, config, artifact, ctx)`` runs one transform; ``search_space(name, target)`` lists
+the knobs it offers as Optuna distributions named ``<transform>.<field>``. Importing this package
+is cheap: each transform module imports its heavy library inside the transform function.
+"""
+
+from __future__ import annotations
+
+# Importing the transform modules registers them (a fixed list: user input never picks a module).
+from optimizers import export, quantize_nncf, quantize_ort  # noqa: F401
+from optimizers.base import (
+    BuildContext,
+    Transform,
+    apply,
+    get_transform,
+    make_config,
+    search_space,
+    split_params,
+    transform_config_fields,
+    transform_names,
+)
+
+__all__ = [
+    "BuildContext",
+    "Transform",
+    "apply",
+    "get_transform",
+    "make_config",
+    "search_space",
+    "split_params",
+    "transform_config_fields",
+    "transform_names",
+]

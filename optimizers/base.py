@@ -1,0 +1,220 @@
+"""The transform registry: config dataclasses, a decorator that records a handler per name, and
+one public :func:`apply` (in the style of torchao's ``transform_module``).
+
+A transform turns one :class:`~farm.artifact.Artifact` into another (prune, export, quantize).
+Each one declares the artifact formats it accepts, the format it makes, a config dataclass whose
+fields are its knobs, and optionally the search space it offers on a target. This module and the
+transform modules import no heavy library at import time: torch, ONNX Runtime, NNCF and OpenVINO
+are imported inside the transform functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from farm.errors import UsageError
+
+if TYPE_CHECKING:
+    from farm.artifact import Artifact
+    from targets.base import TargetSpec
+    from workloads.base import WorkloadData
+
+
+@dataclass(frozen=True, eq=False)
+class BuildContext:
+    """What a transform may use besides its input artifact: the workload's data and a seed."""
+
+    data: WorkloadData
+    seed: int = 0
+    #: Where transforms may keep one-time work shared by many builds (quantization sensitivity
+    #: rankings); None keeps it in memory only.
+    cache_dir: Path | None = None
+
+
+Handler = Callable[[Any, "Artifact", BuildContext], "Artifact"]
+SpaceFn = Callable[["TargetSpec", Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A registered transform."""
+
+    name: str
+    config_cls: type
+    handler: Handler
+    inputs: tuple[str, ...]
+    output: str
+    #: Needs a torch module as input (not offered for ONNX-file workloads).
+    needs_torch: bool = False
+    #: ``space(target, workload_or_None) -> {"<field>": distribution}``
+    space: SpaceFn | None = None
+
+
+_TRANSFORMS: dict[str, Transform] = {}
+
+
+def register_transform(
+    name: str,
+    config_cls: type,
+    *,
+    inputs: tuple[str, ...],
+    output: str,
+    needs_torch: bool = False,
+) -> Callable[[Handler], Handler]:
+    """Decorator: record ``handler(config, artifact, ctx) -> Artifact`` as transform ``name``."""
+    if not dataclasses.is_dataclass(config_cls):
+        raise TypeError(f"config of transform {name!r} must be a dataclass")
+
+    def decorator(handler: Handler) -> Handler:
+        if name in _TRANSFORMS:
+            raise ValueError(f"transform {name!r} is registered twice")
+        _TRANSFORMS[name] = Transform(name, config_cls, handler, inputs, output, needs_torch)
+        return handler
+
+    return decorator
+
+
+def register_space(name: str) -> Callable[[SpaceFn], SpaceFn]:
+    """Decorator: record the search-space function of an already registered transform."""
+
+    def decorator(fn: SpaceFn) -> SpaceFn:
+        _TRANSFORMS[name] = dataclasses.replace(get_transform(name), space=fn)
+        return fn
+
+    return decorator
+
+
+def get_transform(name: str) -> Transform:
+    try:
+        return _TRANSFORMS[name]
+    except KeyError:
+        known = ", ".join(sorted(_TRANSFORMS))
+        raise UsageError(f"unknown transform {name!r}; known transforms: {known}") from None
+
+
+def transform_names() -> tuple[str, ...]:
+    return tuple(sorted(_TRANSFORMS))
+
+
+def transform_config_fields(name: str) -> tuple[str, ...]:
+    """The knobs of a transform, i.e. the fields of its config dataclass."""
+    return tuple(f.name for f in dataclasses.fields(get_transform(name).config_cls))
+
+
+def make_config(name: str, config: dict[str, Any] | None = None) -> Any:
+    """Validate ``config`` into the transform's dataclass.
+
+    Unknown fields and wrong types raise :class:`UsageError` naming ``<transform>.<field>``;
+    value rules (choices, ranges) are checked by the dataclass's ``__post_init__``, which raises
+    ``ValueError`` and is turned into a ``UsageError`` here.
+    """
+    transform = get_transform(name)
+    config = dict(config or {})
+    fields = {f.name: f for f in dataclasses.fields(transform.config_cls)}
+    unknown = sorted(set(config) - set(fields))
+    if unknown:
+        raise UsageError(
+            f"transform {name!r}: unknown config field(s) {', '.join(unknown)}; "
+            f"known fields: {', '.join(fields) or '(none)'}"
+        )
+    hints = typing.get_type_hints(transform.config_cls)
+    for key, value in config.items():
+        if not _type_ok(value, hints[key]):
+            raise UsageError(
+                f"transform {name!r}: field `{name}.{key}` expected {_type_name(hints[key])}, "
+                f"got {value!r}"
+            )
+    try:
+        return transform.config_cls(**config)
+    except ValueError as exc:
+        raise UsageError(f"transform {name!r}: {exc}") from None
+
+
+def apply(name: str, config: dict[str, Any] | None, artifact: Artifact, ctx: BuildContext) -> Artifact:
+    """Run transform ``name`` with ``config`` on ``artifact``.
+
+    The result's meta keeps the input's meta (builder, input shape, number of classes…) and
+    appends ``{"name", "config"}`` to ``meta["transforms"]``, the chain that made it.
+    """
+    transform = get_transform(name)
+    cfg = make_config(name, config)
+    if artifact.format not in transform.inputs:
+        raise UsageError(
+            f"transform {name!r} takes a {' or '.join(transform.inputs)} artifact, "
+            f"got {artifact.format!r}"
+        )
+    out = transform.handler(cfg, artifact, ctx)
+    if out.format != transform.output:
+        raise RuntimeError(f"transform {name!r} made {out.format!r}, not {transform.output!r}")
+    chain = [*artifact.meta.get("transforms", []), {"name": name, "config": dataclasses.asdict(cfg)}]
+    meta = {**artifact.meta, **out.meta, "transforms": chain}
+    return type(out)(out.format, out.files, meta)
+
+
+def search_space(name: str, target: TargetSpec, workload: Any = None) -> dict[str, Any]:
+    """Knobs transform ``name`` offers on ``target``: ``{"<name>.<field>": optuna distribution}``.
+
+    ``workload`` (optional) lets a transform restrict itself (no pruning without train data).
+    """
+    transform = get_transform(name)
+    if transform.space is None:
+        return {}
+    return {f"{name}.{k}": v for k, v in transform.space(target, workload).items()}
+
+
+def split_params(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Group Optuna params named ``<transform>.<field>`` into one config dict per transform.
+
+    Params without a dot (batch size, threads: runtime options) are not transform knobs and are
+    left out.
+    """
+    configs: dict[str, dict[str, Any]] = {}
+    for key, value in params.items():
+        name, dot, field = key.partition(".")
+        if dot and name in _TRANSFORMS:
+            configs.setdefault(name, {})[field] = value
+    return configs
+
+
+# --- config validation helpers -------------------------------------------------------------
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is not None:
+        return isinstance(value, origin)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    return getattr(hint, "__name__", str(hint))
+
+
+def check_choice(field: str, value: Any, choices: tuple[Any, ...]) -> None:
+    """For ``__post_init__``: raise ValueError unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"`{field}` must be one of {list(choices)}, got {value!r}")
+
+
+def check_range(field: str, value: float, low: float, high: float) -> None:
+    """For ``__post_init__``: raise ValueError unless ``low <= value <= high``."""
+    if not low <= value <= high:
+        raise ValueError(f"`{low} <= {field} <= {high}` must hold, got {field}={value!r}")

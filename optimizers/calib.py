@@ -1,0 +1,19 @@
+"""Calibration data shared by the quantizers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from workloads.base import Split
+
+
+def calibration_batches(split: Split, size: int, batch_size: int = 1) -> list[np.ndarray]:
+    """The first ``size`` samples of ``split`` (all when ``size`` is 0) in batches.
+
+    The calibration split is already a seeded, stratified sample, so its head is a fair subset
+    and the same on every run.
+    """
+    return split.head(size).batches(batch_size)

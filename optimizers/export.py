@@ -1,0 +1,83 @@
+"""Export transforms: a ``torch-state`` model to ``torch.export`` (``.pt2``) or to ONNX.
+
+Both exports have a dynamic batch dimension, so one artifact serves every batch size the search
+tries.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from farm.artifact import Artifact
+from optimizers.base import BuildContext, check_range, register_transform
+
+if TYPE_CHECKING:
+    import torch
+
+#: Largest batch a torch.export artifact accepts (the dynamic dimension needs a bound).
+MAX_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class ExportTorchConfig:
+    """``torch.export.export`` has no knobs the search needs."""
+
+
+@dataclass(frozen=True)
+class ExportOnnxConfig:
+    opset: int = 17
+
+    def __post_init__(self) -> None:
+        # Per-channel QDQ quantization needs opset >= 13.
+        check_range("opset", self.opset, 13, 21)
+
+
+def _module_and_example(artifact: Artifact, batch: int) -> tuple[torch.nn.Module, torch.Tensor]:
+    import torch
+
+    from workloads.base import build_module
+
+    module = build_module(artifact)
+    c, h, w = artifact.meta["input_shape"]
+    return module, torch.zeros(batch, c, h, w)
+
+
+@register_transform(
+    "export_torch", ExportTorchConfig, inputs=("torch-state",), output="torch-export",
+    needs_torch=True,
+)
+def export_torch(cfg: ExportTorchConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
+    import torch
+
+    module, example = _module_and_example(artifact, batch=2)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+    buf = io.BytesIO()
+    torch.export.save(program, buf)
+    return Artifact("torch-export", {"model.pt2": buf.getvalue()}, {"max_batch": MAX_BATCH})
+
+
+@register_transform(
+    "export_onnx", ExportOnnxConfig, inputs=("torch-state",), output="onnx", needs_torch=True
+)
+def export_onnx(cfg: ExportOnnxConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
+    """TorchScript-based ONNX export (``dynamo=False``): input ``input``, output ``logits``."""
+    import torch
+
+    module, example = _module_and_example(artifact, batch=1)
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            (example,),
+            buf,
+            dynamo=False,
+            opset_version=cfg.opset,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            do_constant_folding=True,
+        )
+    return Artifact("onnx", {"model.onnx": buf.getvalue()}, {"opset": cfg.opset})

@@ -1,0 +1,230 @@
+"""ONNX Runtime static int8 quantization (QDQ, per-channel weights) with optional mixed precision.
+
+Mixed precision keeps the ``keep_float_layers`` most quantization-sensitive nodes in float. The
+ranking is computed once per (input model, calibration settings): calibrate once (ONNX Runtime's
+calibration cache), then quantize each Conv/Gemm/MatMul node *alone* and measure how far the
+logits move from the float model on the calibration data. The ranking is kept in memory and, when
+the build context has a cache directory, on disk; it is also recorded in the artifact's meta.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from farm.artifact import Artifact
+from optimizers.base import BuildContext, check_choice, register_space, register_transform
+from optimizers.calib import calibration_batches
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from targets.base import TargetSpec
+
+CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
+ACTIVATION_TYPES = ("U8", "S8")
+QUANTIZABLE_OPS = ("Conv", "Gemm", "MatMul")
+#: Samples of the calibration split used to score each node's sensitivity.
+RANKING_SAMPLES = 64
+_RANKINGS: dict[str, list[str]] = {}
+
+
+@dataclass(frozen=True)
+class QuantizeOrtConfig:
+    calibration_method: str = "MinMax"
+    #: Calibration samples taken from the calibration split; 0 = all of it.
+    calib_size: int = 0
+    #: Activation type; weights are always signed int8, per channel.
+    activation_type: str = "U8"
+    #: Keep the k most quantization-sensitive nodes in float (mixed precision).
+    keep_float_layers: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("calibration_method", self.calibration_method, CALIBRATION_METHODS)
+        check_choice("activation_type", self.activation_type, ACTIVATION_TYPES)
+        if self.calib_size < 0 or self.keep_float_layers < 0:
+            raise ValueError("`calib_size` and `keep_float_layers` must be >= 0")
+
+
+@register_transform("quantize_ort", QuantizeOrtConfig, inputs=("onnx",), output="onnx")
+def quantize_ort(cfg: QuantizeOrtConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
+    import onnx
+
+    ranking = sensitivity_ranking(artifact, cfg, ctx) if cfg.keep_float_layers else []
+    keep_float = ranking[: cfg.keep_float_layers]
+    with tempfile.TemporaryDirectory(prefix="farm-qort-") as tmp:
+        work = Path(tmp)
+        model_path = _preprocess(artifact, work)
+        nodes = quantizable_nodes(onnx.load(str(model_path)))
+        out = work / "quantized.onnx"
+        _quantize(model_path, out, cfg, ctx, work / "calibration.json", exclude=keep_float)
+        data = out.read_bytes()
+    meta: dict[str, Any] = {
+        "precision": "int8",
+        "quantizer": "onnxruntime-qdq",
+        "quantizable_nodes": len(nodes),
+        "float_nodes": keep_float,
+    }
+    if ranking:
+        meta["sensitivity_ranking"] = ranking
+    return Artifact("onnx", {"model.onnx": data}, meta)
+
+
+@register_space("quantize_ort")
+def _space(target: TargetSpec, workload: Any) -> dict[str, Any]:
+    from optuna.distributions import CategoricalDistribution
+
+    return {
+        "calibration_method": CategoricalDistribution(list(CALIBRATION_METHODS)),
+        "activation_type": CategoricalDistribution(list(ACTIVATION_TYPES)),
+        "keep_float_layers": CategoricalDistribution([0, 1, 2, 4]),
+    }
+
+
+def quantizable_nodes(model: Any) -> list[str]:
+    """Names of the nodes the quantizer turns into integer ops (in graph order)."""
+    return [n.name for n in model.graph.node if n.op_type in QUANTIZABLE_OPS]
+
+
+def _preprocess(artifact: Artifact, work: Path) -> Path:
+    """Shape inference + graph optimisation recommended before static quantization.
+
+    Falls back to the model as given when pre-processing fails (symbolic shape inference does not
+    handle every graph); quantization works on either.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    src = work / "model.onnx"
+    src.write_bytes(artifact.files[artifact.main_file])
+    dst = work / "preprocessed.onnx"
+    try:
+        quant_pre_process(str(src), str(dst))
+    except Exception:
+        return src
+    return dst
+
+
+class _Reader:
+    """A CalibrationDataReader over in-memory batches (input name from the model)."""
+
+    def __init__(self, input_name: str, batches: list[np.ndarray]) -> None:
+        self._items = iter([{input_name: b} for b in batches])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._items, None)
+
+
+def _input_name(model_path: Path) -> str:
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    initializers = {i.name for i in model.graph.initializer}
+    return next(i.name for i in model.graph.input if i.name not in initializers)
+
+
+def _quantize(
+    src: Path,
+    dst: Path,
+    cfg: QuantizeOrtConfig,
+    ctx: BuildContext,
+    calib_cache: Path,
+    *,
+    exclude: list[str] | None = None,
+    only: list[str] | None = None,
+) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    reader = None
+    if not calib_cache.exists():
+        batches = calibration_batches(ctx.data.calib, cfg.calib_size, batch_size=8)
+        reader = _Reader(_input_name(src), batches)
+    quantize_static(
+        str(src),
+        str(dst),
+        reader,  # type: ignore[arg-type]
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=list(QUANTIZABLE_OPS),
+        per_channel=True,
+        activation_type=QuantType.QUInt8 if cfg.activation_type == "U8" else QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        nodes_to_quantize=only,
+        nodes_to_exclude=exclude or None,
+        calibrate_method=getattr(CalibrationMethod, cfg.calibration_method),
+        calibration_cache_path=str(calib_cache),
+    )
+
+
+def _logits(model_path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return sess.run(None, {name: x})[0]
+
+
+def _rank(
+    model_path: Path,
+    nodes: list[str],
+    cfg: QuantizeOrtConfig,
+    ctx: BuildContext,
+    calib_cache: Path,
+) -> list[str]:
+    """Nodes sorted by the logit error they cause when quantized alone (most sensitive first)."""
+    import numpy as np
+
+    x = ctx.data.calib.head(RANKING_SAMPLES).x
+    reference = _logits(model_path, x)
+    scores: dict[str, float] = {}
+    for i, node in enumerate(nodes):
+        out = model_path.parent / f"single-{i}.onnx"
+        _quantize(model_path, out, cfg, ctx, calib_cache, only=[node])
+        scores[node] = float(np.mean((_logits(out, x) - reference) ** 2))
+        out.unlink()
+    return sorted(nodes, key=lambda n: (-scores[n], nodes.index(n)))
+
+
+def sensitivity_ranking(artifact: Artifact, cfg: QuantizeOrtConfig, ctx: BuildContext) -> list[str]:
+    """Quantizable nodes of an ONNX artifact, most quantization-sensitive first (cached)."""
+    import onnx
+
+    key = _ranking_key(artifact, cfg)
+    ranking = _load_ranking(key, ctx)
+    if ranking is None:
+        with tempfile.TemporaryDirectory(prefix="farm-qort-rank-") as tmp:
+            work = Path(tmp)
+            model_path = _preprocess(artifact, work)
+            nodes = quantizable_nodes(onnx.load(str(model_path)))
+            ranking = _rank(model_path, nodes, cfg, ctx, work / "calibration.json")
+    _store_ranking(key, ranking, ctx)
+    return ranking
+
+
+def _ranking_key(artifact: Artifact, cfg: QuantizeOrtConfig) -> str:
+    return "-".join(
+        ["ort", artifact.content_hash, cfg.calibration_method, cfg.activation_type, str(cfg.calib_size)]
+    )
+
+
+def _load_ranking(key: str, ctx: BuildContext) -> list[str] | None:
+    if key in _RANKINGS:
+        return _RANKINGS[key]
+    if ctx.cache_dir is not None:
+        path = Path(ctx.cache_dir) / "sensitivity" / f"{key}.json"
+        if path.exists():
+            return list(json.loads(path.read_text()))
+    return None
+
+
+def _store_ranking(key: str, ranking: list[str], ctx: BuildContext) -> None:
+    _RANKINGS[key] = ranking
+    if ctx.cache_dir is not None:
+        path = Path(ctx.cache_dir) / "sensitivity" / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{id(ranking)}.tmp")
+        tmp.write_text(json.dumps(ranking))
+        tmp.replace(path)

@@ -1,0 +1,97 @@
+"""The small interface every target runtime implements.
+
+A *runtime* (ONNX Runtime, OpenVINO, torch…) compiles an :class:`~farm.artifact.Artifact` with
+:class:`RuntimeOptions` into a :class:`Session`, and a session runs batches. A *target* is a
+catalog entry (``catalog.toml``) that names a runtime plus the hardware it must run on and a price.
+This module imports no heavy library: listing targets or validating a job must stay cheap.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from farm.artifact import Artifact
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One entry of ``targets/catalog.toml``."""
+
+    name: str
+    runtime: str
+    device: str
+    arch: str
+    resource: str
+    precisions: tuple[str, ...]
+    export: str
+    price_per_hour_usd: float
+    price_source: str
+    price_date: str
+    int8_transform: str | None = None
+
+    @property
+    def float_precisions(self) -> tuple[str, ...]:
+        return tuple(p for p in self.precisions if p != "int8")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How a runtime is asked to run an artifact.
+
+    ``precision`` is the *float* execution precision requested from the runtime (fp32, bf16,
+    fp16); an int8 artifact is still compiled with ``precision="fp32"`` for its float parts.
+    ``extra`` carries runtime-specific knobs (OpenVINO performance hint and streams, ORT
+    execution mode), each validated by the runtime that reads it.
+    """
+
+    precision: str = "fp32"
+    threads: int = 1
+    batch_size: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Session(abc.ABC):
+    """A compiled model, ready to run batches on its runtime."""
+
+    #: The float precision the runtime reports it actually uses (read back, never assumed).
+    actual_precision: str = "unknown"
+
+    @abc.abstractmethod
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Run one batch (N, C, H, W float32) and return the logits (N, classes) as float32."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the runtime's resources (sessions, thread pools)."""
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Runtime(abc.ABC):
+    """A runtime backend. Subclasses live in their own module and import their library lazily."""
+
+    #: Key used by catalog entries (``runtime = "onnxruntime"``).
+    name: str
+    #: Artifact formats ``compile`` accepts.
+    accepts: tuple[str, ...]
+
+    @classmethod
+    @abc.abstractmethod
+    def available(cls) -> bool:
+        """True when the runtime's library imports on this machine."""
+
+    @classmethod
+    def version(cls) -> str:
+        return "unknown"
+
+    @abc.abstractmethod
+    def compile(self, artifact: Artifact, options: RuntimeOptions, workdir: Any) -> Session:
+        """Compile ``artifact`` for ``options``; ``workdir`` is a scratch directory (a Path)."""

@@ -1,0 +1,190 @@
+"""Every runtime backend passes the same contract (``TargetContract``), on real runtimes.
+
+A new target gets these checks by subclassing ``TargetContract`` and setting four attributes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from _tiny_models import TinyModels, build_tiny_models, random_batch
+
+from farm.artifact import Artifact
+from farm.errors import TrialError, UsageError
+from targets import RuntimeOptions, Session, catalog, runtime_class
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+class TargetContract:
+    """Checks every runtime must pass. Subclasses set the class attributes below."""
+
+    runtime_key: ClassVar[str]
+    artifact_format: ClassVar[str]
+    #: Float precision -> the ``actual_precision`` the session must report for it.
+    precisions: ClassVar[dict[str, str]] = {"fp32": "fp32"}
+    #: Absolute tolerance of fp32 outputs against the eager torch reference.
+    atol: ClassVar[float] = 1e-4
+
+    def artifact(self, tiny: TinyModels) -> Artifact:
+        path = tiny.pt2 if self.artifact_format == "torch-export" else tiny.onnx
+        return Artifact.read_from(self.artifact_format, [path])
+
+    def compile(
+        self, tiny: TinyModels, tmp_path: Path, precision: str = "fp32", batch: int = 1,
+        threads: int = 1, **extra: object,
+    ) -> Session:  # fmt: skip
+        runtime = runtime_class(self.runtime_key)()
+        options = RuntimeOptions(precision, threads, batch, dict(extra))
+        return runtime.compile(self.artifact(tiny), options, tmp_path / "work")
+
+    def test_available_and_versioned(self) -> None:
+        cls = runtime_class(self.runtime_key)
+        assert cls.available()
+        assert cls.name == self.runtime_key
+        assert self.artifact_format in cls.accepts
+        assert cls.version() not in ("", "unknown")
+
+    def test_catalog_targets_of_this_runtime_list_its_precisions(self) -> None:
+        targets = [t for t in catalog().values() if t.runtime == self.runtime_key]
+        assert targets
+        for t in targets:
+            assert set(t.float_precisions) <= set(self.precisions) | {"fp16"}
+
+    @pytest.mark.parametrize("batch", [1, 4])
+    def test_outputs_match_torch_reference(
+        self, tiny: TinyModels, tmp_path: Path, batch: int
+    ) -> None:
+        x = random_batch(batch, seed=batch)
+        with self.compile(tiny, tmp_path, batch=batch) as session:
+            out = session.run(x)
+        assert out.dtype == np.float32
+        assert out.shape == (batch, 10)
+        np.testing.assert_allclose(out, tiny.reference(x), atol=self.atol, rtol=1e-4)
+
+    def test_actual_precision_is_read_back(self, tiny: TinyModels, tmp_path: Path) -> None:
+        for i, (asked, reported) in enumerate(self.precisions.items()):
+            with self.compile(tiny, tmp_path / str(i), precision=asked) as session:
+                assert session.actual_precision == reported
+
+    def test_thread_count_is_applied(self, tiny: TinyModels, tmp_path: Path) -> None:
+        for threads in (1, 2):
+            with self.compile(tiny, tmp_path / str(threads), threads=threads) as session:
+                assert session.threads == threads  # type: ignore[attr-defined]
+
+    def test_close_releases_the_session(self, tiny: TinyModels, tmp_path: Path) -> None:
+        session = self.compile(tiny, tmp_path)
+        session.run(random_batch(1))
+        session.close()
+        with pytest.raises(TrialError, match="after close"):
+            session.run(random_batch(1))
+
+    def test_rejects_an_unsupported_precision(self, tiny: TinyModels, tmp_path: Path) -> None:
+        with pytest.raises(UsageError, match="precision"):
+            self.compile(tiny, tmp_path, precision="fp8")
+
+    def test_rejects_a_format_it_does_not_accept(self, tmp_path: Path) -> None:
+        cls = runtime_class(self.runtime_key)
+        other = next(f for f in ("torch-state", "onnx", "torch-export") if f not in cls.accepts)
+        artifact = Artifact(other, {"x.bin": b"\0"})
+        with pytest.raises(UsageError, match="format"):
+            cls().compile(artifact, RuntimeOptions(), tmp_path)
+
+    def test_a_corrupt_artifact_is_a_trial_error_naming_the_file(self, tmp_path: Path) -> None:
+        name = "model.pt2" if self.artifact_format == "torch-export" else "model.onnx"
+        artifact = Artifact(self.artifact_format, {name: b"not a model at all"})
+        with pytest.raises(TrialError, match=name):
+            runtime_class(self.runtime_key)().compile(artifact, RuntimeOptions(), tmp_path)
+
+
+class TestOnnxRuntime(TargetContract):
+    runtime_key = "onnxruntime"
+    artifact_format = "onnx"
+
+    def test_rejects_an_unknown_execution_mode(self, tiny: TinyModels, tmp_path: Path) -> None:
+        with pytest.raises(UsageError, match="execution_mode"):
+            self.compile(tiny, tmp_path, execution_mode="turbo")
+
+    def test_parallel_execution_mode_runs(self, tiny: TinyModels, tmp_path: Path) -> None:
+        x = random_batch(2)
+        with self.compile(tiny, tmp_path, batch=2, execution_mode="parallel") as session:
+            np.testing.assert_allclose(session.run(x), tiny.reference(x), atol=self.atol)
+
+    def test_a_qdq_model_reports_int8_plus_fp32(self, tiny: TinyModels, tmp_path: Path) -> None:
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+        class Reader(CalibrationDataReader):
+            def __init__(self) -> None:
+                self.batches = iter([{"input": random_batch(4, seed=s)} for s in range(4)])
+
+            def get_next(self) -> dict | None:
+                return next(self.batches, None)
+
+        qdq = tmp_path / "int8" / "model.onnx"
+        qdq.parent.mkdir()
+        quantize_static(str(tiny.onnx), str(qdq), Reader(), quant_format=QuantFormat.QDQ)
+        artifact = Artifact.read_from("onnx", [qdq])
+        runtime = runtime_class("onnxruntime")()
+        x = random_batch(4)
+        with runtime.compile(artifact, RuntimeOptions(batch_size=4), tmp_path / "w") as session:
+            assert session.actual_precision == "int8+fp32"
+            out = session.run(x)
+        assert (out.argmax(1) == tiny.reference(x).argmax(1)).mean() >= 0.5
+
+
+class TestOpenVino(TargetContract):
+    runtime_key = "openvino"
+    artifact_format = "onnx"
+    # bf16 must be asked for to be used; fp32 must *report* f32 (OpenVINO defaults to bf16 on
+    # avx512_bf16 CPUs when not told).
+    precisions: ClassVar[dict[str, str]] = {"fp32": "fp32", "bf16": "bf16"}
+
+    def test_bf16_runs_close_to_the_reference(self, tiny: TinyModels, tmp_path: Path) -> None:
+        x = random_batch(4)
+        with self.compile(tiny, tmp_path, precision="bf16", batch=4) as session:
+            assert session.actual_precision == "bf16"
+            np.testing.assert_allclose(session.run(x), tiny.reference(x), atol=0.05, rtol=0.05)
+
+    def test_dynamic_batch_is_compiled_static_and_other_batches_still_run(
+        self, tiny: TinyModels, tmp_path: Path
+    ) -> None:
+        with self.compile(tiny, tmp_path, batch=4) as session:
+            assert session.input_shape == (4, 3, 32, 32)  # type: ignore[attr-defined]
+            for n in (3, 9):  # padded, then split into 4+4+1
+                x = random_batch(n, seed=n)
+                np.testing.assert_allclose(session.run(x), tiny.reference(x), atol=self.atol)
+
+    def test_openvino_ir_artifact(self, tiny: TinyModels, tmp_path: Path) -> None:
+        import openvino as ov
+
+        ov.save_model(ov.convert_model(str(tiny.onnx)), str(tmp_path / "model.xml"))
+        artifact = Artifact.read_from(
+            "openvino-ir", [tmp_path / "model.xml", tmp_path / "model.bin"]
+        )
+        x = random_batch(2)
+        runtime = runtime_class("openvino")()
+        with runtime.compile(artifact, RuntimeOptions(batch_size=2), tmp_path / "w") as session:
+            assert session.actual_precision == "fp32"
+            np.testing.assert_allclose(session.run(x), tiny.reference(x), atol=self.atol)
+
+    def test_performance_hint_and_streams_are_validated(
+        self, tiny: TinyModels, tmp_path: Path
+    ) -> None:
+        with pytest.raises(UsageError, match="performance_hint"):
+            self.compile(tiny, tmp_path, performance_hint="FAST")
+        with pytest.raises(UsageError, match="streams"):
+            self.compile(tiny, tmp_path, streams=0)
+        with self.compile(tiny, tmp_path, performance_hint="THROUGHPUT", streams=2) as session:
+            assert session._compiled.get_property("NUM_STREAMS") == 2  # type: ignore[attr-defined]
+
+
+class TestTorch(TargetContract):
+    runtime_key = "torch"
+    artifact_format = "torch-export"
+    atol: ClassVar[float] = 1e-5

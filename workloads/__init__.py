@@ -1,0 +1,116 @@
+"""Workloads: the model source and data a job optimizes.
+
+``load_workload(section, base_dir)`` turns a job file's ``[workload]`` table into a
+:class:`Workload`. Three kinds of table are accepted::
+
+    [workload]                 # the embedded default: sklearn digits + a small CNN
+    name = "digits"
+
+    [workload]                 # a torchvision architecture, with or without the user's weights
+    model = "resnet18"
+    weights = "resnet18-ft.pt" # a plain state_dict; omit for random weights (latency only)
+    num_classes = 10           # optional: else from the weights, the data, or 1000
+    [workload.data]            # optional: ImageFolder directories; omit for synthetic inputs
+    eval = "data/val"
+    calib = "data/calib"       # optional: else taken from the eval directory… see imagefolder
+    train = "data/train"       # optional: needed for pruning's fine-tune
+    resize = 256
+    crop = 224
+    mean = [0.485, 0.456, 0.406]
+    std = [0.229, 0.224, 0.225]
+
+    [workload]                 # a user ONNX file (torch transforms such as pruning are off)
+    onnx = "model.onnx"
+
+Importing this package does not import torch: validating a job file stays cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from farm.errors import UsageError
+from workloads.base import (
+    Split,
+    Workload,
+    WorkloadData,
+    build_module,
+    get_builder,
+    register_builder,
+    state_dict_bytes,
+)
+from workloads.config import DataConfig, parse_data_config
+from workloads.digits import DigitsWorkload
+
+#: The kinds of [workload] table and the keys each accepts.
+_KEYS = {
+    "name": {"name"},
+    "model": {"model", "weights", "num_classes", "data"},
+    "onnx": {"onnx", "data"},
+}
+
+
+def load_workload(section: dict[str, Any], base_dir: Path) -> Workload:
+    """Build the workload described by a job file's ``[workload]`` table.
+
+    Relative paths are resolved against ``base_dir`` (the job file's directory). Bad input raises
+    :class:`UsageError` naming the field (``workload.model``) and what was expected.
+    """
+    if not isinstance(section, dict):
+        raise UsageError(f"`workload`: expected a table, got {section!r}")
+    kinds = [k for k in _KEYS if k in section]
+    if len(kinds) != 1:
+        raise UsageError(
+            "`workload`: expected exactly one of `name` (\"digits\"), `model` (a torchvision "
+            f"architecture) or `onnx` (a file), got keys {sorted(section) or '(none)'}"
+        )
+    kind = kinds[0]
+    unknown = sorted(set(section) - _KEYS[kind])
+    if unknown:
+        raise UsageError(
+            f"`workload.{unknown[0]}`: unknown field for a `{kind}` workload; "
+            f"allowed fields: {', '.join(sorted(_KEYS[kind]))}"
+        )
+    base_dir = Path(base_dir)
+    if kind == "name":
+        if section["name"] != "digits":
+            raise UsageError(
+                f"`workload.name`: expected \"digits\" (the embedded workload), "
+                f"got {section['name']!r}; use `model` or `onnx` for your own model"
+            )
+        return DigitsWorkload()
+    data = parse_data_config(section.get("data"), base_dir)
+    if kind == "model":
+        from workloads.torchvision_models import TorchvisionWorkload, check_model_section
+
+        model, weights, num_classes = check_model_section(section, base_dir)
+        return TorchvisionWorkload(model, weights, num_classes, data)
+    from workloads.onnx_file import OnnxWorkload
+
+    onnx_path = _path_field(section, "onnx", base_dir)
+    return OnnxWorkload(onnx_path, data)
+
+
+def _path_field(section: dict[str, Any], key: str, base_dir: Path) -> Path:
+    value = section[key]
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"`workload.{key}`: expected a file path (string), got {value!r}")
+    path = (base_dir / value).resolve()
+    if not path.is_file():
+        raise UsageError(f"`workload.{key}`: file not found: {path}")
+    return path
+
+
+__all__ = [
+    "DataConfig",
+    "DigitsWorkload",
+    "Split",
+    "Workload",
+    "WorkloadData",
+    "build_module",
+    "get_builder",
+    "load_workload",
+    "register_builder",
+    "state_dict_bytes",
+]
