@@ -19,6 +19,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "jobs": ("jobs", "list the jobs in the store, newest first"),
     "pareto": ("pareto", "show a job's Pareto front(s), per target and across targets"),
     "measure": ("measure", "measure one model on one target with the farm's harness"),
+    "report": ("report", "write a job's self-contained HTML report"),
+    "recommend": ("recommend", "pick the best configuration per target under a budget"),
+    "gate": ("gate", "CI gate: budgets and regressions against a baseline job"),
+    "export": ("export", "export a job's trials as parquet, csv or json"),
+    "targets": ("targets", "list the cluster's nodes and the targets each serves"),
+    "submit": ("submit", "hand a job to a Ray cluster (Ray Jobs) and return"),
+    "resume": ("resume", "continue an interrupted job from the store"),
 }
 
 

@@ -30,6 +30,7 @@ RUNTIME_IMPORTS: dict[str, tuple[str, ...]] = {
     "openvino": ("openvino",),
     "onnxruntime-cuda": ("onnxruntime",),
     "tensorrt": ("torch_tensorrt", "tensorrt"),
+    "cuda-torch": ("torch",),
 }
 
 

@@ -7,6 +7,8 @@ and re-marks the Pareto fronts. The driver is the store's only writer.
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -108,7 +110,9 @@ class JobRunner:
         cache: ArtifactCache | None = None,
         models_dir: Path | None = None,
         progress: Any = None,
+        resume_job: str | None = None,
     ) -> None:
+        """``resume_job``: the id of an interrupted job to continue (see :meth:`run`)."""
         self.spec = spec
         self.store = store
         self.address = address
@@ -116,7 +120,10 @@ class JobRunner:
         self.cache = cache or ArtifactCache(root / "artifacts")
         self.models_dir = models_dir or root / "models"
         self.progress = progress
-        self.job_id = new_job_id(spec.name)
+        self.resuming = resume_job is not None
+        self.job_id = resume_job or new_job_id(spec.name)
+        #: Test hook, from $FARM_TEST_FAULTS: see farm.worker.injected_fault.
+        self.faults = os.environ.get("FARM_TEST_FAULTS", "")
         self.rows: list[dict[str, Any]] = []
         self.leases = NodeLeases()
         self.in_flight: dict[Any, TrialRun] = {}
@@ -172,14 +179,51 @@ class JobRunner:
             )
             budget = min(self.spec.search.trials_per_target, space_size(space))
             self.studies[t] = Study(t, study, space, budget)
-            study.enqueue_trial(baseline_params(space))
+            if not self.resuming:
+                study.enqueue_trial(baseline_params(space))
+        if self.resuming:
+            self._replay_stored_trials()
+
+    def _replay_stored_trials(self) -> None:
+        """Rebuild each study from the store: stored trials are told to Optuna again, not
+        re-run, and numbering continues after the last stored trial (none is stored twice)."""
+        for row in self.store.trials(self.job_id):
+            s = self.studies[row["target"]]
+            params = {k: v for k, v in json.loads(row["params"]).items() if k in s.space}
+            distributions = {k: s.space[k] for k in params}
+            if row["status"] == "completed":
+                frozen = optuna.trial.create_trial(
+                    params=params,
+                    distributions=distributions,
+                    values=[row["accuracy"], row["latency_p95_ms"], row["cost_per_1k_usd"]],
+                    constraints={"max_accuracy_drop": 0.0 if row["feasible"] else 1.0},
+                )
+            else:
+                frozen = optuna.trial.create_trial(
+                    state=optuna.trial.TrialState.FAIL, params=params, distributions=distributions
+                )
+            s.study.add_trial(frozen)
+            s.asked = max(s.asked, row["trial_number"] + 1)
+            s.seen.add(row["candidate_hash"])
+            if row["is_baseline"]:
+                if row["status"] == "completed":
+                    s.baseline_quality, s.baseline_done = row["accuracy"], True
+                else:
+                    s.stopped = f"the baseline trial failed ({row['error']})"
+            self.rows.append(row)
+        for s in self.studies.values():
+            if s.asked == 0:  # interrupted before its baseline was stored
+                s.study.enqueue_trial(baseline_params(s.space))
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, prepared: bool = False) -> str:
         """Run the job; returns its final status."""
         if not prepared:
             self.prepare()
-        self.store.create_job(self.job_id, self.spec.name, self.spec.to_json())
+        if self.resuming:
+            self.store.set_job_status(self.job_id, "running", "resumed")
+        else:
+            self.store.create_job(self.job_id, self.spec.name, self.spec.to_json())
         status = "completed"
         try:
             self._loop()
@@ -233,7 +277,7 @@ class JobRunner:
                 active += 1
 
     def _ask(self, s: Study) -> TrialRun:
-        is_baseline = s.asked == 0
+        is_baseline = not s.baseline_done and s.asked == 0
         for _ in range(DUPLICATE_ASKS):
             trial = s.study.ask(s.space)
             candidate = plan(
@@ -310,6 +354,8 @@ class JobRunner:
                 self.data_ref,
                 self.reference_ref,
                 self.spec.measurement,
+                f"{run.target}:{run.number}:{run.attempts + 1}",
+                self.faults,
             )
         run.node = node
         run.attempts += 1

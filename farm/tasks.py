@@ -21,8 +21,15 @@ def build_task(source: Any, steps: list[Any], data: Any, seed: int) -> list[Any]
 
 @ray.remote(max_retries=0, max_calls=1)
 def evaluate_task(
-    artifact: Any, target: str, options: Any, data: Any, reference: Any, contract: dict[str, Any]
+    artifact: Any,
+    target: str,
+    options: Any,
+    data: Any,
+    reference: Any,
+    contract: dict[str, Any],
+    trial_key: str = "",
+    faults: str = "",
 ) -> worker.Evaluation:
-    ev = worker.evaluate(artifact, target, options, data, reference, contract)
+    ev = worker.evaluate(artifact, target, options, data, reference, contract, trial_key, faults)
     ev.node_id = ray.get_runtime_context().get_node_id()
     return ev

@@ -94,7 +94,18 @@ class Evaluation:
     host: str = field(default_factory=socket.gethostname)
 
 
-def run_split(session: Session, x: np.ndarray, batch_size: int) -> np.ndarray:
+def injected_fault(faults: str, trial_key: str) -> str | None:
+    """Test hook for fault handling: ``$FARM_TEST_FAULTS`` on the driver is a comma-separated
+    list of ``target:trial_number:attempt=kind`` (kind: ``crash`` kills the worker process,
+    ``error`` raises, ``nan`` poisons the outputs). Empty in normal use."""
+    for item in filter(None, (f.strip() for f in faults.split(","))):
+        key, _, kind = item.partition("=")
+        if key == trial_key:
+            return kind
+    return None
+
+
+def run_split(session: Session, x: np.ndarray, batch_size: int, poison: bool = False) -> np.ndarray:
     """Logits of every input of ``x``, in batches of exactly ``batch_size`` (the last batch is
     padded by repeating its final input, and the padding's outputs are dropped)."""
     outputs = []
@@ -105,6 +116,8 @@ def run_split(session: Session, x: np.ndarray, batch_size: int) -> np.ndarray:
             batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
         outputs.append(np.asarray(session.run(np.ascontiguousarray(batch)))[:n])
     logits = np.concatenate(outputs).astype(np.float32, copy=False)
+    if poison:
+        logits[::7] = np.nan
     if not np.all(np.isfinite(logits)):
         bad = int((~np.isfinite(logits)).any(axis=1).sum())
         raise TrialError(f"the runtime produced NaN/inf outputs for {bad} of {len(x)} inputs")
@@ -118,8 +131,13 @@ def evaluate(
     data: WorkloadData,
     reference_logits: np.ndarray | None,
     contract: dict[str, Any],
+    trial_key: str = "",
+    faults: str = "",
 ) -> Evaluation:
-    """Compile on the target runtime, compute quality on the whole eval split, then measure."""
+    """Compile on the target runtime, compute quality on the whole eval split, then measure.
+
+    ``trial_key`` is ``target:trial_number:attempt``; ``faults`` is the test hook (see
+    :func:`injected_fault`)."""
     from dataclasses import replace
 
     from farm.environment import env_id, fingerprint
@@ -149,7 +167,12 @@ def evaluate(
             ) from exc
         compile_s = time.perf_counter() - start
         try:
-            logits = run_split(session, data.eval.x, options.batch_size)
+            fault = injected_fault(faults, trial_key)
+            if fault == "crash":
+                os._exit(17)  # a worker process dying mid-trial, as an OOM kill would
+            if fault == "error":
+                raise TrialError(f"injected fault for {trial_key}")
+            logits = run_split(session, data.eval.x, options.batch_size, poison=fault == "nan")
             metrics = quality_metrics(logits, data.eval.y, reference_logits)
             batch = np.ascontiguousarray(
                 np.resize(data.eval.x, (options.batch_size, *data.eval.x.shape[1:]))

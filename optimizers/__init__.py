@@ -8,7 +8,7 @@ is cheap: each transform module imports its heavy library inside the transform f
 from __future__ import annotations
 
 # Importing the transform modules registers them (a fixed list: user input never picks a module).
-from optimizers import export, quantize_nncf, quantize_ort  # noqa: F401
+from optimizers import export, prune, quantize_nncf, quantize_ort  # noqa: F401
 from optimizers.base import (
     BuildContext,
     Transform,

@@ -136,7 +136,9 @@ def make_config(name: str, config: dict[str, Any] | None = None) -> Any:
         raise UsageError(f"transform {name!r}: {exc}") from None
 
 
-def apply(name: str, config: dict[str, Any] | None, artifact: Artifact, ctx: BuildContext) -> Artifact:
+def apply(
+    name: str, config: dict[str, Any] | None, artifact: Artifact, ctx: BuildContext
+) -> Artifact:
     """Run transform ``name`` with ``config`` on ``artifact``.
 
     The result's meta keeps the input's meta (builder, input shape, number of classes…) and
@@ -152,7 +154,10 @@ def apply(name: str, config: dict[str, Any] | None, artifact: Artifact, ctx: Bui
     out = transform.handler(cfg, artifact, ctx)
     if out.format != transform.output:
         raise RuntimeError(f"transform {name!r} made {out.format!r}, not {transform.output!r}")
-    chain = [*artifact.meta.get("transforms", []), {"name": name, "config": dataclasses.asdict(cfg)}]
+    chain = [
+        *artifact.meta.get("transforms", []),
+        {"name": name, "config": dataclasses.asdict(cfg)},
+    ]
     meta = {**artifact.meta, **out.meta, "transforms": chain}
     return type(out)(out.format, out.files, meta)
 

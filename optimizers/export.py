@@ -7,6 +7,7 @@ tries.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,10 @@ def _module_and_example(artifact: Artifact, batch: int) -> tuple[torch.nn.Module
 
 
 @register_transform(
-    "export_torch", ExportTorchConfig, inputs=("torch-state",), output="torch-export",
+    "export_torch",
+    ExportTorchConfig,
+    inputs=("torch-state",),
+    output="torch-export",
     needs_torch=True,
 )
 def export_torch(cfg: ExportTorchConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
@@ -68,7 +72,10 @@ def export_onnx(cfg: ExportOnnxConfig, artifact: Artifact, ctx: BuildContext) ->
 
     module, example = _module_and_example(artifact, batch=1)
     buf = io.BytesIO()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter is deprecated but is the one that handles torchvision CNNs
+        # reliably here; its warnings would only clutter the build logs.
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             module,
             (example,),

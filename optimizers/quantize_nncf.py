@@ -118,9 +118,7 @@ def _quantize_with_accuracy_control(
     labelled = nncf.Dataset(list(zip(calib.x[:, None], calib.y, strict=True)), lambda item: item[0])
 
     def validate(compiled: ov.CompiledModel, items: Any) -> float:
-        hits = [
-            int(np.argmax(compiled(x)[0]) == y) for x, y in items
-        ]
+        hits = [int(np.argmax(compiled(x)[0]) == y) for x, y in items]
         return float(np.mean(hits))
 
     return nncf.quantize_with_accuracy_control(

@@ -206,7 +206,13 @@ def sensitivity_ranking(artifact: Artifact, cfg: QuantizeOrtConfig, ctx: BuildCo
 
 def _ranking_key(artifact: Artifact, cfg: QuantizeOrtConfig) -> str:
     return "-".join(
-        ["ort", artifact.content_hash, cfg.calibration_method, cfg.activation_type, str(cfg.calib_size)]
+        [
+            "ort",
+            artifact.content_hash,
+            cfg.calibration_method,
+            cfg.activation_type,
+            str(cfg.calib_size),
+        ]
     )
 
 

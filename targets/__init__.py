@@ -27,6 +27,7 @@ RUNTIME_MODULES: dict[str, str] = {
     "openvino": "targets.openvino_runtime",
     "onnxruntime-cuda": "targets.cuda_onnxruntime_runtime",
     "tensorrt": "targets.tensorrt_runtime",
+    "cuda-torch": "targets.cuda_torch_runtime",
 }
 
 

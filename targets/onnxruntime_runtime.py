@@ -31,8 +31,14 @@ if TYPE_CHECKING:
 
 EXECUTION_MODES = ("sequential", "parallel")
 _QUANTIZED_OPS = frozenset(
-    {"QuantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
-     "MatMulInteger"}  # fmt: skip
+    {
+        "QuantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "ConvInteger",
+        "MatMulInteger",
+    }
 )
 
 
@@ -57,6 +63,11 @@ class OnnxRuntimeSession(Session):
         self.input_shape = tuple(
             d if isinstance(d, int) else None for d in session.get_inputs()[0].shape
         )
+
+    @property
+    def ort_session(self) -> Any:
+        """The underlying ``onnxruntime.InferenceSession`` (benchmarks compare against it)."""
+        return self._session
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         if self._session is None:
@@ -115,7 +126,9 @@ class OnnxRuntime(Runtime):
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.execution_mode = (
-            ort.ExecutionMode.ORT_PARALLEL if mode == "parallel" else ort.ExecutionMode.ORT_SEQUENTIAL
+            ort.ExecutionMode.ORT_PARALLEL
+            if mode == "parallel"
+            else ort.ExecutionMode.ORT_SEQUENTIAL
         )
         so.log_severity_level = 3  # errors only; warnings about unused initializers are noise
         try:

@@ -77,9 +77,14 @@ def build_tiny_models(directory: Path) -> TinyModels:
     static_dir.mkdir(exist_ok=True)
     static_path = static_dir / "model.onnx"
     torch.onnx.export(
-        module, (example,), str(static_path), dynamo=False, opset_version=17,
-        input_names=["input"], output_names=["logits"],
-    )  # fmt: skip
+        module,
+        (example,),
+        str(static_path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["input"],
+        output_names=["logits"],
+    )
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
     pt2_path = directory / "model.pt2"

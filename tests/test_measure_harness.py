@@ -213,7 +213,9 @@ def test_server_below_capacity_waits_for_arrivals() -> None:
 def test_server_schedule_is_reproducible_by_seed() -> None:
     def run(seed: int) -> tuple[float, ...]:
         fake = FakeClock(constant(0.009))
-        return fake.measure(Contract(scenario="server", qps=100, warmup_iters=1, seed=seed)).samples_ms
+        return fake.measure(
+            Contract(scenario="server", qps=100, warmup_iters=1, seed=seed)
+        ).samples_ms
 
     assert run(1) == run(1)
     assert run(1) != run(2)

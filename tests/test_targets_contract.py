@@ -37,9 +37,14 @@ class TargetContract:
         return Artifact.read_from(self.artifact_format, [path])
 
     def compile(
-        self, tiny: TinyModels, tmp_path: Path, precision: str = "fp32", batch: int = 1,
-        threads: int = 1, **extra: object,
-    ) -> Session:  # fmt: skip
+        self,
+        tiny: TinyModels,
+        tmp_path: Path,
+        precision: str = "fp32",
+        batch: int = 1,
+        threads: int = 1,
+        **extra: object,
+    ) -> Session:
         runtime = runtime_class(self.runtime_key)()
         options = RuntimeOptions(precision, threads, batch, dict(extra))
         return runtime.compile(self.artifact(tiny), options, tmp_path / "work")
@@ -163,7 +168,8 @@ class TestOpenVino(TargetContract):
     def test_openvino_ir_artifact(self, tiny: TinyModels, tmp_path: Path) -> None:
         import openvino as ov
 
-        ov.save_model(ov.convert_model(str(tiny.onnx)), str(tmp_path / "model.xml"))
+        model = ov.convert_model(str(tiny.onnx))
+        ov.save_model(model, str(tmp_path / "model.xml"), compress_to_fp16=False)
         artifact = Artifact.read_from(
             "openvino-ir", [tmp_path / "model.xml", tmp_path / "model.bin"]
         )
@@ -180,7 +186,9 @@ class TestOpenVino(TargetContract):
             self.compile(tiny, tmp_path, performance_hint="FAST")
         with pytest.raises(UsageError, match="streams"):
             self.compile(tiny, tmp_path, streams=0)
-        with self.compile(tiny, tmp_path, performance_hint="THROUGHPUT", streams=2) as session:
+        with self.compile(
+            tiny, tmp_path, threads=2, performance_hint="THROUGHPUT", streams=2
+        ) as session:
             assert session._compiled.get_property("NUM_STREAMS") == 2  # type: ignore[attr-defined]
 
 

@@ -57,8 +57,10 @@ def test_splits_are_stable_for_a_seed_and_change_with_it() -> None:
 def test_no_image_is_in_two_splits(digits: DigitsWorkload) -> None:
     data = digits.data()
     assert data.train is not None
-    flat = {name: s.x.reshape(len(s), -1) for name, s in
-            (("train", data.train), ("calib", data.calib), ("eval", data.eval))}
+    flat = {
+        name: s.x.reshape(len(s), -1)
+        for name, s in (("train", data.train), ("calib", data.calib), ("eval", data.eval))
+    }
     seen: dict[bytes, str] = {}
     for name, rows in flat.items():
         for row in rows:
@@ -164,7 +166,10 @@ def test_importing_workloads_and_optimizers_does_not_import_torch() -> None:
         "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
         cwd=Path(__file__).resolve().parents[1],
     )
     assert out.stdout.strip() == "[]"

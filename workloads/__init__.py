@@ -42,6 +42,7 @@ from workloads.base import (
 )
 from workloads.config import DataConfig, parse_data_config
 from workloads.digits import DigitsWorkload
+from workloads.metrics import quality_metrics
 
 #: The kinds of [workload] table and the keys each accepts.
 _KEYS = {
@@ -62,7 +63,7 @@ def load_workload(section: dict[str, Any], base_dir: Path) -> Workload:
     kinds = [k for k in _KEYS if k in section]
     if len(kinds) != 1:
         raise UsageError(
-            "`workload`: expected exactly one of `name` (\"digits\"), `model` (a torchvision "
+            '`workload`: expected exactly one of `name` ("digits"), `model` (a torchvision '
             f"architecture) or `onnx` (a file), got keys {sorted(section) or '(none)'}"
         )
     kind = kinds[0]
@@ -76,7 +77,7 @@ def load_workload(section: dict[str, Any], base_dir: Path) -> Workload:
     if kind == "name":
         if section["name"] != "digits":
             raise UsageError(
-                f"`workload.name`: expected \"digits\" (the embedded workload), "
+                f'`workload.name`: expected "digits" (the embedded workload), '
                 f"got {section['name']!r}; use `model` or `onnx` for your own model"
             )
         return DigitsWorkload()
@@ -111,6 +112,7 @@ __all__ = [
     "build_module",
     "get_builder",
     "load_workload",
+    "quality_metrics",
     "register_builder",
     "state_dict_bytes",
 ]

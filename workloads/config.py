@@ -62,7 +62,8 @@ def parse_data_config(section: Any, base_dir: Path) -> DataConfig:
     unknown = sorted(set(section) - known)
     if unknown:
         raise UsageError(
-            f"`workload.data.{unknown[0]}`: unknown field; allowed fields: {', '.join(sorted(known))}"
+            f"`workload.data.{unknown[0]}`: unknown field; "
+            f"allowed fields: {', '.join(sorted(known))}"
         )
     values: dict[str, Any] = {}
     for key in ("eval", "calib", "train"):
@@ -99,7 +100,9 @@ def _directory(value: Any, key: str, base_dir: Path) -> Path:
 
 
 def _positive_int(value: Any, key: str, *, allow_zero: bool = False) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= (0 if allow_zero else 1)
+    ok = (
+        isinstance(value, int) and not isinstance(value, bool) and value >= (0 if allow_zero else 1)
+    )
     if not ok:
         kind = "an integer >= 0" if allow_zero else "a positive integer"
         raise UsageError(f"`workload.data.{key}`: expected {kind}, got {value!r}")
@@ -113,5 +116,7 @@ def _triple(value: Any, key: str) -> tuple[float, float, float]:
         and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
     )
     if not ok or (key == "std" and min(value) <= 0):
-        raise UsageError(f"`workload.data.{key}`: expected 3 numbers (one per channel), got {value!r}")
+        raise UsageError(
+            f"`workload.data.{key}`: expected 3 numbers (one per channel), got {value!r}"
+        )
     return (float(value[0]), float(value[1]), float(value[2]))

@@ -154,9 +154,7 @@ def _load_images() -> tuple[Any, Any]:
     return x.numpy().astype(np.float32), digits.target.astype(np.int64)
 
 
-def split_indices(
-    y: Any, fractions: tuple[float, float, float], seed: int
-) -> tuple[Any, Any, Any]:
+def split_indices(y: Any, fractions: tuple[float, float, float], seed: int) -> tuple[Any, Any, Any]:
     """Disjoint, stratified (train, calib, eval) index arrays, sorted, fixed by ``seed``."""
     import numpy as np
     from sklearn.model_selection import train_test_split

@@ -1,9 +1,4 @@
-"""Quality metrics computed from a target runtime's own outputs.
-
-With labels: top-1 ``accuracy``. With a reference (the fp32 model's logits on the same inputs):
-fidelity — ``top1_agreement`` (share of inputs whose top-1 class matches the reference) and the
-``max_abs_logit_diff`` / ``mean_abs_logit_diff``. Both are recorded when both are available.
-"""
+"""Quality metrics computed from a target runtime's outputs (numpy only)."""
 
 from __future__ import annotations
 
@@ -13,21 +8,30 @@ import numpy as np
 def quality_metrics(
     logits: np.ndarray, labels: np.ndarray | None, reference_logits: np.ndarray | None
 ) -> dict[str, float]:
+    """Accuracy (when there are labels) and fidelity to the fp32 reference (when given).
+
+    ``top1_agreement`` is the fraction of samples whose top-1 class equals the reference's;
+    ``max_abs_logit_diff`` / ``mean_abs_logit_diff`` compare the raw logits. Without labels
+    (synthetic inputs) fidelity is the only quality there is.
+    """
+    logits = np.asarray(logits, dtype=np.float32)
     if logits.ndim != 2:
         raise ValueError(f"logits must be (N, classes), got shape {logits.shape}")
-    top1 = logits.argmax(axis=1)
     out: dict[str, float] = {}
+    if not np.all(np.isfinite(logits)):
+        raise ValueError("logits contain NaN or infinite values")
+    top1 = logits.argmax(axis=1)
     if labels is not None:
-        if len(labels) != len(logits):
-            raise ValueError(f"{len(labels)} labels for {len(logits)} outputs")
+        labels = np.asarray(labels)
+        if labels.shape != (len(logits),):
+            raise ValueError(f"labels must be ({len(logits)},), got shape {labels.shape}")
         out["accuracy"] = float((top1 == labels).mean())
     if reference_logits is not None:
-        if reference_logits.shape != logits.shape:
-            raise ValueError(
-                f"reference logits {reference_logits.shape} do not match outputs {logits.shape}"
-            )
-        diff = np.abs(logits.astype(np.float64) - reference_logits.astype(np.float64))
-        out["top1_agreement"] = float((top1 == reference_logits.argmax(axis=1)).mean())
+        ref = np.asarray(reference_logits, dtype=np.float32)
+        if ref.shape != logits.shape:
+            raise ValueError(f"reference logits {ref.shape} differ from logits {logits.shape}")
+        diff = np.abs(logits - ref)
+        out["top1_agreement"] = float((top1 == ref.argmax(axis=1)).mean())
         out["max_abs_logit_diff"] = float(diff.max())
         out["mean_abs_logit_diff"] = float(diff.mean())
     return out

@@ -44,7 +44,9 @@ def torchvision_model(arch: str, num_classes: int) -> nn.Module:
     return getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
 
 
-def check_model_section(section: dict[str, Any], base_dir: Path) -> tuple[str, Path | None, int | None]:
+def check_model_section(
+    section: dict[str, Any], base_dir: Path
+) -> tuple[str, Path | None, int | None]:
     """Validate ``model``, ``weights`` and ``num_classes`` of a ``[workload]`` table."""
     arch = section["model"]
     if arch not in ARCHITECTURES:
@@ -129,7 +131,7 @@ class TorchvisionWorkload(Workload):
 
     @cached_property
     def num_classes(self) -> int:
-        """From the weights' classifier, else ``num_classes``, else the data's classes, else 1000."""
+        """From the weights' classifier, else ``num_classes``, else the data, else 1000."""
         n = self._num_classes_arg
         if self._state is not None:
             key = ARCHITECTURES[self.arch]

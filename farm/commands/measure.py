@@ -21,6 +21,7 @@ from typing import Any
 
 from farm.errors import RuntimeMissingError, TrialError, UsageError
 from farm.measure import SCENARIOS, Contract, Measurement, measure
+from farm.measure.affinity import pin_to_cores
 
 #: File suffix -> artifact format.
 SUFFIX_FORMATS = {".onnx": "onnx", ".pt2": "torch-export", ".xml": "openvino-ir"}
@@ -51,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-duration-s", type=float, default=defaults.min_duration_s)
     parser.add_argument("--min-samples", type=int, default=defaults.min_samples)
     parser.add_argument("--max-duration-s", type=float, default=defaults.max_duration_s)
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin the measurement to --threads CPUs on distinct physical cores",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -69,7 +75,13 @@ def run(args: argparse.Namespace) -> int:
     if declared_shape is not None:
         _check_batch(model_path, declared_shape, args.batch)
 
-    result = _compile_and_measure(args, runtime, artifact_format, declared_shape, contract)
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    pinned = None if args.no_pin else pin_to_cores(args.threads)
+    try:
+        result = _compile_and_measure(args, runtime, artifact_format, declared_shape, contract)
+    finally:
+        if pinned is not None and before is not None:
+            os.sched_setaffinity(0, before)
     fp = fingerprint()
     report: dict[str, Any] = {
         "model": str(model_path),
@@ -79,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         "batch_size": args.batch,
         "threads": args.threads,
         "requested_precision": args.precision,
+        "pinned_cpus": pinned,
         **result,
         "model_size_bytes": sum(p.stat().st_size for p in _model_files(model_path)),
         "peak_rss_mib": _peak_rss_mib(),
@@ -262,6 +275,7 @@ def _print_table(report: dict[str, Any]) -> None:
     rows = [
         ("runtime", f"{report['runtime']} {report['runtime_version']}"),
         ("batch / threads", f"{report['batch_size']} / {report['threads']}"),
+        ("pinned CPUs", str(report["pinned_cpus"] or "not pinned")),
         ("scenario", c["scenario"] + (f" at {c['qps']:g} qps" if c["qps"] else "")),
         ("precision", f"{report['actual_precision']} (asked {report['requested_precision']})"),
         *(

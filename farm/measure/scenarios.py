@@ -53,7 +53,9 @@ class Sampling:
     reason: str | None
 
 
-def warm_up(run_once: Callable[[], object], contract: Contract, clock: Callable[[], float]) -> WarmUp:
+def warm_up(
+    run_once: Callable[[], object], contract: Contract, clock: Callable[[], float]
+) -> WarmUp:
     """Run until ``warmup_iters`` calls *and* ``warmup_s`` seconds are done; time the first call."""
     t0 = clock()
     run_once()

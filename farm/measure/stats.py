@@ -1,4 +1,4 @@
-"""Statistics of latency samples. Every percentile the farm reports goes through :func:`percentile`."""
+"""Statistics of latency samples. Every reported percentile goes through :func:`percentile`."""
 
 from __future__ import annotations
 

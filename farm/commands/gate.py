@@ -1,0 +1,112 @@
+"""`farm gate`: CI gate on budgets and regressions. Exit 0 pass, 1 fail, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from farm.errors import UsageError
+from farm.store import Store
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from farm.gate import DEFAULT_ACCURACY_TOLERANCE
+    from farm.significance import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+
+    parser.add_argument("--candidate", required=True, help="the job under test (id, prefix, name)")
+    parser.add_argument("--budget", help="budget file (TOML; see docs/budgets.md)")
+    base = parser.add_mutually_exclusive_group()
+    base.add_argument("--baseline", help="baseline job in the same store (id, prefix, name)")
+    base.add_argument("--baseline-file", help="baseline from `farm export --format json`")
+    parser.add_argument("--db", help="DuckDB store (default $FARM_DB or results/farm.duckdb)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"median slowdown that counts as a regression (default {DEFAULT_THRESHOLD})",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=DEFAULT_ALPHA,
+        help=f"significance level of the Mann-Whitney U test (default {DEFAULT_ALPHA})",
+    )
+    parser.add_argument(
+        "--accuracy-tolerance",
+        type=float,
+        default=DEFAULT_ACCURACY_TOLERANCE,
+        help=f"accuracy drop that counts as a regression (default {DEFAULT_ACCURACY_TOLERANCE})",
+    )
+    parser.add_argument(
+        "--confidence", type=float, help="confidence of the tail-latency bound (default: budget's)"
+    )
+    parser.add_argument(
+        "--allow-different-env",
+        action="store_true",
+        help="compare even when the machines or library versions differ",
+    )
+    parser.add_argument(
+        "--allow-different-contract",
+        action="store_true",
+        help="compare even when the measurement contracts differ",
+    )
+    parser.add_argument("--markdown", help="write a GitHub-flavoured markdown summary here")
+    parser.add_argument("--junit", help="write JUnit XML here")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from farm.budget import load_budget
+    from farm.gate import (
+        GateOptions,
+        Snapshot,
+        render_junit,
+        render_markdown,
+        render_text,
+        run_gate,
+    )
+
+    if args.budget is None and args.baseline is None and args.baseline_file is None:
+        raise UsageError("nothing to check: give --budget, --baseline or --baseline-file")
+    if args.threshold < 0:
+        raise UsageError(f"--threshold: expected a fraction >= 0, got {args.threshold}")
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha: expected a number in (0, 1), got {args.alpha}")
+    if args.confidence is not None and not 0.5 <= args.confidence < 1:
+        raise UsageError(f"--confidence: expected a number in [0.5, 1), got {args.confidence}")
+    budget = load_budget(args.budget) if args.budget else None
+    store = Store(args.db)
+    candidate = Snapshot.from_store(store, args.candidate)
+    if args.baseline:
+        baseline = Snapshot.from_store(store, args.baseline)
+    elif args.baseline_file:
+        baseline = Snapshot.from_file(args.baseline_file)
+    else:
+        baseline = None
+    options = GateOptions(
+        threshold=args.threshold,
+        alpha=args.alpha,
+        accuracy_tolerance=args.accuracy_tolerance,
+        confidence=args.confidence,
+        allow_different_env=args.allow_different_env,
+        allow_different_contract=args.allow_different_contract,
+    )
+    result = run_gate(candidate, budget, baseline, options)
+    if args.markdown:
+        _write(args.markdown, render_markdown(result))
+    if args.junit:
+        _write(args.junit, render_junit(result))
+    if args.json:
+        doc = {"passed": result.passed, "checks": [asdict(c) for c in result.checks]}
+        print(json.dumps({**doc, "notes": result.notes}, indent=2))
+    else:
+        print(render_text(result))
+    return 0 if result.passed else 1
+
+
+def _write(path: str, text: str) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text, encoding="utf-8")

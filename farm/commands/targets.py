@@ -1,0 +1,88 @@
+"""``farm targets``: every node of the cluster, its hardware, and the targets it serves.
+
+Without ``--address`` the farm starts Ray on this machine (as ``farm run`` does) and reports this
+machine. Each node is probed by a zero-CPU Ray task pinned to it (see :mod:`farm.fleet`). Exit
+code 1 when a node is mislabelled (advertises a target it cannot serve) or does not answer: the
+fleet needs fixing before a job's numbers can be trusted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from farm.errors import UsageError
+from farm.fleet import DEFAULT_TIMEOUT_S, NodeReport
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", help="Ray cluster to inspect (HEAD:6379 or 'auto')")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"seconds a node may take to answer (default {DEFAULT_TIMEOUT_S:g})",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from farm.cluster import start_or_connect
+    from farm.fleet import probe_cluster
+
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout: expected a positive number of seconds, got {args.timeout}")
+    try:
+        start_or_connect(args.address)
+    except ConnectionError as exc:
+        raise UsageError(f"--address {args.address}: cannot join the Ray cluster: {exc}") from None
+    reports = probe_cluster(args.timeout)
+    if args.json:
+        print(json.dumps({"nodes": [r.to_dict() for r in reports]}, indent=2, default=str))
+    else:
+        _print(reports)
+    healthy = all(r.error is None and not r.mislabelled for r in reports)
+    return 0 if healthy else 1
+
+
+def _gpu_text(gpus: list[dict[str, str]]) -> str:
+    return "\n".join(f"{g['model']} ({g['memory']})" for g in gpus) or "—"
+
+
+def _print(reports: list[NodeReport]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from farm.display import make_console
+    from targets import catalog
+
+    console = make_console()
+    table = Table(title=f"{len(reports)} node(s)", title_justify="left", show_lines=True)
+    for col in ("node", "arch", "CPU", "GPU", "runtimes", "serves", "could serve", "problems"):
+        table.add_column(col, overflow="fold")
+    for r in reports:
+        p = r.probe
+        problems = [f"{t}: {why}" for t, why in sorted(r.mislabelled.items())]
+        if r.error:
+            problems.append(r.error)
+        runtimes = p.get("runtimes", {})
+        table.add_row(
+            f"{p.get('host', r.ray_host)}\n{r.node_id[:12]}",
+            p.get("arch", "?"),
+            f"{p.get('cpu_model', '?')}\n{r.cpus} CPUs for Ray, {p.get('memory_gib', '?')} GiB\n"
+            + " ".join(p.get("cpu_flags", [])),
+            _gpu_text(p.get("gpus", [])),
+            Text("\n".join(f"{k}: {why or 'yes'}" for k, why in runtimes.items())),
+            "\n".join(r.serves) or "—",
+            "\n".join(r.could_serve) or "—",
+            Text("\n".join(problems), style="red") if problems else "—",
+        )
+    console.print(table)
+    served = {name: [r.probe.get("host", r.ray_host) for r in reports if name in r.serves]
+              for name in catalog()}  # fmt: skip
+    summary = Table(title="Catalog targets", title_justify="left")
+    summary.add_column("target")
+    summary.add_column("nodes serving it")
+    for name, hosts in served.items():
+        summary.add_row(name, ", ".join(hosts) or "[dim]none[/dim]")
+    console.print(summary)

@@ -1,0 +1,152 @@
+"""A real job end to end: real Ray, real runtimes, real DuckDB."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from _jobs import SMALL_JOB, SmallJob
+
+from farm.engine import JobRunner
+from farm.spec import parse_job
+from farm.store import Store
+
+
+def rows(db: Path, sql: str, *params: object) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql, list(params)).fetchall()
+
+
+def test_small_job_lands_complete_rows(small_job: SmallJob) -> None:
+    db, job = small_job.db, small_job.job_id
+    assert rows(db, "SELECT status FROM jobs WHERE job_id = ?", job) == [("completed",)]
+    trials = Store(db).trials(job)
+    assert {(t["target"], t["trial_number"]) for t in trials} == {
+        (t, n) for t in ("cpu-onnxruntime", "cpu-openvino") for n in range(3)
+    }
+    for t in trials:
+        assert t["status"] == "completed", t["error"]
+        assert 0.9 <= t["accuracy"] <= 1.0
+        assert 0 < t["latency_p50_ms"] <= t["latency_p95_ms"] <= t["latency_p99_ms"]
+        assert t["throughput_ips"] > 0 and t["cost_per_1k_usd"] > 0
+        assert t["precision_actual"] in ("fp32", "bf16", "int8+fp32", "f32")
+        assert json.loads(t["contract"])["scenario"] == "single-stream"
+        n = rows(
+            db,
+            "SELECT count(*) FROM latency_samples WHERE job_id = ? AND target = ? "
+            "AND trial_number = ?",
+            job,
+            t["target"],
+            t["trial_number"],
+        )[0][0]
+        assert n == t["n_samples"] > 0
+    # every measurement references a stored environment
+    envs = {r[0] for r in rows(db, "SELECT env_id FROM environments")}
+    assert {t["env_id"] for t in trials} <= envs
+    assert rows(db, "SELECT count(*) FROM metrics WHERE job_id = ? AND name = 'accuracy'", job)[0][
+        0
+    ] == len(trials)
+
+
+def test_each_study_starts_with_the_fp32_batch1_baseline(small_job: SmallJob) -> None:
+    for t in Store(small_job.db).trials(small_job.job_id, "trial_number = 0"):
+        params = json.loads(t["params"])
+        assert t["is_baseline"] and params["precision"] == "fp32" and params["batch_size"] == 1
+        assert t["accuracy_drop"] == 0.0
+
+
+def test_on_front_is_the_non_dominated_feasible_set(small_job: SmallJob) -> None:
+    trials = Store(small_job.db).trials(small_job.job_id)
+    for target in {t["target"] for t in trials}:
+        mine = [t for t in trials if t["target"] == target]
+        ok = [t for t in mine if t["status"] == "completed" and t["feasible"]]
+        expected = set()
+        for a in ok:
+            va = np.array([a["accuracy"], -a["latency_p95_ms"], -a["cost_per_1k_usd"]])
+            dominated = False
+            for b in ok:
+                vb = np.array([b["accuracy"], -b["latency_p95_ms"], -b["cost_per_1k_usd"]])
+                if np.all(vb >= va) and np.any(vb > va):
+                    dominated = True
+            if not dominated:
+                expected.add(a["trial_number"])
+        assert {t["trial_number"] for t in mine if t["on_front"]} == expected
+        assert expected, "a job with feasible trials has a non-empty front"
+
+
+def test_feasibility_follows_the_accuracy_drop_constraint(small_job: SmallJob) -> None:
+    for t in Store(small_job.db).trials(small_job.job_id):
+        assert t["feasible"] == (t["accuracy_drop"] <= 0.02 + 1e-12)
+
+
+def small_spec(**search: object) -> object:
+    raw = tomllib.loads(SMALL_JOB)
+    raw["targets"] = ["cpu-onnxruntime"]
+    raw["search"].update(search)
+    return parse_job(raw, source="test.toml")
+
+
+def test_a_failing_trial_is_recorded_and_the_job_goes_on(
+    results_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FARM_TEST_FAULTS", "cpu-onnxruntime:1:1=nan")
+    store = Store(results_dir / "fail.duckdb")
+    runner = JobRunner(small_spec(trials_per_target=3), store)
+    assert runner.run() == "completed"
+    trials = store.trials(runner.job_id)
+    assert [t["status"] for t in trials] == ["completed", "failed", "completed"]
+    assert "NaN" in trials[1]["error"]
+    assert not trials[1]["on_front"] and trials[1]["latency_p50_ms"] is None
+
+
+def test_pareto_and_jobs_read_the_store_while_a_job_runs(results_dir: Path) -> None:
+    store = Store(results_dir / "live.duckdb")
+    runner = JobRunner(small_spec(trials_per_target=4), store)
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (
+            store.path.exists() and _stored(store, runner.job_id) >= 1
+        ):
+            time.sleep(0.2)
+        assert thread.is_alive(), "the job finished before it could be read while running"
+        cmd = [sys.executable, "-m", "farm.cli", "pareto", runner.job_id, "--db", str(store.path)]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "(running)" in out.stdout and "cpu-onnxruntime" in out.stdout
+        cmd = [sys.executable, "-m", "farm.cli", "jobs", "--json", "--db", str(store.path)]
+        jobs = json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout)
+        assert jobs[0]["job_id"] == runner.job_id and jobs[0]["status"] == "running"
+    finally:
+        thread.join(timeout=300)
+    assert store.resolve_job(runner.job_id)["status"] == "completed"
+
+
+def _stored(store: Store, job_id: str) -> int:
+    try:
+        return len(store.trials(job_id))
+    except Exception:
+        return 0
+
+
+def test_pareto_json_and_unknown_job(
+    small_job: SmallJob, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from farm.cli import main
+
+    assert main(["pareto", small_job.job_id, "--db", str(small_job.db), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["per_target"]) == {"cpu-onnxruntime", "cpu-openvino"}
+    assert all(t["on_front"] for ts in out["per_target"].values() for t in ts)
+    assert main(["pareto", "no-such-job", "--db", str(small_job.db)]) == 2
+    assert "no job matches" in capsys.readouterr().err
+    assert main(["jobs", "--db", str(small_job.db.parent / "missing.duckdb")]) == 2
