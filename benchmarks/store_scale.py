@@ -141,7 +141,7 @@ def main() -> None:
     page = render(data)
     t_render = time.perf_counter() - t0
     print(
-        f"  with parameter importances (500 sampled trials per target): {t_imp:.2f} s; "
+        f"  with parameter importances (200 sampled trials per target): {t_imp:.2f} s; "
         f"HTML render: {t_render:.2f} s, {len(page) / 1e6:.1f} MB"
     )
 

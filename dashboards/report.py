@@ -43,7 +43,7 @@ def _hover(df: pd.DataFrame) -> list[str]:
 
 
 def _f(value: Any, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or pd.isna(value):
         return "—"
     return format(value, fmt)
 
@@ -242,7 +242,7 @@ def _table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
 
 
 def _size(n: Any) -> str:
-    if n is None or (isinstance(n, float) and math.isnan(n)):
+    if n is None or pd.isna(n):
         return "—"
     return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
 
@@ -436,7 +436,7 @@ fp32 batch-1 baseline on the same hardware.</p>{note}
 <h2>Cost vs latency</h2>{divs["fig-cost"]}
 <h2>Throughput vs batch size</h2>{divs["fig-throughput"]}
 <h2>Pareto fronts per target</h2>{front_section(data)}
-<h2>Which knobs mattered</h2>{importance_notes(data)}{divs["fig-importance"]}
+<h2>Which knobs mattered</h2>{importance_notes(data)}{divs.get("fig-importance", "")}
 <h2>Environment and measurement contract</h2>{environment_section(data)}
 </body></html>
 """

@@ -157,7 +157,7 @@ class JobRunner:
                     f"fleet: start a node with --resources '{{\"target:{t}\": 1}}')"
                 )
             max_threads = max(n.cpus for n in serving)
-            self.spaces[t] = target_space(self.spec, t, max_threads, torch_source)
+            self.spaces[t] = target_space(self.spec, t, max_threads, torch_source, self.workload)
         check_knobs(self.spec, self.spaces)
 
         self.data = self.workload.data()

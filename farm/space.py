@@ -36,7 +36,11 @@ def transforms_for(spec: JobSpec, target: TargetSpec, torch_source: bool) -> lis
 
 
 def target_space(
-    spec: JobSpec, target_name: str, max_threads: int, torch_source: bool = True
+    spec: JobSpec,
+    target_name: str,
+    max_threads: int,
+    torch_source: bool = True,
+    workload: Any = None,
 ) -> dict[str, BaseDistribution]:
     """The distributions of one study. Raises SpecError when the space would be empty."""
     target = get_target(target_name)
@@ -51,7 +55,7 @@ def target_space(
         "threads": CategoricalDistribution(threads),
     }
     for name in transforms_for(spec, target, torch_source):
-        space.update(optimizers.search_space(name, target))
+        space.update(optimizers.search_space(name, target, workload))
     for knob, values in spec.search.knobs.items():
         if knob in BASE_KNOBS:
             raise SpecError(spec.source, f"search.knobs.{knob}", f"set `search.{knob}` instead")

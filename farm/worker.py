@@ -34,7 +34,9 @@ def build(source: Artifact, steps: list[Step], data: WorkloadData, seed: int) ->
     """Apply ``steps`` to ``source``; return the artifact after each step (for the cache)."""
     import optimizers
 
-    ctx = optimizers.BuildContext(data=data, seed=seed)
+    # Node-local cache for one-time analyses (quantization sensitivity rankings).
+    cache_dir = Path(os.environ.get("FARM_NODE_CACHE", Path(tempfile.gettempdir()) / "farm-node"))
+    ctx = optimizers.BuildContext(data=data, seed=seed, cache_dir=cache_dir)
     out = []
     artifact = source
     for name, config in steps:

@@ -136,6 +136,13 @@ def make_config(name: str, config: dict[str, Any] | None = None) -> Any:
         raise UsageError(f"transform {name!r}: {exc}") from None
 
 
+def is_identity(name: str, config: dict[str, Any] | None = None) -> bool:
+    """True when transform ``name`` with ``config`` would leave the model as it is (a pruning
+    ratio of 0), so the engine can leave it out of the chain. A config class says so through an
+    ``is_identity`` property; transforms without one always change the artifact."""
+    return bool(getattr(make_config(name, config), "is_identity", False))
+
+
 def apply(
     name: str, config: dict[str, Any] | None, artifact: Artifact, ctx: BuildContext
 ) -> Artifact:

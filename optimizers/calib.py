@@ -14,6 +14,10 @@ def calibration_batches(split: Split, size: int, batch_size: int = 1) -> list[np
     """The first ``size`` samples of ``split`` (all when ``size`` is 0) in batches.
 
     The calibration split is already a seeded, stratified sample, so its head is a fair subset
-    and the same on every run.
+    and the same on every run. Only full batches are returned (the remainder is dropped unless
+    it is all there is): ONNX Runtime's histogram calibrators (Entropy, Percentile) stack the
+    batches and fail on a short last one.
     """
-    return split.head(size).batches(batch_size)
+    batches = split.head(size).batches(batch_size)
+    full = [b for b in batches if len(b) == batch_size]
+    return full or batches

@@ -79,7 +79,7 @@ def export_onnx(cfg: ExportOnnxConfig, artifact: Artifact, ctx: BuildContext) ->
         torch.onnx.export(
             module,
             (example,),
-            buf,
+            buf,  # type: ignore[arg-type]  # BytesIO works; the stub says path only
             dynamo=False,
             opset_version=cfg.opset,
             input_names=["input"],

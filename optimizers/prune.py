@@ -52,6 +52,11 @@ class PruneConfig:
         check_range("lr", self.lr, 1e-6, 1.0)
         check_range("batch_size", self.batch_size, 1, 4096)
 
+    @property
+    def is_identity(self) -> bool:
+        """Ratio 0 prunes nothing: the chain skips the transform (and its fine-tune)."""
+        return self.ratio == 0
+
 
 @register_transform(
     "prune", PruneConfig, inputs=("torch-state",), output="torch-state", needs_torch=True

@@ -63,14 +63,15 @@ def quantize_nncf(cfg: QuantizeNncfConfig, artifact: Artifact, ctx: BuildContext
         onnx_path.write_bytes(artifact.files[artifact.main_file])
         model = ov.Core().read_model(str(onnx_path))
         float_nodes = _sensitive_nodes(cfg, artifact, ctx)
+        ov_names = _openvino_names(model, float_nodes)
         common: dict[str, Any] = {
             "preset": nncf.QuantizationPreset(cfg.preset),
             "subset_size": len(calib),
             "fast_bias_correction": cfg.fast_bias_correction,
             "target_device": nncf.TargetDevice.CPU,
         }
-        if float_nodes:
-            common["ignored_scope"] = nncf.IgnoredScope(names=float_nodes, validate=False)
+        if ov_names:
+            common["ignored_scope"] = nncf.IgnoredScope(names=ov_names)
         if cfg.accuracy_control:
             quantized = _quantize_with_accuracy_control(model, calib, dataset, cfg, common)
         else:
@@ -103,6 +104,17 @@ def _sensitive_nodes(cfg: QuantizeNncfConfig, artifact: Artifact, ctx: BuildCont
 
     ranking = sensitivity_ranking(artifact, QuantizeOrtConfig(), ctx)
     return ranking[: cfg.keep_float_layers]
+
+
+def _openvino_names(model: Any, onnx_nodes: list[str]) -> list[str]:
+    """OpenVINO op names for ONNX node names (a Conv with bias becomes ``<name>/WithoutBiases``
+    plus an Add; a Gemm keeps its name as a MatMul)."""
+    wanted = set(onnx_nodes) | {f"{n}/WithoutBiases" for n in onnx_nodes}
+    return sorted(
+        op.get_friendly_name()
+        for op in model.get_ops()
+        if op.get_friendly_name() in wanted and op.get_type_name() in ("Convolution", "MatMul")
+    )
 
 
 def _quantize_with_accuracy_control(

@@ -140,7 +140,10 @@ class CudaTorchSession(Session):
             return out.float().cpu().numpy()
 
     def close(self) -> None:
+        import gc
+
         self._module = None
+        gc.collect()  # graph modules hold reference cycles: free their device memory now
         self._torch.cuda.empty_cache()
 
 

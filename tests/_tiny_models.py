@@ -6,6 +6,7 @@ session-scoped fixture.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,13 @@ def tiny_cnn() -> object:
 
 
 def build_tiny_models(directory: Path) -> TinyModels:
+    with warnings.catch_warnings():
+        # The TorchScript exporter (dynamo=False) is deprecated but is what the farm uses.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _build(directory)
+
+
+def _build(directory: Path) -> TinyModels:
     import torch
 
     module = tiny_cnn()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +52,19 @@ def test_json_report_on_onnxruntime(tiny: TinyModels, capsys: pytest.CaptureFixt
     assert r["model_size_bytes"] == tiny.onnx.stat().st_size
     assert r["peak_rss_mib"] > 10
     assert len(r["env_id"]) == 16 and r["environment"]["arch"]
+
+
+def test_pins_to_the_thread_count_and_restores_affinity(
+    tiny: TinyModels, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = os.sched_getaffinity(0)
+    r = measure_json(capsys, str(tiny.onnx), "--threads", "1")
+    if len(before) > 1:
+        assert len(r["pinned_cpus"]) == 1 and set(r["pinned_cpus"]) <= before
+    else:
+        assert r["pinned_cpus"] is None
+    assert os.sched_getaffinity(0) == before
+    assert measure_json(capsys, str(tiny.onnx), "--threads", "1", "--no-pin")["pinned_cpus"] is None
 
 
 def test_openvino_bf16_reports_bf16(tiny: TinyModels, capsys: pytest.CaptureFixture[str]) -> None:

@@ -156,7 +156,7 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path, results_dir: Path) ->
     job_file = tmp_path / "job.toml"
     job_file.write_text(
         'name = "resumable"\ntargets = ["cpu-onnxruntime"]\n[workload]\nname = "digits"\n'
-        '[search]\ntrials_per_target = 6\nprecision = ["fp32"]\nbatch_size = [1, 2, 4, 8]\n'
+        '[search]\ntrials_per_target = 6\nprecision = ["fp32"]\nbatch_size = [1, 2, 4, 8, 16, 32]\n'
         "threads = [1]\n[measurement]\nmin_duration_s = 0.2\nmax_duration_s = 0.5\n"
         "min_samples = 32\n"
     )

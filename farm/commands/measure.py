@@ -235,9 +235,8 @@ def _compile_and_measure(
         try:
             shape = declared_shape or tuple(getattr(session, "input_shape", ()))
             _check_batch(path, shape, args.batch)
-            batch = np.random.default_rng(0).standard_normal(
-                (args.batch, *shape[1:]), dtype=np.float32
-            )
+            dims = (args.batch, *(int(d) for d in shape[1:] if d is not None))  # all static
+            batch = np.random.default_rng(0).standard_normal(dims, dtype=np.float32)
             run_batch = session.run
 
             def run_once() -> None:

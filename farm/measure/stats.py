@@ -23,7 +23,8 @@ def percentile(
         raise ValueError("percentile of no samples")
     if not 0.0 <= q <= 100.0:
         raise ValueError(f"`0 <= q <= 100` must hold, but got q={q!r}")
-    return float(np.percentile(np.asarray(samples, dtype=np.float64), q, method=method))
+    arr = np.asarray(samples, dtype=np.float64)
+    return float(np.percentile(arr, q, method=method))  # type: ignore[call-overload]
 
 
 def mean_std(samples: Sequence[float] | np.ndarray) -> tuple[float, float]:

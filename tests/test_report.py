@@ -1,0 +1,166 @@
+"""`farm report`: the self-contained HTML page, checked in a real headless Chromium."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from _jobs import SmallJob
+
+from farm.cli import main
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,2200",
+]
+
+#: Injected first in <head>: record console errors and uncaught exceptions.
+CATCH = """<script>window.__errors=[];
+(function(){const e=console.error.bind(console);console.error=function(...a){
+window.__errors.push(a.map(String).join(' '));e(...a);};})();
+window.addEventListener('error',ev=>window.__errors.push('error: '+ev.message));
+window.addEventListener('unhandledrejection',ev=>window.__errors.push('rejection: '+ev.reason));
+</script>"""
+#: Injected last in <body>: after load, write what rendered into the DOM for --dump-dom.
+PROBE = """<script>window.addEventListener('load',()=>setTimeout(()=>{const out={};
+document.querySelectorAll('.js-plotly-plot').forEach(gd=>{out[gd.id]={
+data:(gd._fullData||[]).length,
+drawn:gd.querySelectorAll('.scatterlayer .trace, .barlayer .trace').length,
+svg:gd.querySelectorAll('svg.main-svg').length};});
+const pre=document.createElement('pre');pre.id='probe';
+pre.textContent=JSON.stringify({errors:window.__errors,figures:out,
+online:[...document.querySelectorAll('script[src],link[href]')].map(e=>e.src||e.href)});
+document.body.appendChild(pre);},300));</script>"""
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        print("skipping: chromium is not installed (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    return path
+
+
+def run_chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+
+@pytest.fixture(scope="module")
+def report(small_job: SmallJob, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("report")
+    budget = folder / "b.toml"
+    budget.write_text("[all]\nmax_p95_ms = 50\nmax_accuracy_drop = 0.02\n")
+    out = folder / "report.html"
+    args = ["report", small_job.job_id, "--db", str(small_job.db), "-o", str(out)]
+    assert main([*args, "--budget", str(budget)]) == 0
+    return out
+
+
+def test_report_is_one_self_contained_file(report: Path, small_job: SmallJob) -> None:
+    text = report.read_text()
+    assert "cdn.plot.ly" not in text and "<script src=" not in text
+    assert small_job.job_id in text
+    for needle in (
+        "Recommended configuration",
+        "Overall:",
+        "p95 speed-up vs baseline",
+        "measurement contract",
+        "inverted_cdf",
+        "cpu_flags",
+        "Which knobs mattered",
+    ):
+        assert needle in text, needle
+
+
+def test_report_renders_in_headless_chromium(report: Path, small_job: SmallJob) -> None:
+    chromium()
+    from farm.store import Store
+
+    n_targets = len({t["target"] for t in Store(small_job.db).trials(small_job.job_id)})
+    page = report.read_text()
+    probe = report.with_name("probe.html")
+    probe.write_text(
+        page.replace("<head>", "<head>" + CATCH, 1).replace("</body>", PROBE + "</body>", 1)
+    )
+    done = run_chromium("--virtual-time-budget=20000", "--dump-dom", probe.as_uri())
+    found = re.search(r'<pre id="probe">(.*?)</pre>', done.stdout, re.S)
+    assert found, f"no probe in the DOM; chromium said: {done.stderr[-2000:]}"
+    result = json.loads(html.unescape(found.group(1)))
+    assert result["errors"] == []
+    assert result["online"] == []  # nothing fetched from the network
+    expected = {
+        "fig-accuracy": 4 * n_targets,
+        "fig-cost": n_targets + 1,
+        "fig-throughput": n_targets,
+    }
+    for fig, n in expected.items():
+        got = result["figures"][fig]
+        assert got["data"] == n and got["drawn"] == n and got["svg"] >= 1, (fig, got)
+
+    shot = report.with_name("shot.png")
+    run_chromium(f"--screenshot={shot}", report.as_uri())
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
+    assert pixels.std() > 10  # not a blank page
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # plots, not only text
+
+
+def test_importances_rank_the_knob_that_drives_the_objective() -> None:
+    from dashboards.importance import param_importances
+
+    rng = np.random.default_rng(0)
+    batch = rng.choice([1, 2, 4, 8], 60)
+    threads = rng.choice([1, 2], 60)
+    rows = pd.DataFrame(
+        {
+            "params": [
+                json.dumps({"batch_size": int(b), "threads": int(t)})
+                for b, t in zip(batch, threads, strict=True)
+            ],
+            "accuracy": 0.97 - 0.001 * threads + rng.normal(0, 1e-5, 60),
+            "latency_p95_ms": batch * 1.0 + rng.normal(0, 0.01, 60),
+            "cost_per_1k_usd": 1e-5 / batch,
+        }
+    )
+    imp = param_importances(rows)
+    assert isinstance(imp, dict)
+    assert imp["p95 latency"]["batch_size"] > 0.9
+    assert imp["accuracy"]["threads"] > 0.9
+    assert "need at least" in param_importances(rows.head(2))
+
+
+def test_unknown_job_and_bad_budget_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_recommend import ROWS, make_store
+
+    make_store(tmp_path / "f.duckdb", "j1", ROWS)
+    db = str(tmp_path / "f.duckdb")
+    assert main(["report", "nope", "--db", db, "-o", str(tmp_path / "r.html")]) == 2
+    assert "no job matches 'nope'" in capsys.readouterr().err
+    bad = tmp_path / "b.toml"
+    bad.write_text("[all]\nmax_p95_ms = true\n")
+    assert main(["report", "j1", "--db", db, "--budget", str(bad)]) == 2
+    assert "field `all.max_p95_ms`" in capsys.readouterr().err
+    assert main(["report", "j1", "--db", db, "-o", str(tmp_path / "r.html")]) == 0
