@@ -1,52 +1,11 @@
-"""Pareto fronts for big stores: a faster non-dominated filter and set-based flag updates.
-
-:func:`pareto_mask` returns the same mask as :func:`farm.pareto.pareto_mask` (ties kept, same
-"smaller is better after sign" rule) but shrinks its working set as it goes. Each step takes the
-remaining point with the smallest positively weighted sum of (normalised) objectives: a point
-that minimises such a sum cannot be dominated (a dominator would have a smaller sum; dominators
-removed earlier were removed with everything they dominate), so it is on the front, and every
-point it dominates leaves the working set for good. The first steps remove most of the points,
-so each later step is cheap; benchmarks/store_scale.py times both versions on the same rows.
-"""
+"""Pareto fronts for big stores: set-based flag updates (the filter is farm.pareto's)."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import duckdb
 import numpy as np
 
-from farm.pareto import OBJECTIVES
-
-
-def pareto_mask(values: np.ndarray, senses: Sequence[int]) -> np.ndarray:
-    """Boolean mask of the non-dominated rows of ``values`` (n × k); +1 maximise, -1 minimise."""
-    if values.ndim != 2 or values.shape[1] != len(senses):
-        raise ValueError(f"values must be n × {len(senses)}, got shape {values.shape}")
-    n = values.shape[0]
-    mask = np.zeros(n, dtype=bool)
-    if n == 0:
-        return mask
-    costs = values * -np.asarray(senses, dtype=float)
-    # Positive weights that put every column on a comparable scale.
-    spread = costs.max(axis=0) - costs.min(axis=0)
-    score = costs @ (1.0 / np.where(spread > 0, spread, 1.0))
-    # Alive points in increasing score; one contiguous array per objective (fast to filter).
-    alive = np.argsort(score, kind="stable")
-    cols = [np.ascontiguousarray(costs[alive, j]) for j in range(costs.shape[1])]
-    while alive.size:
-        mask[alive[0]] = True  # smallest score among the alive: on the front
-        head = [c[0] for c in cols]
-        no_better = cols[0] >= head[0]
-        worse = cols[0] > head[0]
-        for c, h in zip(cols[1:], head[1:], strict=True):
-            no_better &= c >= h
-            worse |= c > h
-        keep = ~(no_better & worse)
-        keep[0] = False
-        alive = alive[keep]
-        cols = [c[keep] for c in cols]
-    return mask
+from farm.pareto import OBJECTIVES, pareto_mask
 
 
 def mark_fronts(con: duckdb.DuckDBPyConnection, job_id: str) -> tuple[int, int]:

@@ -46,8 +46,16 @@ def local_targets() -> list[str]:
     for name, t in catalog().items():
         if t.arch != arch or (t.device == "cuda" and not has_cuda_gpu()):
             continue
-        if all(importlib.util.find_spec(m) is not None for m in RUNTIME_IMPORTS[t.runtime]):
-            served.append(name)
+        if not all(importlib.util.find_spec(m) is not None for m in RUNTIME_IMPORTS[t.runtime]):
+            continue
+        if t.device == "cuda":
+            # A GPU box with, say, the CPU build of onnxruntime must not advertise
+            # cuda-onnxruntime: ask the runtime itself (this may import torch).
+            from farm.fleet import runtime_problem
+
+            if runtime_problem(t.runtime, gpu=True) is not None:
+                continue
+        served.append(name)
     return served
 
 

@@ -236,6 +236,13 @@ class JobRunner:
             self.store.set_job_status(self.job_id, "failed", f"{type(exc).__name__}: {exc}")
             raise
         self.messages.extend(f"{s.target}: {s.stopped}" for s in self.studies.values() if s.stopped)
+        evaluated = [r for r in self.rows if r.get("artifact_hash")]
+        hits = sum(1 for r in evaluated if r["cache_hit"])
+        if evaluated:
+            self.messages.append(
+                f"artifact cache: {hits} of {len(evaluated)} trials reused a built artifact "
+                f"({hits / len(evaluated):.0%} hits; {len(evaluated) - hits} built)"
+            )
         self.store.set_job_status(self.job_id, status, "; ".join(self.messages) or None)
         return status
 

@@ -5,6 +5,8 @@ Knobs:
   post-training quantizer (catalog ``int8_transform``) to the chain; float precisions are asked
   of the runtime.
 - ``batch_size`` and ``threads`` (threads never above the CPUs a serving node has).
+- Runtime options a target's catalog entry lists (``runtime.<knob>``: OpenVINO performance
+  hint and streams, ONNX Runtime execution mode), when the job names them in ``[search.knobs]``.
 - Knobs that transforms offer (``<transform>.<field>``, from ``optimizers.search_space``), for the
   transforms the chain can contain on this target; a job may restrict any knob in
   ``[search.knobs]``. A knob that does not apply to a point (e.g. a quantizer's knob at fp32) is
@@ -25,6 +27,8 @@ from targets import TargetSpec, get_target
 from targets.base import RuntimeOptions
 
 BASE_KNOBS = ("precision", "batch_size", "threads")
+#: Runtime options (catalog ``knobs``) are searched as ``runtime.<knob>``, on the job's request.
+RUNTIME_PREFIX = "runtime."
 
 
 def transforms_for(spec: JobSpec, target: TargetSpec, torch_source: bool) -> list[str]:
@@ -59,7 +63,19 @@ def target_space(
     for knob, values in spec.search.knobs.items():
         if knob in BASE_KNOBS:
             raise SpecError(spec.source, f"search.knobs.{knob}", f"set `search.{knob}` instead")
-        if knob in space:
+        name = knob.removeprefix(RUNTIME_PREFIX)
+        if knob.startswith(RUNTIME_PREFIX) and name in target.knobs:
+            accepted = target.knobs[name]
+            for v in values:
+                if v not in accepted:
+                    raise SpecError(
+                        spec.source,
+                        f"search.knobs.{knob}",
+                        f"values {target_name} accepts {accepted}",
+                        v,
+                    )
+            space[knob] = CategoricalDistribution(list(values))
+        elif knob in space:
             space[knob] = CategoricalDistribution(list(values))
     return space
 

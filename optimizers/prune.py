@@ -124,7 +124,9 @@ def prune(cfg: PruneConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
 
 @register_space("prune")
 def _space(target: TargetSpec, workload: Any) -> dict[str, Any]:
-    """Offered only for torch sources with training data (the fine-tune needs it)."""
+    """Offered only for torch sources. ``round_to`` and ``finetune_steps`` are offered at their
+    defaults (one value each, so they don't grow the space) so that a job can set or search
+    them with ``[search.knobs] "prune.finetune_steps" = [...]``."""
     from optuna.distributions import CategoricalDistribution
 
     if workload is not None and not getattr(workload, "allows_torch_transforms", True):
@@ -132,6 +134,8 @@ def _space(target: TargetSpec, workload: Any) -> dict[str, Any]:
     return {
         "ratio": CategoricalDistribution([0.0, 0.25, 0.5, 0.7]),
         "importance": CategoricalDistribution(["l2", "l1", "bn_scale"]),
+        "round_to": CategoricalDistribution([PruneConfig.round_to]),
+        "finetune_steps": CategoricalDistribution([PruneConfig.finetune_steps]),
     }
 
 

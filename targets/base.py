@@ -33,6 +33,8 @@ class TargetSpec:
     price_source: str
     price_date: str
     int8_transform: str | None = None
+    #: Runtime options a job may search: knob -> accepted values (``[target.knobs]``).
+    knobs: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def float_precisions(self) -> tuple[str, ...]:
