@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     except FarmError as exc:
         print(f"farm {known.command}: failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"farm {known.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -144,6 +144,7 @@ def evaluate(
 
     from farm.environment import env_id, fingerprint
     from farm.measure import Contract, measure
+    from farm.measure.affinity import pin_to_cores
     from workloads.metrics import quality_metrics
 
     target = get_target(target_name)
@@ -151,6 +152,9 @@ def evaluate(
     cpus = granted_cpus()
     if options.threads != cpus:
         options = replace(options, threads=cpus)
+    # This process is fresh (max_calls=1) and alone on its node: pin it to one CPU per physical
+    # core before the runtime creates its threads (docs/measurement.md, isolation).
+    pin_to_cores(options.threads)
     runtime_cls = runtime_class(target.runtime)
     if not runtime_cls.available():
         raise TrialError(f"{target.runtime} does not import on {socket.gethostname()}")

@@ -93,6 +93,8 @@ def _space(target: TargetSpec, workload: Any) -> dict[str, Any]:
         "preset": CategoricalDistribution(list(PRESETS)),
         "fast_bias_correction": CategoricalDistribution([True, False]),
         "keep_float_layers": CategoricalDistribution([0, 1, 2, 4]),
+        # one value (the default) so a job can set or search it in [search.knobs]
+        "subset_size": CategoricalDistribution([QuantizeNncfConfig.subset_size]),
     }
 
 

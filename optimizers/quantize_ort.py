@@ -81,6 +81,8 @@ def _space(target: TargetSpec, workload: Any) -> dict[str, Any]:
         "calibration_method": CategoricalDistribution(list(CALIBRATION_METHODS)),
         "activation_type": CategoricalDistribution(list(ACTIVATION_TYPES)),
         "keep_float_layers": CategoricalDistribution([0, 1, 2, 4]),
+        # one value (all of the split) so a job can set or search it in [search.knobs]
+        "calib_size": CategoricalDistribution([QuantizeOrtConfig.calib_size]),
     }
 
 

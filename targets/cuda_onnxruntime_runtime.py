@@ -27,10 +27,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from farm.errors import RuntimeMissingError, TrialError, UsageError
 from targets.base import Runtime, RuntimeOptions, Session
+from targets.onnxruntime_runtime import OnnxRuntimeSession, ort_version, session_options
 
 if TYPE_CHECKING:
     from farm.artifact import Artifact
@@ -104,31 +103,14 @@ def process_gpu_memory_mib(pid: int | None = None) -> float | None:
     return None
 
 
-class CudaOnnxRuntimeSession(Session):
-    def __init__(self, session: Any, actual_precision: str) -> None:
-        self._session = session
-        self._input = session.get_inputs()[0].name
-        self._outputs = [session.get_outputs()[0].name]
-        self.actual_precision = actual_precision
-        #: Intra-op threads (for nodes on the CPU), read back from the session's options.
-        self.threads = int(session.get_session_options().intra_op_num_threads)
-        #: Input shape as the model declares it; ``None`` for a dynamic dimension.
-        self.input_shape = tuple(
-            d if isinstance(d, int) else None for d in session.get_inputs()[0].shape
-        )
+class CudaOnnxRuntimeSession(OnnxRuntimeSession):
+    """The CPU target's session plus device memory; ``threads`` serve nodes on the CPU."""
+
+    runtime_name = "onnxruntime-cuda"
 
     @property
     def device_memory_mib(self) -> float | None:
         return process_gpu_memory_mib()
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        if self._session is None:
-            raise TrialError("onnxruntime-cuda session used after close()")
-        out = self._session.run(self._outputs, {self._input: batch})[0]
-        return np.asarray(out, dtype=np.float32)
-
-    def close(self) -> None:
-        self._session = None
 
 
 class CudaOnnxRuntime(Runtime):
@@ -145,11 +127,7 @@ class CudaOnnxRuntime(Runtime):
 
     @classmethod
     def version(cls) -> str:
-        if importlib.util.find_spec("onnxruntime") is None:
-            return "unknown"
-        import onnxruntime
-
-        return str(onnxruntime.__version__)
+        return ort_version()
 
     def compile(self, artifact: Artifact, options: RuntimeOptions, workdir: Any) -> Session:
         if artifact.format not in self.accepts:
@@ -183,10 +161,7 @@ class CudaOnnxRuntime(Runtime):
             raise TrialError(
                 f"onnxruntime-cuda could not prepare {artifact.main_file}: {exc}"
             ) from exc
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = options.threads
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
+        so = session_options(ort, options.threads)
         cuda_options = {"device_id": "0", "use_tf32": "0"}
         try:
             session = ort.InferenceSession(

@@ -51,8 +51,32 @@ def onnx_precision(model_path: Path) -> str:
     return "int8+fp32" if ops & _QUANTIZED_OPS else "fp32"
 
 
+def ort_version() -> str:
+    """``onnxruntime.__version__``, or ``"unknown"`` where the package is not installed."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return "unknown"
+    import onnxruntime
+
+    return str(onnxruntime.__version__)
+
+
+def session_options(ort: Any, threads: int) -> Any:
+    """The ``SessionOptions`` both ONNX Runtime targets start from (``ort`` is the module)."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3  # errors only; warnings about unused initializers are noise
+    return so
+
+
 class OnnxRuntimeSession(Session):
-    def __init__(self, session: Any, actual_precision: str, threads: int) -> None:
+    """A session over an ``onnxruntime.InferenceSession`` (the CUDA target's session extends it)."""
+
+    #: The runtime as error messages name it.
+    runtime_name = "onnxruntime"
+
+    def __init__(self, session: Any, actual_precision: str, threads: int | None = None) -> None:
+        # ``threads`` is not used: the count is read back from the session's options.
         self._session = session
         self._input = session.get_inputs()[0].name
         self._outputs = [session.get_outputs()[0].name]
@@ -71,7 +95,7 @@ class OnnxRuntimeSession(Session):
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         if self._session is None:
-            raise TrialError("onnxruntime session used after close()")
+            raise TrialError(f"{self.runtime_name} session used after close()")
         out = self._session.run(self._outputs, {self._input: batch})[0]
         return np.asarray(out, dtype=np.float32)
 
@@ -89,11 +113,7 @@ class OnnxRuntime(Runtime):
 
     @classmethod
     def version(cls) -> str:
-        if not cls.available():
-            return "unknown"
-        import onnxruntime
-
-        return str(onnxruntime.__version__)
+        return ort_version()
 
     def compile(self, artifact: Artifact, options: RuntimeOptions, workdir: Any) -> Session:
         if not self.available():
@@ -121,16 +141,13 @@ class OnnxRuntime(Runtime):
             raise UsageError(f"onnxruntime: `threads >= 1` must hold, but got {options.threads}")
 
         path = artifact.write_to(Path(workdir))
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = options.threads
+        so = session_options(ort, options.threads)
         so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.execution_mode = (
             ort.ExecutionMode.ORT_PARALLEL
             if mode == "parallel"
             else ort.ExecutionMode.ORT_SEQUENTIAL
         )
-        so.log_severity_level = 3  # errors only; warnings about unused initializers are noise
         try:
             session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
             precision = onnx_precision(path)

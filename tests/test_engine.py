@@ -150,3 +150,44 @@ def test_pareto_json_and_unknown_job(
     assert main(["pareto", "no-such-job", "--db", str(small_job.db)]) == 2
     assert "no job matches" in capsys.readouterr().err
     assert main(["jobs", "--db", str(small_job.db.parent / "missing.duckdb")]) == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_job_interrupted_and_keeps_finished_trials(
+    tmp_path: Path, results_dir: Path
+) -> None:
+    import os
+    import signal
+
+    job_file = tmp_path / "job.toml"
+    job_file.write_text(SMALL_JOB.replace("trials_per_target = 3", "trials_per_target = 8"))
+    db = results_dir / "ctrl-c.duckdb"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "farm.cli", "run", str(job_file), "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    store = Store(db)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and driver.poll() is None:
+        if (
+            db.exists()
+            and _stored(store, store.jobs()[0]["job_id"] if _has_jobs(store) else "") >= 1
+        ):
+            break
+        time.sleep(0.2)
+    os.kill(driver.pid, signal.SIGINT)
+    out, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130, out
+    job = store.jobs()[0]
+    assert job["status"] == "interrupted" and "interrupted" in job["message"]
+    trials = store.trials(job["job_id"])
+    assert 1 <= len(trials) < 16 and all(t["status"] in ("completed", "failed") for t in trials)
+
+
+def _has_jobs(store: Store) -> bool:
+    try:
+        return bool(store.jobs())
+    except Exception:
+        return False

@@ -151,6 +151,47 @@ def _finish(
     )
 
 
+class _Windows:
+    """The window bookkeeping both loops share; it runs only when a window closes.
+
+    A loop keeps ``end_n``/``end_t`` (where the open window may close) and ``deadline`` in
+    locals, calls :meth:`close` once sample ``i`` and clock time ``t1`` reach both, and
+    :meth:`finish` when it stops.
+    """
+
+    def __init__(self, contract: Contract, batch_size: int, start: float) -> None:
+        self.contract = contract
+        self.judge = _Judge(contract, batch_size)
+        self.windows: list[Window] = []
+        self.deadline = start + contract.max_duration_s
+        self.w_i, self.w_t = 0, start
+        self.end_n, self.end_t = contract.window_min_samples, start + contract.window_min_s
+        self.stable = False
+
+    def close(self, samples: list[float], i: int, t1: float) -> bool:
+        """Close the open window; True when the last ``window_count`` windows are stable."""
+        c = self.contract
+        self.windows.append(Window(self.w_i, i, self.w_t, t1))
+        if len(self.windows) >= c.window_count and self.judge.stable(samples, self.windows):
+            self.stable = True
+            return True
+        self.w_i, self.w_t = i, t1
+        self.end_n, self.end_t = i + c.window_min_samples, t1 + c.window_min_s
+        return False
+
+    def finish(self, samples: list[float], i: int, t1: float) -> Sampling:
+        return _finish(
+            samples,
+            i,
+            self.windows,
+            Window(self.w_i, i, self.w_t, t1),
+            self.contract,
+            self.judge,
+            self.stable,
+            f"cap of {self.contract.max_duration_s:g} s",
+        )
+
+
 def closed_loop(
     run_once: Callable[[], object],
     batch_size: int,
@@ -161,15 +202,9 @@ def closed_loop(
     """Single-stream and offline: the next query is issued when the previous one completes."""
     samples = _initial_buffer(contract, expected_s)
     size = len(samples)
-    judge = _Judge(contract, batch_size)
-    wc, win_n, win_s = contract.window_count, contract.window_min_samples, contract.window_min_s
-    windows: list[Window] = []
-    start = clock()
-    deadline = start + contract.max_duration_s
-    w_i, w_t = 0, start
-    w_end_n, w_end_t = win_n, start + win_s
+    w = _Windows(contract, batch_size, clock())
+    end_n, end_t, deadline = w.end_n, w.end_t, w.deadline
     i = 0
-    stable = False
     while True:
         t0 = clock()
         run_once()
@@ -179,25 +214,13 @@ def closed_loop(
             size = len(samples)
         samples[i] = t1 - t0
         i += 1
-        if i >= w_end_n and t1 >= w_end_t:
-            windows.append(Window(w_i, i, w_t, t1))
-            if len(windows) >= wc and judge.stable(samples, windows):
-                stable = True
+        if i >= end_n and t1 >= end_t:
+            if w.close(samples, i, t1):
                 break
-            w_i, w_t = i, t1
-            w_end_n, w_end_t = i + win_n, t1 + win_s
+            end_n, end_t = w.end_n, w.end_t
         if t1 >= deadline:
             break
-    return _finish(
-        samples,
-        i,
-        windows,
-        Window(w_i, i, w_t, t1),
-        contract,
-        judge,
-        stable,
-        f"cap of {contract.max_duration_s:g} s",
-    )
+    return w.finish(samples, i, t1)
 
 
 def server_loop(
@@ -217,16 +240,11 @@ def server_loop(
     rate = contract.qps
     samples = _initial_buffer(contract, 0.0)
     size = len(samples)
-    judge = _Judge(contract, batch_size)
-    wc, win_n, win_s = contract.window_count, contract.window_min_samples, contract.window_min_s
-    windows: list[Window] = []
     start = clock()
-    deadline = start + contract.max_duration_s
-    w_i, w_t = 0, start
-    w_end_n, w_end_t = win_n, start + win_s
+    w = _Windows(contract, batch_size, start)
+    end_n, end_t, deadline = w.end_n, w.end_t, w.deadline
     arrival = start + rng.expovariate(rate)
     i = 0
-    stable = False
     while True:
         now = clock()
         if now < arrival:
@@ -239,22 +257,10 @@ def server_loop(
         samples[i] = t1 - arrival
         i += 1
         arrival += rng.expovariate(rate)
-        if i >= w_end_n and t1 >= w_end_t:
-            windows.append(Window(w_i, i, w_t, t1))
-            if len(windows) >= wc and judge.stable(samples, windows):
-                stable = True
+        if i >= end_n and t1 >= end_t:
+            if w.close(samples, i, t1):
                 break
-            w_i, w_t = i, t1
-            w_end_n, w_end_t = i + win_n, t1 + win_s
+            end_n, end_t = w.end_n, w.end_t
         if t1 >= deadline:
             break
-    return _finish(
-        samples,
-        i,
-        windows,
-        Window(w_i, i, w_t, t1),
-        contract,
-        judge,
-        stable,
-        f"cap of {contract.max_duration_s:g} s",
-    )
+    return w.finish(samples, i, t1)

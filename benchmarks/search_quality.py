@@ -1,0 +1,414 @@
+"""How close does a 30-trial search get to the exhaustive grid? (issue 4, ``search_quality``)
+
+ResNet-18 (torchvision, random weights, 224×224, synthetic inputs: quality is top-1 fidelity to
+the fp32 reference) on ``cpu-onnxruntime`` and ``cpu-openvino``, over the space a job gets from
+the engine (``farm.space.target_space``): precision × quantizer knobs (calibration method,
+activation type / preset, fast bias correction, keep_float_layers k) × batch {1, 2, 4, 8} ×
+threads × runtime options (ORT execution mode, OpenVINO performance hint).
+
+1. The grid: every distinct candidate of the space (knobs that don't apply, e.g. quantizer knobs
+   at fp32, collapse, as they do in the engine) is built with the farm's transforms (same
+   content-addressed artifact cache as the engine) and evaluated with the farm's worker code
+   (same quality metrics, same measurement harness), pinned to ``threads`` CPUs. Each result is
+   appended to ``results/search_quality/<mode>-<target>-grid.json`` as it lands: the grid is
+   resumable and cached.
+2. The search: a real job per target (``JobRunner``, NSGA-II, 30 trials) on the same space,
+   stored in ``results/search_quality/search.duckdb`` (a finished search is reused).
+3. Figures per target:
+   (a) best batch-1 p50 latency with top-1 fidelity ≥ 0.99 found by the search ÷ the grid's best
+       under the same condition (target ≤ 1.05);
+   (b) hypervolume of the search's front ÷ the grid front's (target ≥ 0.95), three objectives
+       all minimised: (1 − top-1 fidelity, p95 latency ms, USD per 1k inferences), reference
+       point (1, 1.1 × the grid's worst p95, 1.1 × the grid's worst cost).
+   Each figure is given twice: with the search's own measurements, and "re-scored" with the
+   grid's measurements of the configurations the search visited (which removes run-to-run
+   timing noise and isolates the quality of the search itself).
+
+    .venv/bin/python benchmarks/search_quality.py --quick       # smoke run, minutes
+    .venv/bin/python benchmarks/search_quality.py               # full: >= 200 configs/target
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from farm import pareto  # noqa: E402
+from farm.cache import ArtifactCache  # noqa: E402
+from farm.candidate import Candidate  # noqa: E402
+from farm.spec import JobSpec, parse_job  # noqa: E402
+
+TARGETS = ("cpu-onnxruntime", "cpu-openvino")
+FIDELITY_FLOOR = 0.99
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    samples: int  # synthetic eval (and calibration) inputs
+    trials: int  # search trials per target
+    batch: list[int]
+    threads: list[int]
+    knobs: dict[str, dict[str, list[Any]]]  # per target
+    precision: dict[str, list[str]]
+    measurement: dict[str, Any]
+
+
+FULL = Mode(
+    name="full",
+    samples=64,
+    trials=30,
+    batch=[1, 2, 4, 8],
+    threads=[1, 2],
+    precision={"cpu-onnxruntime": ["fp32", "int8"], "cpu-openvino": ["fp32", "bf16", "int8"]},
+    knobs={
+        # (1 fp32 + 3 x 2 x 4 int8) x 4 batches x 2 threads x 2 modes = 400 configurations
+        "cpu-onnxruntime": {
+            "quantize_ort.calibration_method": ["MinMax", "Entropy", "Percentile"],
+            "quantize_ort.activation_type": ["U8", "S8"],
+            "quantize_ort.keep_float_layers": [0, 1, 2, 4],
+            "runtime.execution_mode": ["sequential", "parallel"],
+        },
+        # (fp32 + bf16 + 2 x 2 x 4 int8) x 4 batches x 2 threads x 2 hints = 288 configurations
+        "cpu-openvino": {
+            "quantize_nncf.preset": ["performance", "mixed"],
+            "quantize_nncf.fast_bias_correction": [True, False],
+            "quantize_nncf.keep_float_layers": [0, 1, 2, 4],
+            "runtime.performance_hint": ["LATENCY", "THROUGHPUT"],
+        },
+    },
+    measurement={"min_duration_s": 0.5, "max_duration_s": 2.0, "min_samples": 32},
+)
+
+QUICK = Mode(
+    name="quick",
+    samples=16,
+    trials=5,
+    batch=[1, 4],
+    threads=[2],
+    precision={"cpu-onnxruntime": ["fp32", "int8"], "cpu-openvino": ["fp32", "bf16", "int8"]},
+    knobs={
+        "cpu-onnxruntime": {
+            "quantize_ort.calibration_method": ["MinMax"],
+            "quantize_ort.activation_type": ["S8"],
+            "quantize_ort.keep_float_layers": [0, 1],
+            "runtime.execution_mode": ["sequential"],
+        },
+        "cpu-openvino": {
+            "quantize_nncf.preset": ["performance"],
+            "quantize_nncf.fast_bias_correction": [True],
+            "quantize_nncf.keep_float_layers": [0, 1],
+            "runtime.performance_hint": ["LATENCY"],
+        },
+    },
+    measurement={"min_duration_s": 0.2, "max_duration_s": 0.6, "min_samples": 16},
+)
+
+
+def job_spec(mode: Mode, target: str) -> JobSpec:
+    raw = {
+        "name": f"search-quality-{mode.name}-{target}",
+        "targets": [target],
+        "workload": {"model": "resnet18", "data": {"synthetic_samples": mode.samples}},
+        "search": {
+            "trials_per_target": mode.trials,
+            "sampler": "nsga2",
+            "seed": 0,
+            "precision": mode.precision[target],
+            "batch_size": mode.batch,
+            "threads": mode.threads,
+            "knobs": mode.knobs[target],
+        },
+        "measurement": mode.measurement,
+    }
+    return parse_job(raw, source="benchmarks/search_quality.py")
+
+
+# -- the grid ----------------------------------------------------------------------------------
+
+
+class Grid:
+    """Every distinct candidate of one target's space, built and measured once, cached in JSON."""
+
+    def __init__(self, spec: JobSpec, target: str, out: Path, results: Path) -> None:
+        from workloads import load_workload
+
+        self.spec, self.target, self.path = spec, target, out
+        self.cache = ArtifactCache(results / "artifacts")
+        self.models = results / "models"
+        self.workload = load_workload(spec.workload, ROOT)
+        self.records: dict[str, dict[str, Any]] = (
+            json.loads(out.read_text()) if out.exists() else {}
+        )
+
+    def candidates(self) -> list[tuple[dict[str, Any], Candidate]]:
+        from farm.space import plan, target_space
+
+        space = target_space(self.spec, self.target, max(self.spec.search.threads))
+        self.space = space
+        keys = list(space)
+        seen: dict[str, tuple[dict[str, Any], Candidate]] = {}
+        for values in itertools.product(*(space[k].choices for k in keys)):
+            params = dict(zip(keys, values, strict=True))
+            cand = plan(self.spec, self.target, params, self.workload.recipe_hash)
+            seen.setdefault(cand.content_hash, (params, cand))
+        return list(seen.values())
+
+    def run(self) -> list[dict[str, Any]]:
+        from farm.engine import reference_logits
+
+        todo = [(p, c) for p, c in self.candidates() if c.content_hash not in self.records]
+        total = len(self.records) + len(todo)
+        print(f"  {self.target}: grid of {total} configurations, {len(todo)} still to measure")
+        if todo:
+            data = self.workload.data()
+            source = self.workload.source_artifact(self.models)
+            reference = reference_logits(source, data)
+        for i, (_params, cand) in enumerate(todo, 1):
+            start = time.perf_counter()
+            try:
+                artifact, build_s = self._artifact(cand, source, data)
+                record = self._evaluate(artifact, cand, data, reference)
+                record["build_s"] = build_s
+            except Exception as exc:  # a failing configuration is a result too
+                record = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            record.update(params=cand.params_dict(), batch_size=cand.options.batch_size)
+            self.records[cand.content_hash] = record
+            self._save()
+            took = time.perf_counter() - start
+            print(
+                f"    [{i}/{len(todo)}] {_short(cand.params_dict())} {_result(record)} {took:.1f}s"
+            )
+        return [r for r in self.records.values() if "error" not in r]
+
+    def _artifact(self, cand: Candidate, source: Any, data: Any) -> tuple[Any, float]:
+        from farm import worker
+
+        cached = self.cache.load(cand.build_key())
+        if cached is not None:
+            return cached, 0.0
+        done, start_from = 0, source
+        for upto in range(len(cand.chain) - 1, 0, -1):
+            hit = self.cache.load(cand.build_key(upto))
+            if hit is not None:
+                done, start_from = upto, hit
+                break
+        built = worker.build(start_from, list(cand.chain[done:]), data, self.spec.search.seed)
+        for i, artifact in enumerate(built, start=done + 1):
+            self.cache.save(cand.build_key(i), artifact)
+        return built[-1], sum(float(a.meta.get("build_s", 0.0)) for a in built)
+
+    def _evaluate(self, artifact: Any, cand: Candidate, data: Any, ref: Any) -> dict[str, Any]:
+        from farm import worker
+
+        threads = cand.options.threads
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, cpus[:threads])  # the worker gives the runtime these CPUs
+        try:
+            ev = worker.evaluate(artifact, self.target, cand.options, data, ref, self.measurement)
+        finally:
+            os.sched_setaffinity(0, cpus)
+        m = ev.measurement
+        price = self.spec.price_per_hour(self.target)
+        return {
+            "top1_agreement": ev.metrics["top1_agreement"],
+            "max_abs_logit_diff": ev.metrics["max_abs_logit_diff"],
+            "p50_ms": m["p50_ms"],
+            "p95_ms": m["p95_ms"],
+            "throughput_ips": m["throughput_ips"],
+            "cost_per_1k_usd": pareto.cost_per_1k(price, m["throughput_ips"]),
+            "precision_actual": ev.precision_actual,
+            "stable": m["stable"],
+        }
+
+    @property
+    def measurement(self) -> dict[str, Any]:
+        return dict(self.spec.measurement)
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.records, indent=1, sort_keys=True))
+        tmp.replace(self.path)
+
+
+def _short(params: dict[str, Any]) -> str:
+    return " ".join(f"{k.split('.')[-1]}={v}" for k, v in params.items())
+
+
+def _result(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"FAILED {r['error'][:80]}"
+    return f"fid={r['top1_agreement']:.3f} p50={r['p50_ms']:.2f}ms"
+
+
+# -- the search --------------------------------------------------------------------------------
+
+
+def run_search(spec: JobSpec, results: Path) -> list[dict[str, Any]]:
+    """A real job on the engine; a finished job with the same spec in the store is reused."""
+    from farm.engine import JobRunner
+    from farm.store import Store
+
+    store = Store(results / "search.duckdb")
+    if store.path.exists():
+        for job in store.jobs():
+            same = json.loads(job["spec"]) == json.loads(spec.to_json())
+            if job["name"] == spec.name and job["status"] == "completed" and same:
+                print(f"  {spec.targets[0]}: reusing search job {job['job_id']}")
+                return _search_points(store.trials(job["job_id"]))
+    runner = JobRunner(
+        spec,
+        store,
+        cache=ArtifactCache(results / "artifacts"),
+        models_dir=results / "models",
+    )
+    runner.run()
+    print(f"  {spec.targets[0]}: search job {runner.job_id}: {'; '.join(runner.messages)}")
+    return _search_points(store.trials(runner.job_id))
+
+
+def _search_points(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "hash": t["candidate_hash"],
+            "top1_agreement": t["accuracy"],
+            "p50_ms": t["latency_p50_ms"],
+            "p95_ms": t["latency_p95_ms"],
+            "cost_per_1k_usd": t["cost_per_1k_usd"],
+            "batch_size": t["batch_size"],
+        }
+        for t in trials
+        if t["status"] == "completed"
+    ]
+
+
+# -- figures -----------------------------------------------------------------------------------
+
+
+def best_batch1_p50(points: list[dict[str, Any]]) -> float | None:
+    ok = [
+        p["p50_ms"]
+        for p in points
+        if p["batch_size"] == 1 and p["top1_agreement"] >= FIDELITY_FLOOR - 1e-12
+    ]
+    return min(ok) if ok else None
+
+
+def objectives(p: dict[str, Any]) -> tuple[float, float, float]:
+    return (1.0 - p["top1_agreement"], p["p95_ms"], p["cost_per_1k_usd"])
+
+
+def hypervolume_2d(points: list[tuple[float, float]], ref: tuple[float, float]) -> float:
+    """Area dominated by ``points`` (minimised) and bounded by ``ref``."""
+    area, best_y = 0.0, ref[1]
+    for x, y in sorted(points):
+        if x < ref[0] and y < best_y:
+            area += (ref[0] - x) * (best_y - y)
+            best_y = y
+    return area
+
+
+def hypervolume_3d(points: list[tuple[float, float, float]], ref: tuple[float, ...]) -> float:
+    """Volume dominated by ``points`` (all objectives minimised) and bounded by ``ref``:
+    slices along the third objective, each a 2-D hypervolume."""
+    pts = sorted(
+        (p for p in points if all(a < r for a, r in zip(p, ref, strict=True))), key=lambda p: p[2]
+    )
+    volume = 0.0
+    for i, p in enumerate(pts):
+        upper = pts[i + 1][2] if i + 1 < len(pts) else ref[2]
+        if upper > p[2]:
+            volume += hypervolume_2d([(q[0], q[1]) for q in pts[: i + 1]], ref[:2]) * (upper - p[2])
+    return volume
+
+
+def figures(
+    grid: list[dict[str, Any]], grid_by_hash: dict[str, Any], search: list[dict[str, Any]]
+) -> dict[str, Any]:
+    ref = (
+        1.0,
+        1.1 * max(p["p95_ms"] for p in grid),
+        1.1 * max(p["cost_per_1k_usd"] for p in grid),
+    )
+    rescored = [grid_by_hash[p["hash"]] for p in search if p["hash"] in grid_by_hash]
+    grid_best = best_batch1_p50(grid)
+    grid_hv = hypervolume_3d([objectives(p) for p in grid], ref)
+    out: dict[str, Any] = {"reference_point": ref, "grid_best_b1_p50_ms": grid_best}
+    for label, pts in (("measured", search), ("rescored", rescored)):
+        best = best_batch1_p50(pts)
+        out[f"{label}_best_b1_p50_ms"] = best
+        out[f"{label}_latency_ratio"] = best / grid_best if best and grid_best else None
+        out[f"{label}_hv_ratio"] = hypervolume_3d([objectives(p) for p in pts], ref) / grid_hv
+    out["search_visited_in_grid"] = f"{len(rescored)}/{len(search)}"
+    return out
+
+
+def _fmt(x: float | None, spec: str = ".3f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small space, for a smoke run")
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
+    parser.add_argument("--results", type=Path, default=ROOT / "results" / "search_quality")
+    parser.add_argument("--grid-only", action="store_true", help="measure (resume) the grid only")
+    args = parser.parse_args()
+    mode = QUICK if args.quick else FULL
+    results: Path = args.results
+    os.environ.setdefault("FARM_NODE_CACHE", str(results / "node-cache"))
+
+    rows = []
+    for target in args.targets:
+        spec = job_spec(mode, target)
+        print(f"== {target} ({mode.name})")
+        grid = Grid(spec, target, results / f"{mode.name}-{target}-grid.json", results)
+        t0 = time.perf_counter()
+        grid_points = grid.run()
+        grid_s = time.perf_counter() - t0
+        print(
+            f"  space: {len(grid.space)} knobs, {len(grid.records)} distinct configurations; "
+            f"grid pass {grid_s:.0f}s, {len(grid_points)} measured ok"
+        )
+        if args.grid_only:
+            continue
+        by_hash = {h: r for h, r in grid.records.items() if "error" not in r}
+        t0 = time.perf_counter()
+        search_points = run_search(spec, results)
+        search_s = time.perf_counter() - t0
+        f = figures(grid_points, by_hash, search_points)
+        rows.append((target, len(grid.records), grid_s, search_s, f))
+
+    for target, size, grid_s, search_s, f in rows:
+        print(
+            f"\n{target}: {size} configurations, grid pass {grid_s:.0f}s, search {search_s:.0f}s,"
+            f" search visited {f['search_visited_in_grid']} grid configurations"
+        )
+        print(
+            f"  (a) best batch-1 p50 with top-1 fidelity >= {FIDELITY_FLOOR}: grid "
+            f"{_fmt(f['grid_best_b1_p50_ms'])} ms; search {_fmt(f['measured_best_b1_p50_ms'])} ms"
+            f" -> ratio {_fmt(f['measured_latency_ratio'])} (re-scored with grid timings: "
+            f"{_fmt(f['rescored_latency_ratio'])}); target <= 1.05"
+        )
+        print(
+            f"  (b) hypervolume search / grid: {_fmt(f['measured_hv_ratio'])} (re-scored: "
+            f"{_fmt(f['rescored_hv_ratio'])}); target >= 0.95; reference point "
+            f"(1 - fidelity, p95 ms, USD/1k) = "
+            f"({', '.join(_fmt(x, '.4g') for x in f['reference_point'])})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
