@@ -14,46 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import query, resnet18_session
 
-from farm.artifact import Artifact
 from farm.measure import Contract, measure, percentile
-from farm.measure.affinity import pin_to_cores
-from targets import RuntimeOptions, runtime_class
 
 TARGET_RATIO = 1.02
-
-
-def resnet18_onnx(directory: Path) -> Path:
-    """torchvision ResNet-18, random weights, exported with the TorchScript exporter, opset 17."""
-    import torch
-    import torchvision
-
-    model = torchvision.models.resnet18(weights=None).eval()
-    path = directory / "model.onnx"
-    torch.onnx.export(
-        model,
-        (torch.randn(1, 3, 224, 224),),
-        str(path),
-        dynamo=False,
-        opset_version=17,
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-    )
-    return path
-
-
-def ort_session(model: Path, workdir: Path, threads: int = 2, batch: int = 1) -> Any:
-    options = RuntimeOptions(precision="fp32", threads=threads, batch_size=batch)
-    return runtime_class("onnxruntime")().compile(
-        Artifact.read_from("onnx", [model]), options, workdir
-    )
 
 
 def bare_loop(ort: Any, feed: dict[str, np.ndarray], warmup: int, seconds: float) -> list[float]:
@@ -77,20 +46,10 @@ def main() -> None:
     parser.add_argument("--no-pin", action="store_true", help="let the OS place the threads")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp)
-        model = resnet18_onnx(tmp_path)
-        pinned = None if args.no_pin else pin_to_cores(2)  # before ORT creates its threads
-        print(f"pinned to CPUs {pinned}" if pinned else "not pinned")
-        session = ort_session(model, tmp_path / "work")
-        x = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
+    with resnet18_session(pin=not args.no_pin) as (session, x):
         feed = {"input": x}
         contract = Contract()
-        run = session.run
-
-        def run_once() -> None:
-            run(x)
-
+        run_once = query(session, x)
         print(f"load before: {os.getloadavg()}")
         print("Each round brackets the farm between two bare loops (B F B): drift cancels.")
         print("round  bare p50 ms  farm p50 ms  bare p50 ms  ratio  farm n  stable")
@@ -104,7 +63,6 @@ def main() -> None:
                 f"{r + 1:>5} {before:>12.3f} {m.p50_ms:>12.3f} {after:>12.3f} "
                 f"{ratios[-1]:>6.3f} {m.n_samples:>7}  {m.stable}"
             )
-        session.close()
     print(f"load after: {os.getloadavg()}")
     loop_cost = _loop_overhead_ns()
     ratio = statistics.median(ratios)

@@ -13,6 +13,7 @@ import pytest
 
 if TYPE_CHECKING:
     from farm.artifact import Artifact
+    from optimizers import BuildContext
     from workloads import DigitsWorkload
 
 _CACHE: dict[str, Path] = {}
@@ -35,6 +36,14 @@ def digits() -> DigitsWorkload:
 @pytest.fixture(scope="session")
 def digits_artifact(digits: DigitsWorkload, tmp_path_factory: pytest.TempPathFactory) -> Artifact:
     return digits.source_artifact(digits_cache_dir(tmp_path_factory))
+
+
+@pytest.fixture(scope="module")
+def onnx_artifact(digits_artifact: Artifact, ctx: BuildContext) -> Artifact:
+    """The digits model exported to ONNX, with the importing module's own ``ctx`` fixture."""
+    from optimizers import apply
+
+    return apply("export_onnx", {}, digits_artifact, ctx)
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray | None) -> float:

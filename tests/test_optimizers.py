@@ -6,34 +6,25 @@ import io
 
 import numpy as np
 import pytest
-
-try:
-    from _digits_fixtures import accuracy, digits, digits_artifact, ort_logits, torch_logits
-except ImportError:  # tests/ imported as a package
-    from tests._digits_fixtures import (
-        accuracy,
-        digits,
-        digits_artifact,
-        ort_logits,
-        torch_logits,
-    )
+from _digits_fixtures import (
+    accuracy,
+    digits,
+    digits_artifact,
+    onnx_artifact,
+    ort_logits,
+    torch_logits,
+)
 
 import optimizers
-from farm.artifact import Artifact
 from farm.errors import UsageError
 from optimizers import BuildContext, apply
 
-__all__ = ["digits", "digits_artifact"]  # fixtures imported for pytest
+__all__ = ["digits", "digits_artifact", "onnx_artifact"]  # fixtures imported for pytest
 
 
 @pytest.fixture(scope="module")
 def ctx(digits) -> BuildContext:
     return BuildContext(digits.data(), seed=0)
-
-
-@pytest.fixture(scope="module")
-def onnx_artifact(digits_artifact, ctx) -> Artifact:
-    return apply("export_onnx", {}, digits_artifact, ctx)
 
 
 @pytest.fixture(scope="module")
