@@ -262,7 +262,8 @@ def run_search(spec: JobSpec, results: Path) -> list[dict[str, Any]]:
 
     store = Store(results / "search.duckdb")
     if store.path.exists():
-        for job in store.jobs():
+        jobs = store.query("SELECT job_id, name, status, spec FROM jobs ORDER BY created_at DESC")
+        for job in jobs:
             same = json.loads(job["spec"]) == json.loads(spec.to_json())
             if job["name"] == spec.name and job["status"] == "completed" and same:
                 print(f"  {spec.targets[0]}: reusing search job {job['job_id']}")
@@ -369,6 +370,11 @@ def main() -> int:
     results: Path = args.results
     os.environ.setdefault("FARM_NODE_CACHE", str(results / "node-cache"))
 
+    # Start the local Ray instance (advertising the targets) before anything asks for a Ray
+    # context: the grid's worker calls do, and an implicit ray.init would advertise no targets.
+    from farm.cluster import start_or_connect
+
+    start_or_connect(None)
     rows = []
     for target in args.targets:
         spec = job_spec(mode, target)

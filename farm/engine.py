@@ -35,6 +35,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 MAX_ATTEMPTS = 3
 #: How many re-asks a study gets to avoid re-measuring a configuration it already measured.
 DUPLICATE_ASKS = 25
+#: Spaces up to this many points are enumerated to size a study's budget exactly.
+ENUMERATE_LIMIT = 20_000
 
 
 def new_job_id(name: str) -> str:
@@ -177,12 +179,34 @@ class JobRunner:
                 directions=["maximize", "minimize", "minimize"],
                 sampler=make_sampler(self.spec, self.spec.search.seed + i),
             )
-            budget = min(self.spec.search.trials_per_target, space_size(space))
+            budget = min(self.spec.search.trials_per_target, self._distinct_candidates(t, space))
             self.studies[t] = Study(t, study, space, budget)
             if not self.resuming:
                 study.enqueue_trial(baseline_params(space))
         if self.resuming:
             self._replay_stored_trials()
+
+    def _distinct_candidates(self, target: str, space: dict[str, Any]) -> int:
+        """How many different candidates the space holds (knobs that do not apply to a point,
+        such as a quantizer's at fp32, do not make new candidates); an upper bound for spaces
+        too large to enumerate."""
+        import itertools
+
+        size = space_size(space)
+        if size > ENUMERATE_LIMIT:
+            return size
+        names = list(space)
+        hashes = {
+            plan(
+                self.spec,
+                target,
+                dict(zip(names, values, strict=True)),
+                self.workload.recipe_hash,
+                self.workload.allows_torch_transforms,
+            ).content_hash
+            for values in itertools.product(*(space[n].choices for n in names))
+        }
+        return len(hashes)
 
     def _replay_stored_trials(self) -> None:
         """Rebuild each study from the store: stored trials are told to Optuna again, not
@@ -280,10 +304,15 @@ class JobRunner:
                 1 for r in [*self.pending, *self.in_flight.values()] if r.target == s.target
             )
             while s.can_ask(active, self._capacity(s.target)):
-                self.pending.append(self._ask(s))
+                run = self._ask(s)
+                if run is None:
+                    break
+                self.pending.append(run)
                 active += 1
 
-    def _ask(self, s: Study) -> TrialRun:
+    def _ask(self, s: Study) -> TrialRun | None:
+        """The study's next candidate not measured yet; None (and the study stops) when the
+        sampler keeps proposing measured ones."""
         is_baseline = not s.baseline_done and s.asked == 0
         for _ in range(DUPLICATE_ASKS):
             trial = s.study.ask(s.space)
@@ -297,6 +326,12 @@ class JobRunner:
             if candidate.content_hash not in s.seen or is_baseline:
                 break
             s.study.tell(trial, state=optuna.trial.TrialState.PRUNED)  # already measured
+        else:
+            s.stopped = (
+                f"search space exhausted: {DUPLICATE_ASKS} asks in a row proposed only "
+                "configurations already measured"
+            )
+            return None
         s.seen.add(candidate.content_hash)
         run = TrialRun(s.target, s.asked, trial, candidate, is_baseline)
         s.asked += 1

@@ -73,6 +73,8 @@ def granted_cpus() -> int:
     try:
         import ray
 
+        if not ray.is_initialized():  # outside Ray: asking would start an instance
+            raise LookupError("not in a Ray task")
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
         if cpus:
             return max(1, int(cpus))

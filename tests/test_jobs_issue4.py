@@ -53,8 +53,8 @@ def prune_job() -> dict[str, Any]:
         "targets": ["cpu-onnxruntime", "cpu-openvino"],
         "workload": {"name": "digits"},
         "search": {
-            # 4 ratios x {fp32, int8} = 8 points per target: the study covers its space.
-            "trials_per_target": 8,
+            # 4 ratios x {fp32, int8} = 8 points per target; 6 trials leave the sampler room.
+            "trials_per_target": 6,
             "seed": 0,
             "precision": ["fp32", "int8"],
             "batch_size": [1],
@@ -101,6 +101,18 @@ def test_digits_prune_job_searches_ratios_with_fine_tuned_accuracy(results_dir: 
         assert any(ratio(t) > 0 for t in int8), "no pruned + quantized candidate"
     front = [t for t in done if t["on_front"]]
     assert front, "the job has a front"
+
+
+def test_a_study_whose_space_is_exhausted_stops_cleanly(results_dir: Path) -> None:
+    # Three importance criteria at ratio 0 are one candidate (pruning is skipped): the space
+    # has 3 points but 1 distinct configuration, so the second ask can only find duplicates.
+    raw = prune_job()
+    raw["name"] = "digits-exhausted-test"
+    raw["targets"] = ["cpu-onnxruntime"]
+    raw["search"].update(trials_per_target=3, precision=["fp32"], batch_size=[1])
+    raw["search"]["knobs"] = {"prune.ratio": [0.0], "prune.importance": ["l2", "l1", "bn_scale"]}
+    store, job = run_job(raw, results_dir / "issue4-exhausted.duckdb")
+    assert [t["status"] for t in store.trials(job)] == ["completed"]
 
 
 # -- 2. ResNet-18 from a user weights file + ImageFolder ---------------------------------------
@@ -327,6 +339,7 @@ def test_rerun_of_a_finished_job_rebuilds_nothing(results_dir: Path) -> None:
         t["params"] for t in trials2 if not t["cache_hit"]
     ]
     assert all(t["build_s"] == 0 for t in trials2)
+    assert "(100% hits; 0 built)" in second_store.resolve_job(second)["message"]
     assert {t["artifact_hash"] for t in trials2} <= {t["artifact_hash"] for t in trials1}
 
 
