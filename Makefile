@@ -3,9 +3,9 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-PYTEST_ARGS ?= -m "not slow"
+PYTEST_ARGS ?=
 
-.PHONY: demo test test-all lint benchmarks clean
+.PHONY: demo test test-fast lint benchmarks clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,8 +19,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-all: $(STAMP)
-	$(BIN)/pytest -m ""
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -29,6 +29,8 @@ lint: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/harness_overhead.py
 	$(BIN)/python benchmarks/repeatability.py
+	$(BIN)/python benchmarks/gate_noise.py
+	$(BIN)/python benchmarks/store_scale.py
 
 clean:
 	rm -rf results/farm.duckdb results/artifacts results/models

@@ -249,6 +249,8 @@ class JobRunner:
         else:
             self.store.create_job(self.job_id, self.spec.name, self.spec.to_json())
         status = "completed"
+        budget = self.spec.search.time_budget_s
+        self.deadline = None if budget is None else time.monotonic() + budget
         try:
             self._loop()
         except KeyboardInterrupt:
@@ -299,6 +301,11 @@ class JobRunner:
         return sum(1 for n in self._nodes if target in n.targets)
 
     def _ask_new_trials(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            for s in self.studies.values():
+                if self._may_ask(s):
+                    s.stopped = f"time budget of {self.spec.search.time_budget_s:g} s reached"
+            return
         for s in self.studies.values():
             active = sum(
                 1 for r in [*self.pending, *self.in_flight.values()] if r.target == s.target

@@ -13,6 +13,7 @@ A job file::
 
     [search]
     trials_per_target = 8
+    time_budget_s = 600   # optional: no new trial starts after this
     sampler = "nsga2"     # or "tpe"
     seed = 0
     precision = ["fp32", "bf16", "int8"]   # offered to each target only where it supports it
@@ -51,6 +52,7 @@ SEARCH_FIELDS = {
     "threads",
     "knobs",
     "transforms",
+    "time_budget_s",
 }
 CONSTRAINT_FIELDS = {"max_accuracy_drop"}
 ALL_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -68,6 +70,8 @@ class SearchSpec:
     transforms: tuple[str, ...] = ()
     #: Knob name ("<transform>.<field>" or a runtime knob) -> allowed values, overriding defaults.
     knobs: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    #: Wall-clock budget of the whole job: no new trial starts after it (running ones finish).
+    time_budget_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -213,7 +217,14 @@ def _parse_search(v: _Validator, raw: dict[str, Any], targets: list[str]) -> Sea
             raise SpecError(src, f"search.knobs.{k}", "a non-empty list of values", values)
         knobs[k] = tuple(values)
 
+    budget = raw.get("time_budget_s")
+    if budget is not None and (
+        not isinstance(budget, int | float) or isinstance(budget, bool) or budget <= 0
+    ):
+        raise SpecError(src, "search.time_budget_s", "a positive number of seconds", budget)
+
     return SearchSpec(
+        time_budget_s=None if budget is None else float(budget),
         trials_per_target=trials or SearchSpec.trials_per_target,
         sampler=sampler or SearchSpec.sampler,
         seed=seed if seed is not None else 0,

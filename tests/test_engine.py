@@ -191,3 +191,11 @@ def _has_jobs(store: Store) -> bool:
         return bool(store.jobs())
     except Exception:
         return False
+
+
+def test_the_time_budget_stops_new_trials(results_dir: Path) -> None:
+    store = Store(results_dir / "budget.duckdb")
+    runner = JobRunner(small_spec(trials_per_target=3, time_budget_s=1e-6), store)
+    assert runner.run() == "completed"
+    assert store.trials(runner.job_id) == []
+    assert "time budget of 1e-06 s reached" in store.resolve_job(runner.job_id)["message"]

@@ -80,6 +80,11 @@ def test_embedded_default_job_is_valid() -> None:
             "search.warmup",
             "known fields",
         ),
+        (
+            ("trials_per_target = 3", "trials_per_target = 3\ntime_budget_s = -5"),
+            "search.time_budget_s",
+            "positive number",
+        ),
     ],
 )
 def test_bad_fields_are_named(
