@@ -46,18 +46,18 @@ def ort_session(model: Path, workdir: Path, threads: int = 2, batch: int = 1) ->
 
 
 @contextmanager
-def resnet18_session(pin: bool) -> Iterator[tuple[Any, np.ndarray]]:
-    """The farm's ORT session of ResNet-18 (2 threads, batch 1) and a fixed input batch.
+def resnet18_session(pin: bool, threads: int = 2) -> Iterator[tuple[Any, np.ndarray]]:
+    """The farm's ORT session of ResNet-18 (``threads`` threads, batch 1) and a fixed input.
 
-    With ``pin``, the process is pinned to 2 cores before ORT creates its threads. Prints where
-    it runs; closes the session on exit.
+    With ``pin``, the process is pinned to ``threads`` cores before ORT creates its threads.
+    Prints where it runs; closes the session on exit.
     """
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         model = resnet18_onnx(tmp_path)
-        pinned = pin_to_cores(2) if pin else None  # before ORT creates its threads
+        pinned = pin_to_cores(threads) if pin else None  # before ORT creates its threads
         print(f"pinned to CPUs {pinned}" if pinned else "not pinned")
-        session = ort_session(model, tmp_path / "work")
+        session = ort_session(model, tmp_path / "work", threads=threads)
         x = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
         try:
             yield session, x

@@ -1,6 +1,7 @@
 """Repeatability: the same measurement five times; coefficient of variation of p50 (target <= 3 %).
 
-ResNet-18 (random weights) on ONNX Runtime, batch 1, 2 threads, the default contract. Prints
+ResNet-18 (random weights) on ONNX Runtime, batch 1, 2 threads (``--threads``), the default
+contract. Prints
 the machine's load average too: on a shared machine, a bad figure with a high load says "noisy
 neighbours", not "bad harness".
 
@@ -23,10 +24,12 @@ TARGET_CV = 0.03
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="runtime threads (default 2)")
     parser.add_argument("--no-pin", action="store_true", help="let the OS place the threads")
     args = parser.parse_args()
 
-    with resnet18_session(pin=not args.no_pin) as (session, x):
+    with resnet18_session(pin=not args.no_pin, threads=args.threads) as (session, x):
+        print(f"threads: {args.threads}")
         run_once = query(session, x)
         print(f"load before: {os.getloadavg()}")
         print("run   p50 ms   p99 ms   n     cv      stable  load(1 min)")
