@@ -128,6 +128,8 @@ class JobRunner:
         self.faults = os.environ.get("FARM_TEST_FAULTS", "")
         self.rows: list[dict[str, Any]] = []
         self.leases = NodeLeases()
+        #: Nodes a task was lost on (node died, or became unschedulable): not leased again.
+        self.lost_nodes: set[str] = set()
         self.in_flight: dict[Any, TrialRun] = {}
         self.pending: list[TrialRun] = []
         self.messages: list[str] = []
@@ -280,8 +282,8 @@ class JobRunner:
             nodes = alive_nodes() if time.monotonic() - last_capacity_check > 1.0 else None
             if nodes is not None:
                 last_capacity_check = time.monotonic()
-                self._nodes = nodes
-                self._fail_targets_without_nodes(nodes)
+                self._nodes = [n for n in nodes if n.node_id not in self.lost_nodes]
+                self._fail_targets_without_nodes(self._nodes)
             self._ask_new_trials()
             self._submit_ready()
             idle = not self.in_flight and not self.pending
@@ -421,7 +423,7 @@ class JobRunner:
     # -- results -------------------------------------------------------------------------------
     def _handle(self, ref: Any) -> None:
         import ray
-        from ray.exceptions import RayError, RayTaskError
+        from ray.exceptions import NodeDiedError, RayError, RayTaskError, TaskUnschedulableError
 
         run = self.in_flight.pop(ref)
         self.leases.release(run.node.node_id)
@@ -433,6 +435,11 @@ class JobRunner:
             return
         except RayError as exc:  # the system failed it: worker killed, node lost
             run.last_error = f"{type(exc).__name__} on node {run.node.host}: {_short_error(exc)}"
+            if isinstance(exc, NodeDiedError | TaskUnschedulableError):
+                # Ray may list a lost node as alive for a few more seconds: never lease it again.
+                self.lost_nodes.add(run.node.node_id)
+                self._nodes = [n for n in self._nodes if n.node_id not in self.lost_nodes]
+                self._fail_targets_without_nodes(self._nodes)
             if run.attempts < MAX_ATTEMPTS:
                 self.pending.append(run)
             else:
@@ -560,9 +567,9 @@ class JobRunner:
 
     def _fail_targets_without_nodes(self, nodes: list[Any]) -> None:
         for s in self.studies.values():
-            if any(s.target in n.targets for n in nodes) or s.stopped:
+            if any(s.target in n.targets for n in nodes):
                 continue
-            s.stopped = "lost capacity: no alive node serves this target"
+            s.stopped = s.stopped or "lost capacity: no alive node serves this target"
             for run in [r for r in self.pending if r.target == s.target]:
                 self.pending.remove(run)
                 self._fail(
