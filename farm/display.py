@@ -8,6 +8,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+#: Knobs every candidate has (farm.space.BASE_KNOBS, repeated here to keep this module light).
+BASE_KNOBS = ("precision", "batch_size", "threads")
+
 FRONT_COLUMNS = (
     ("target", "target", "{}"),
     ("#", "trial_number", "{}"),
@@ -30,9 +33,26 @@ def make_console() -> Console:
     return console if console.is_terminal else Console(width=160)
 
 
-def short_params(params: Any) -> str:
-    p = json.loads(params) if isinstance(params, str) else dict(params)
-    return " ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(p.items()))
+def as_params(params: Any) -> dict[str, Any]:
+    return json.loads(params) if isinstance(params, str) else dict(params)
+
+
+def short_params(params: Any, keys: set[str] | None = None) -> str:
+    """``knob=value`` pairs (transform prefixes dropped); only ``keys`` when given."""
+    p = as_params(params)
+    return " ".join(
+        f"{k.split('.')[-1]}={v}" for k, v in sorted(p.items()) if keys is None or k in keys
+    )
+
+
+def varying_keys(trials: list[dict[str, Any]]) -> set[str]:
+    """The base knobs, plus knobs whose value differs between trials (a knob with one value
+    in the whole study says nothing about a choice)."""
+    values: dict[str, set[str]] = {}
+    for t in trials:
+        for k, v in as_params(t["params"]).items():
+            values.setdefault(k, set()).add(json.dumps(v))
+    return {k for k, v in values.items() if len(v) > 1} | set(BASE_KNOBS)
 
 
 def cell(fmt: str, value: Any) -> str:
@@ -44,14 +64,14 @@ def cell(fmt: str, value: Any) -> str:
         return str(value)
 
 
-def front_table(title: str, rows: list[dict[str, Any]]) -> Table:
+def front_table(title: str, rows: list[dict[str, Any]], keys: set[str] | None = None) -> Table:
     table = Table(title=title, title_justify="left")
     for header, _, _ in FRONT_COLUMNS:
         table.add_column(header, justify="left" if header in ("target", "params") else "right")
     for r in rows:
         table.add_row(
             *(
-                short_params(r[key]) if key == "params" else cell(fmt, r.get(key))
+                short_params(r[key], keys) if key == "params" else cell(fmt, r.get(key))
                 for _, key, fmt in FRONT_COLUMNS
             )
         )
@@ -70,12 +90,14 @@ def print_fronts(console: Console, job: dict[str, Any], trials: list[dict[str, A
             f"{target}: {len(front)} on the front of {len(of_target)} trials "
             f"({infeasible} infeasible, {failed} failed)"
         )
-        console.print(front_table(title, sorted(front, key=lambda t: t["latency_p95_ms"])))
+        keys = varying_keys(of_target)
+        console.print(front_table(title, sorted(front, key=lambda t: t["latency_p95_ms"]), keys))
     overall = [t for t in trials if t["on_global_front"]]
     console.print(
         front_table(
             "Across targets: accuracy (max) × p95 latency (min) × cost per 1k (min)",
             sorted(overall, key=lambda t: t["latency_p95_ms"]),
+            varying_keys(trials),
         )
     )
     console.print(
