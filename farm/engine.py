@@ -22,7 +22,7 @@ from farm import pareto
 from farm.cache import ArtifactCache
 from farm.candidate import Candidate
 from farm.cluster import NodeLeases, alive_nodes, start_or_connect
-from farm.errors import UsageError
+from farm.errors import UsageError, WrongHardwareError
 from farm.space import baseline_params, check_knobs, plan, target_space
 from farm.spec import JobSpec
 from farm.store import Store
@@ -188,6 +188,24 @@ class JobRunner:
         if self.resuming:
             self._replay_stored_trials()
 
+    def _frozen(
+        self, row: dict[str, Any], params: dict[str, Any], space: dict[str, Any]
+    ) -> optuna.trial.FrozenTrial:
+        """A stored trial as Optuna saw it when it was told: values, and the constraint."""
+        distributions = {k: space[k] for k in params}
+        if row["status"] != "completed":
+            return optuna.trial.create_trial(
+                state=optuna.trial.TrialState.FAIL, params=params, distributions=distributions
+            )
+        limit = self.spec.max_accuracy_drop
+        violation = row["accuracy_drop"] - limit if limit is not None else 0.0
+        return optuna.trial.create_trial(
+            params=params,
+            distributions=distributions,
+            values=[row["accuracy"], row["latency_p95_ms"], row["cost_per_1k_usd"]],
+            constraints={"max_accuracy_drop": violation},
+        )
+
     def _distinct_candidates(self, target: str, space: dict[str, Any]) -> int:
         """How many different candidates the space holds (knobs that do not apply to a point,
         such as a quantizer's at fp32, do not make new candidates); an upper bound for spaces
@@ -216,19 +234,13 @@ class JobRunner:
         for row in self.store.trials(self.job_id):
             s = self.studies[row["target"]]
             params = {k: v for k, v in json.loads(row["params"]).items() if k in s.space}
-            distributions = {k: s.space[k] for k in params}
-            if row["status"] == "completed":
-                frozen = optuna.trial.create_trial(
-                    params=params,
-                    distributions=distributions,
-                    values=[row["accuracy"], row["latency_p95_ms"], row["cost_per_1k_usd"]],
-                    constraints={"max_accuracy_drop": 0.0 if row["feasible"] else 1.0},
+            if all(v in s.space[k].choices for k, v in params.items()):
+                s.study.add_trial(self._frozen(row, params, s.space))
+            else:  # e.g. resumed on a smaller cluster: 16 threads are no longer a choice
+                self.messages.append(
+                    f"{row['target']} #{row['trial_number']} is outside the space this cluster "
+                    "offers; it stays in the store but does not guide the search"
                 )
-            else:
-                frozen = optuna.trial.create_trial(
-                    state=optuna.trial.TrialState.FAIL, params=params, distributions=distributions
-                )
-            s.study.add_trial(frozen)
             s.asked = max(s.asked, row["trial_number"] + 1)
             s.seen.add(row["candidate_hash"])
             if row["is_baseline"]:
@@ -356,10 +368,11 @@ class JobRunner:
                 self.in_flight[ref] = run
 
     def _take_from_cache(self, run: TrialRun) -> bool:
+        """Skip the build when the artifact is cached (or nothing needs building)."""
         import ray
 
         key = run.candidate.build_key()
-        artifact = self.cache.load(key)
+        artifact = self.source if not run.candidate.chain else self.cache.load(key)
         if artifact is None:
             return False
         run.artifact_ref = ray.put(artifact)
@@ -431,6 +444,16 @@ class JobRunner:
             result = ray.get(ref)
         except RayTaskError as exc:  # the task's own code failed: not retried
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            if isinstance(cause, WrongHardwareError):
+                # The node is at fault, not the candidate: never lease it again, and run the
+                # trial elsewhere (or fail it as lost capacity when no other node serves).
+                run.last_error = _short_error(cause)
+                self.lost_nodes.add(run.node.node_id)
+                self.messages.append(f"node {run.node.host} excluded: {cause}")
+                self._nodes = [n for n in self._nodes if n.node_id not in self.lost_nodes]
+                self.pending.append(run)
+                self._fail_targets_without_nodes(self._nodes)
+                return
             self._fail(run, _short_error(cause))
             return
         except RayError as exc:  # the system failed it: worker killed, node lost
@@ -513,7 +536,9 @@ class JobRunner:
         s = self.studies[run.target]
         s.study.tell(run.trial, state=optuna.trial.TrialState.FAIL)
         if run.is_baseline:
-            s.stopped = f"the baseline trial failed ({error}); no candidate can be judged"
+            s.stopped = s.stopped or (
+                f"the baseline trial failed ({error}); no candidate can be judged"
+            )
         row = self._row(run, "failed")
         row.update(error=error, feasible=False)
         self._record(row)
@@ -566,17 +591,24 @@ class JobRunner:
             r["on_global_front"] = (r["target"], r["trial_number"]) in global_front
 
     def _fail_targets_without_nodes(self, nodes: list[Any]) -> None:
+        """Fail what can no longer run: pending trials of a target no alive node serves, or
+        that ask for more threads than any alive serving node has."""
         for s in self.studies.values():
-            if any(s.target in n.targets for n in nodes):
-                continue
-            s.stopped = s.stopped or "lost capacity: no alive node serves this target"
+            serving = [n for n in nodes if s.target in n.targets]
+            if not serving:
+                s.stopped = s.stopped or "lost capacity: no alive node serves this target"
+            most_cpus = max((n.cpus for n in serving), default=0)
             for run in [r for r in self.pending if r.target == s.target]:
+                if run.candidate.options.threads <= most_cpus:
+                    continue
                 self.pending.remove(run)
-                self._fail(
-                    run,
-                    f"no alive node serves {s.target} (capacity lost); "
-                    f"last error: {run.last_error}",
+                threads = run.candidate.options.threads
+                what = (
+                    f"no alive node serves {s.target}"
+                    if not serving
+                    else f"no alive node serving {s.target} has {threads} CPUs"
                 )
+                self._fail(run, f"{what} (capacity lost); last error: {run.last_error}")
 
     def _cancel_in_flight(self) -> None:
         import ray

@@ -181,7 +181,7 @@ class GateOptions:
 class Check:
     """One line of the gate's verdict."""
 
-    kind: str  # budget | latency | accuracy
+    kind: str  # job | budget | latency | accuracy
     name: str
     passed: bool
     message: str
@@ -196,7 +196,7 @@ class GateResult:
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        return bool(self.checks) and all(c.passed for c in self.checks)
 
     @property
     def failures(self) -> list[Check]:
@@ -214,6 +214,11 @@ def run_gate(
         raise UsageError("nothing to check: give --budget, --baseline or --baseline-file")
     checks: list[Check] = []
     notes: list[str] = []
+    status = candidate.job.get("status")
+    if status != "completed":
+        checks.append(
+            Check("job", "candidate job", False, f"the candidate job is {status}, not completed")
+        )
     if budget is not None:
         checks += budget_checks(candidate, budget, options.confidence or budget.confidence)
     if baseline is not None:
@@ -234,7 +239,7 @@ def run_gate(
 def budget_checks(candidate: Snapshot, budget: Budget, confidence: float) -> list[Check]:
     """Per budgeted target: the first configuration by the recommend rule that meets every limit
     with the latency limits checked on the upper confidence bound of the percentile."""
-    rec = recommend(candidate.job_id, candidate.trials, budget)
+    rec = recommend(candidate.job_id, candidate.trials, budget, candidate.spec.get("targets"))
     out = []
     for target, choice in rec.per_target.items():
         limits = budget.limits_for(target)

@@ -72,8 +72,9 @@ class Recommendation:
 
     @property
     def ok(self) -> bool:
-        """True when every budgeted target has a configuration that passes."""
-        return all(c.pick is not None for c in self.per_target.values())
+        """True when every budgeted target has a configuration that passes (and there is at
+        least one budgeted target: nothing to judge is not a pass)."""
+        return bool(self.per_target) and all(c.pick is not None for c in self.per_target.values())
 
     def to_dict(self) -> dict[str, Any]:
         def trial(v: Verdict | None) -> dict[str, Any] | None:
@@ -173,9 +174,19 @@ def _order(verdicts: list[Verdict]) -> list[Verdict]:
     return passing + rest
 
 
-def recommend(job_id: str, trials: list[dict[str, Any]], budget: Budget) -> Recommendation:
-    """Apply :data:`RULE` per target the budget covers and across them."""
-    targets = budget.applies_to(sorted({t["target"] for t in trials}))
+def recommend(
+    job_id: str,
+    trials: list[dict[str, Any]],
+    budget: Budget,
+    job_targets: list[str] | None = None,
+) -> Recommendation:
+    """Apply :data:`RULE` per target the budget covers and across them.
+
+    ``job_targets`` (the job spec's targets) makes a budgeted target without any trial show up
+    as one where nothing passes, rather than vanish from the verdict.
+    """
+    seen = {t["target"] for t in trials}
+    targets = budget.applies_to(sorted(seen | set(job_targets or ())))
     per_target: dict[str, TargetChoice] = {}
     for target in targets:
         ordered = _order([judge(t, budget) for t in trials if t["target"] == target])

@@ -264,6 +264,16 @@ def _check_measurement(source: str | Path, table: dict[str, Any]) -> None:
         Contract.from_dict(table)
     except Exception as exc:  # the contract names the field and the rule
         raise SpecError(source, "measurement", str(exc)) from None
+    if table.get("scenario") == "server":
+        # Under Poisson arrivals the measured throughput is the offered load (qps × batch), not
+        # the candidate's capacity, so cost per 1k would be the same for every candidate.
+        raise SpecError(
+            source,
+            "measurement.scenario",
+            "single-stream or offline in a job (use `farm measure --scenario server` to study "
+            "latency under load: a job's cost objective needs the candidate's capacity)",
+            "server",
+        )
 
 
 class _Validator:

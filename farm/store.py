@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,10 @@ import duckdb
 from farm.errors import UsageError
 
 DEFAULT_DB = Path("results") / "farm.duckdb"
+#: How long a reader waits for a write to finish, and how long the driver waits to write (a
+#: reader holding the file, e.g. an open duckdb shell, must not kill a job after a few seconds).
 LOCK_RETRY_S = 30.0
+WRITE_LOCK_WAIT_S = 600.0
 
 #: Ordered schema migrations; version i is MIGRATIONS[i - 1]. Never edit a released entry.
 MIGRATIONS: list[str] = [
@@ -173,15 +177,28 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
         raise UsageError(f"{path}: no farm store here (run a job first, or pass --db PATH)")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + LOCK_RETRY_S
+    start = time.monotonic()
+    limit = LOCK_RETRY_S if read_only else WRITE_LOCK_WAIT_S
+    warned = False
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.IOException as exc:
-            if not _is_lock_error(exc) or time.monotonic() > deadline:
-                raise
+            waited = time.monotonic() - start
+            if not _is_lock_error(exc):
+                raise UsageError(f"{path}: not a farm store ({exc})") from None
+            if waited > limit:
+                raise UsageError(
+                    f"{path}: another process has held the store for {waited:.0f} s; close "
+                    "other connections to it (a duckdb shell or a notebook) and retry"
+                ) from None
+            if not read_only and not warned and waited > 5:
+                print(f"farm: waiting for {path}: another process holds it", file=sys.stderr)
+                warned = True
             time.sleep(0.05)
+        except duckdb.Error as exc:
+            raise UsageError(f"{path}: not a farm store ({exc})") from None
     try:
         yield con
     finally:

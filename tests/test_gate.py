@@ -125,3 +125,18 @@ def test_input_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     make_store(Path(db), "other", [trial(0)], {0: samples()}, workload="cifar")
     assert main(["gate", "--db", db, "--candidate", "other", "--baseline", "base"]) == 2
     assert "different workloads" in capsys.readouterr().err
+
+
+def test_nothing_to_judge_is_not_a_pass(tmp_path: Path) -> None:
+    """A failed job with no trials, or a budgeted target that never produced one, fails."""
+    from farm.store import Store
+
+    db = tmp_path / "f.duckdb"
+    store = Store(db)
+    spec = {"name": "empty", "workload": {"name": "digits"}, "targets": ["cpu-a"]}
+    store.create_job("empty-1", "empty", json.dumps(spec))
+    store.set_job_status("empty-1", "failed", "driver crashed")
+    b = tmp_path / "b.toml"
+    b.write_text("[all]\nmax_p95_ms = 5\n")
+    assert main(["gate", "--db", str(db), "--candidate", "empty-1", "--budget", str(b)]) == 1
+    assert main(["recommend", "empty-1", "--db", str(db), "--budget", str(b)]) == 1

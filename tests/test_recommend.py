@@ -56,7 +56,8 @@ def make_store(
 ) -> Store:
     """A store holding one job with ``rows``; ``samples`` by trial number (default: none)."""
     store = Store(db)
-    spec = {"name": job_id, "workload": {"name": workload}, "targets": ["cpu-a", "cpu-b"]}
+    targets = sorted({r["target"] for r in rows}) or ["cpu-a"]
+    spec = {"name": job_id, "workload": {"name": workload}, "targets": targets}
     store.create_job(job_id, job_id, json.dumps(spec))
     for r in rows:
         r = {"job_id": job_id, **r}

@@ -124,3 +124,33 @@ def test_farm_run_bad_job_exits_2_and_writes_nothing(
     err = capsys.readouterr().err
     assert "targets[1]" in err and str(path) in err
     assert not db.exists()
+
+
+def test_the_server_scenario_is_refused_in_jobs(tmp_path: Path) -> None:
+    # Under Poisson arrivals throughput is the offered load, so cost would not rank candidates.
+    path = write(tmp_path, GOOD + '[measurement]\nscenario = "server"\nqps = 50\n')
+    with pytest.raises(SpecError) as err:
+        load_job(path)
+    assert err.value.field == "measurement.scenario"
+
+
+@pytest.mark.parametrize("command", ["run", "resume"])
+def test_trials_must_be_positive(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, GOOD)
+    with pytest.raises(SystemExit) as exc:
+        main([command, str(path), "--trials", "0", "--db", str(tmp_path / "x.duckdb")])
+    assert exc.value.code == 2
+    assert "--trials" in capsys.readouterr().err
+    assert not (tmp_path / "x.duckdb").exists()
+
+
+def test_a_file_that_is_not_a_store_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bogus = tmp_path / "notes.duckdb"
+    bogus.write_text("not a database")
+    assert main(["jobs", "--db", str(bogus)]) == 2
+    assert "not a farm store" in capsys.readouterr().err
+    assert bogus.read_text() == "not a database"  # untouched

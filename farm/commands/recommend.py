@@ -22,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
     budget = load_budget(args.budget)
     store = Store(args.db)
     job = store.resolve_job(args.job)
-    rec = recommend(job["job_id"], store.trials(job["job_id"]), budget)
+    targets = json.loads(job["spec"]).get("targets", [])
+    rec = recommend(job["job_id"], store.trials(job["job_id"]), budget, targets)
     if args.json:
         print(json.dumps(rec.to_dict(), default=str, indent=2))
     else:

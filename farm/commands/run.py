@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from farm.errors import UsageError
 from farm.spec import JobSpec, load_job
 from farm.store import Store
 
@@ -13,7 +12,16 @@ from farm.store import Store
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="join this Ray cluster instead of starting one here")
     parser.add_argument("--db", help="DuckDB store (default $FARM_DB or results/farm.duckdb)")
-    parser.add_argument("--trials", type=int, help="trials per target (overrides the job file)")
+    parser.add_argument(
+        "--trials", type=positive_int, help="trials per target (overrides the job file)"
+    )
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,8 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     spec = load_job(args.job)
     if args.trials is not None:
-        if args.trials < 1:
-            raise UsageError(f"--trials: expected a positive integer, got {args.trials}")
         spec = spec.with_trials(args.trials)
     return execute(spec, Store(args.db), args.address)
 
