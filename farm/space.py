@@ -9,8 +9,10 @@ Knobs:
   hint and streams, ONNX Runtime execution mode), when the job names them in ``[search.knobs]``.
 - Knobs that transforms offer (``<transform>.<field>``, from ``optimizers.search_space``), for the
   transforms the chain can contain on this target; a job may restrict any knob in
-  ``[search.knobs]``. A knob that does not apply to a point (e.g. a quantizer's knob at fp32) is
-  left out of the candidate, so it changes neither the artifact nor the hash.
+  ``[search.knobs]``. The chain's order is fixed by ``optimizers.chain_order`` (input
+  resolution, prune, export, quantize), not by the order the job lists its transforms in.
+  A knob that does not apply to a point (e.g. a quantizer's knob at fp32) is left out of the
+  candidate, so it changes neither the artifact nor the hash.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ RUNTIME_PREFIX = "runtime."
 
 def transforms_for(spec: JobSpec, target: TargetSpec, torch_source: bool) -> list[str]:
     """Transforms whose knobs this target's space offers, in chain order."""
-    names = [t for t in spec.search.transforms if torch_source]  # e.g. prune: torch models only
+    # e.g. resize_input, prune: torch models only
+    names = optimizers.chain_order(t for t in spec.search.transforms if torch_source)
     if "int8" in spec.search.precision and target.int8_transform:
         names.append(target.int8_transform)
     return names
@@ -91,9 +94,17 @@ def check_knobs(spec: JobSpec, spaces: dict[str, dict[str, BaseDistribution]]) -
 
 
 def baseline_params(space: dict[str, BaseDistribution]) -> dict[str, Any]:
-    """The unoptimized baseline: fp32, batch 1, all threads, each transform knob at its first
-    value (transforms with an identity setting, like a pruning ratio of 0, list it first)."""
+    """The unoptimized baseline: fp32, batch 1, all threads, each transform knob at its identity
+    setting where it has one among its values (a pruning ratio of 0, the native input size 0),
+    else at its first value."""
     params = {k: d.choices[0] for k, d in space.items() if isinstance(d, CategoricalDistribution)}
+    names = set(optimizers.transform_names())
+    for knob, value in list(params.items()):
+        name, _, field = knob.partition(".")
+        if name in names:
+            choices = space[knob].choices  # type: ignore[attr-defined]
+            identity = [c for c in choices if optimizers.is_identity(name, {field: c})]
+            params[knob] = identity[0] if identity else value
     params.update(precision="fp32", batch_size=1, threads=max(space["threads"].choices))
     return params
 
@@ -121,7 +132,7 @@ def plan(
         used.update({f"{prefix}{k}": v for k, v in cfg.items()})
         return cfg
 
-    for name in spec.search.transforms:
+    for name in optimizers.chain_order(spec.search.transforms):  # whatever order the job lists
         if torch_source:
             cfg = knobs_of(name)
             if not optimizers.is_identity(name, cfg):

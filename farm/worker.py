@@ -31,16 +31,23 @@ if TYPE_CHECKING:
 
 
 def build(source: Artifact, steps: list[Step], data: WorkloadData, seed: int) -> list[Artifact]:
-    """Apply ``steps`` to ``source``; return the artifact after each step (for the cache)."""
+    """Apply ``steps`` to ``source``; return the artifact after each step (for the cache).
+
+    Each step sees the workload's data at its input artifact's input size (a ``resize_input``
+    step changes it): quantizers calibrate and pruning fine-tunes at the resolution served."""
     import optimizers
 
     # Node-local cache for one-time analyses (quantization sensitivity rankings).
     cache_dir = Path(os.environ.get("FARM_NODE_CACHE", Path(tempfile.gettempdir()) / "farm-node"))
-    ctx = optimizers.BuildContext(data=data, seed=seed, cache_dir=cache_dir)
     out = []
     artifact = source
+    resized: dict[Any, WorkloadData] = {}  # the data at each input size the chain goes through
     for name, config in steps:
         start = time.perf_counter()
+        size = input_size(artifact)
+        if size not in resized:
+            resized[size] = data_for(artifact, data)
+        ctx = optimizers.BuildContext(data=resized[size], seed=seed, cache_dir=cache_dir)
         try:
             artifact = optimizers.apply(name, dict(config), artifact, ctx)
         except TrialError:
@@ -50,6 +57,22 @@ def build(source: Artifact, steps: list[Step], data: WorkloadData, seed: int) ->
         artifact.meta["build_s"] = time.perf_counter() - start
         out.append(artifact)
     return out
+
+
+def input_size(artifact: Artifact) -> tuple[int, int] | None:
+    """The (H, W) the artifact takes (``meta["input_shape"]``), None when it does not say."""
+    shape = artifact.meta.get("input_shape")
+    return (int(shape[1]), int(shape[2])) if shape else None
+
+
+def data_for(artifact: Artifact, data: WorkloadData) -> WorkloadData:
+    """``data`` resized to the artifact's input H×W when they differ."""
+    size = input_size(artifact)
+    if size is None or size == tuple(data.input_shape[1:]):
+        return data
+    from workloads import resize_data
+
+    return resize_data(data, size)
 
 
 def check_hardware(target: TargetSpec) -> None:
@@ -140,6 +163,11 @@ def evaluate(
 ) -> Evaluation:
     """Compile on the target runtime, compute quality on the whole eval split, then measure.
 
+    The eval inputs are resized to the artifact's input size first (:func:`input_size`): accuracy
+    is that of the model served at that resolution, and the fidelity metrics compare its logits
+    with ``reference_logits``, the fp32 model's at the workload's native resolution, i.e. how far
+    the resized model agrees with the full-resolution one.
+
     ``trial_key`` is ``target:trial_number:attempt``; ``faults`` is the test hook (see
     :func:`injected_fault`)."""
     from dataclasses import replace
@@ -162,6 +190,12 @@ def evaluate(
         raise TrialError(f"{target.runtime} does not import on {socket.gethostname()}")
     if artifact.format not in runtime_cls.accepts:
         raise TrialError(f"{target.runtime} cannot compile a {artifact.format} artifact")
+    eval_split = data.eval
+    size = input_size(artifact)
+    if size is not None and size != tuple(data.input_shape[1:]):
+        from workloads import resize_split
+
+        eval_split = resize_split(data.eval, size)
 
     with tempfile.TemporaryDirectory(prefix="farm-eval-") as tmp:
         start = time.perf_counter()
@@ -180,11 +214,10 @@ def evaluate(
                 os._exit(17)  # a worker process dying mid-trial, as an OOM kill would
             if fault == "error":
                 raise TrialError(f"injected fault for {trial_key}")
-            logits = run_split(session, data.eval.x, options.batch_size, poison=fault == "nan")
-            metrics = quality_metrics(logits, data.eval.y, reference_logits)
-            batch = np.ascontiguousarray(
-                np.resize(data.eval.x, (options.batch_size, *data.eval.x.shape[1:]))
-            )
+            x = eval_split.x
+            logits = run_split(session, x, options.batch_size, poison=fault == "nan")
+            metrics = quality_metrics(logits, eval_split.y, reference_logits)
+            batch = np.ascontiguousarray(np.resize(x, (options.batch_size, *x.shape[1:])))
             start = time.perf_counter()
             result = measure(
                 lambda: session.run(batch), options.batch_size, Contract.from_dict(contract)

@@ -1,4 +1,5 @@
-"""Optimizers: transforms from one artifact to the next (prune → export → quantize).
+"""Optimizers: transforms from one artifact to the next (resize_input → prune → export →
+quantize; :func:`chain_order` puts a job's transforms in that order).
 
 ``apply(name, config, artifact, ctx)`` runs one transform; ``search_space(name, target)`` lists
 the knobs it offers as Optuna distributions named ``<transform>.<field>``. Importing this package
@@ -8,11 +9,13 @@ is cheap: each transform module imports its heavy library inside the transform f
 from __future__ import annotations
 
 # Importing the transform modules registers them (a fixed list: user input never picks a module).
-from optimizers import export, prune, quantize_nncf, quantize_ort  # noqa: F401
+from optimizers import export, prune, quantize_nncf, quantize_ort, resize  # noqa: F401
 from optimizers.base import (
+    CHAIN_ORDER,
     BuildContext,
     Transform,
     apply,
+    chain_order,
     get_transform,
     is_identity,
     make_config,
@@ -23,9 +26,11 @@ from optimizers.base import (
 )
 
 __all__ = [
+    "CHAIN_ORDER",
     "BuildContext",
     "Transform",
     "apply",
+    "chain_order",
     "get_transform",
     "is_identity",
     "make_config",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +58,18 @@ class Transform:
 
 _TRANSFORMS: dict[str, Transform] = {}
 
+#: Where each transform sits in a chain, whatever order a job lists them in: the input
+#: resolution first (every later step calibrates, fine-tunes and exports at it), then pruning
+#: (its fine-tune needs a torch model), export, quantization.
+CHAIN_ORDER = (
+    "resize_input",
+    "prune",
+    "export_torch",
+    "export_onnx",
+    "quantize_ort",
+    "quantize_nncf",
+)
+
 
 def register_transform(
     name: str,
@@ -100,6 +112,13 @@ def get_transform(name: str) -> Transform:
 
 def transform_names() -> tuple[str, ...]:
     return tuple(sorted(_TRANSFORMS))
+
+
+def chain_order(names: Iterable[str]) -> list[str]:
+    """``names`` in chain order (:data:`CHAIN_ORDER`; names not in it keep their order, last)."""
+    names = list(names)
+    rank = {n: i for i, n in enumerate(CHAIN_ORDER)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
 
 
 def transform_config_fields(name: str) -> tuple[str, ...]:

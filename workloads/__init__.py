@@ -38,6 +38,8 @@ from workloads.base import (
     build_module,
     get_builder,
     register_builder,
+    resize_data,
+    resize_split,
     state_dict_bytes,
 )
 from workloads.config import DataConfig, parse_data_config
@@ -114,5 +116,7 @@ __all__ = [
     "load_workload",
     "quality_metrics",
     "register_builder",
+    "resize_data",
+    "resize_split",
     "state_dict_bytes",
 ]

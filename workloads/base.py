@@ -63,6 +63,47 @@ class WorkloadData:
     has_labels: bool
 
 
+def resize_split(split: Split, size: tuple[int, int]) -> Split:
+    """``split`` with its images resized to ``size`` = (H, W): bilinear, antialiased when
+    downscaling (``torch.nn.functional.interpolate``); float32, labels unchanged.
+
+    The splits are already normalised; resizing commutes with the per-channel normalisation
+    (both are linear), so this equals resizing the raw images and normalising them again.
+    Deterministic: the same input gives the same bytes.
+    """
+    import numpy as np
+    import torch
+
+    h, w = (int(s) for s in size)
+    if tuple(split.x.shape[2:]) == (h, w):
+        return split
+    downscale = h < split.x.shape[2] or w < split.x.shape[3]
+    out = np.empty((len(split), split.x.shape[1], h, w), dtype=np.float32)
+    with torch.inference_mode():
+        for i in range(0, len(split), 256):  # in chunks: bounded temporary memory
+            x = torch.from_numpy(np.ascontiguousarray(split.x[i : i + 256], dtype=np.float32))
+            y = torch.nn.functional.interpolate(
+                x, size=(h, w), mode="bilinear", align_corners=False, antialias=downscale
+            )
+            out[i : i + len(x)] = y.numpy()
+    return Split(out, split.y)
+
+
+def resize_data(data: WorkloadData, size: tuple[int, int]) -> WorkloadData:
+    """Every split of ``data`` resized to ``size`` = (H, W) (see :func:`resize_split`)."""
+    h, w = (int(s) for s in size)
+    if tuple(data.input_shape[1:]) == (h, w):
+        return data
+    return WorkloadData(
+        train=None if data.train is None else resize_split(data.train, (h, w)),
+        calib=resize_split(data.calib, (h, w)),
+        eval=resize_split(data.eval, (h, w)),
+        num_classes=data.num_classes,
+        input_shape=(data.input_shape[0], h, w),
+        has_labels=data.has_labels,
+    )
+
+
 class Workload(abc.ABC):
     """A model source and its data. Subclasses: digits, torchvision, ONNX file."""
 
@@ -70,6 +111,9 @@ class Workload(abc.ABC):
     name: str
     #: False when the source is not a torch module (pruning and other torch transforms are off).
     allows_torch_transforms: bool = True
+    #: True when the model accepts other input sizes than its native one (a CNN ending in global
+    #: average pooling): the ``resize_input`` transform is then offered.
+    allows_resolution: bool = False
 
     @abc.abstractmethod
     def recipe(self) -> dict[str, Any]:
@@ -79,6 +123,11 @@ class Workload(abc.ABC):
     def recipe_hash(self) -> str:
         """Content hash of :meth:`recipe` (file contents are hashed into the recipe itself)."""
         return hash_json(self.recipe())
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The model's native input (C, H, W)."""
+        return self.data().input_shape
 
     @abc.abstractmethod
     def data(self) -> WorkloadData:

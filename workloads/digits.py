@@ -55,6 +55,12 @@ def digits_cnn(num_classes: int = 10, width: int = 16) -> nn.Module:
 
 class DigitsWorkload(Workload):
     name = "digits"
+    #: The CNN ends in global average pooling: any input size works.
+    allows_resolution = True
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (3, IMAGE_SIZE, IMAGE_SIZE)
 
     def recipe(self) -> dict[str, Any]:
         return {
@@ -80,7 +86,7 @@ class DigitsWorkload(Workload):
             calib=Split(x[calib_idx], y[calib_idx]),
             eval=Split(x[eval_idx], y[eval_idx]),
             num_classes=10,
-            input_shape=(3, IMAGE_SIZE, IMAGE_SIZE),
+            input_shape=self.input_shape,
             has_labels=True,
         )
 
@@ -101,7 +107,7 @@ class DigitsWorkload(Workload):
             {
                 "builder": "digits_cnn",
                 "builder_kwargs": dict(ARCH_KWARGS),
-                "input_shape": [3, IMAGE_SIZE, IMAGE_SIZE],
+                "input_shape": list(self.input_shape),
                 "num_classes": 10,
                 "workload": self.name,
                 "recipe_hash": self.recipe_hash,

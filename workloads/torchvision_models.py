@@ -116,6 +116,9 @@ def check_state_dict(module: nn.Module, state: dict[str, Any], path: Path, arch:
 
 
 class TorchvisionWorkload(Workload):
+    #: The architectures offered all end in adaptive average pooling: any input size works.
+    allows_resolution = True
+
     def __init__(
         self, arch: str, weights: Path | None, num_classes: int | None, data: DataConfig
     ) -> None:
