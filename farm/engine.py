@@ -23,7 +23,7 @@ from farm.cache import ArtifactCache
 from farm.candidate import Candidate
 from farm.cluster import NodeLeases, alive_nodes, start_or_connect
 from farm.errors import UsageError, WrongHardwareError
-from farm.space import baseline_params, check_knobs, plan, target_space
+from farm.space import baseline_params, check_baseline, check_knobs, plan, target_space
 from farm.spec import JobSpec
 from farm.store import Store
 from targets import get_target
@@ -163,6 +163,8 @@ class JobRunner:
             max_threads = max(n.cpus for n in serving)
             self.spaces[t] = target_space(self.spec, t, max_threads, torch_source, self.workload)
         check_knobs(self.spec, self.spaces)
+        for t, space in self.spaces.items():
+            check_baseline(self.spec, t, space, torch_source)
 
         self.data = self.workload.data()
         self.source = self.workload.source_artifact(self.models_dir)

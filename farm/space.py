@@ -55,6 +55,9 @@ def target_space(
     if "fp32" not in precisions:
         precisions.insert(0, "fp32")  # the baseline needs it
     batches = sorted({1, *spec.search.batch_size})
+    fixed = getattr(workload, "fixed_batch", None)
+    if fixed is not None:  # the model's input is fixed to one batch size: offer only that
+        batches = [fixed]
     threads = sorted({t for t in spec.search.threads if t <= max_threads} or {max_threads})
     space: dict[str, BaseDistribution] = {
         "precision": CategoricalDistribution(precisions),
@@ -83,6 +86,24 @@ def target_space(
     return space
 
 
+def check_baseline(
+    spec: JobSpec, target_name: str, space: dict[str, BaseDistribution], torch_source: bool
+) -> None:
+    """The first trial must be the unoptimized model: a job that restricts a transform's knobs
+    to values that all change the model (e.g. only non-zero pruning ratios) is refused."""
+    baseline = plan(spec, target_name, baseline_params(space), "", torch_source)
+    optional = set(spec.search.transforms)
+    changed = [name for name, _ in baseline.chain if name in optional]
+    if changed:
+        knobs = sorted(k for k in spec.search.knobs if k.split(".")[0] in changed)
+        raise SpecError(
+            spec.source,
+            f"search.knobs.{knobs[0]}" if knobs else "search.transforms",
+            f"values that include the setting leaving the model unchanged ({', '.join(changed)}"
+            " with e.g. a ratio or size of 0): every study starts from the unoptimized baseline",
+        )
+
+
 def check_knobs(spec: JobSpec, spaces: dict[str, dict[str, BaseDistribution]]) -> None:
     """Every knob the job restricts must exist on at least one of its targets."""
     offered = {k for s in spaces.values() for k in s}
@@ -105,7 +126,12 @@ def baseline_params(space: dict[str, BaseDistribution]) -> dict[str, Any]:
             choices = space[knob].choices  # type: ignore[attr-defined]
             identity = [c for c in choices if optimizers.is_identity(name, {field: c})]
             params[knob] = identity[0] if identity else value
-    params.update(precision="fp32", batch_size=1, threads=max(space["threads"].choices))
+    batches = space["batch_size"].choices  # type: ignore[attr-defined]
+    params.update(
+        precision="fp32",
+        batch_size=1 if 1 in batches else min(batches),
+        threads=max(space["threads"].choices),  # type: ignore[attr-defined]
+    )
     return params
 
 

@@ -68,6 +68,12 @@ class OnnxWorkload(Workload):
         )
 
     @property
+    def fixed_batch(self) -> int | None:
+        """The batch size the graph's input is fixed to, or None when the batch is dynamic."""
+        batch = self._graph_facts["input_dims"][0]
+        return batch if isinstance(batch, int) else None
+
+    @property
     def num_classes(self) -> int:
         dims = self._graph_facts["output_dims"]
         if dims and isinstance(dims[-1], int):
