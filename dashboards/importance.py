@@ -28,7 +28,7 @@ def param_importances(rows: pd.DataFrame) -> dict[str, dict[str, float]] | str:
     """{objective label: {param: importance}} for one target's completed trials, or the reason
     why none can be computed."""
     import optuna
-    from optuna.distributions import CategoricalDistribution
+    from optuna.distributions import BaseDistribution, CategoricalDistribution
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
     from optuna.trial import create_trial
 
@@ -48,7 +48,9 @@ def param_importances(rows: pd.DataFrame) -> dict[str, dict[str, float]] | str:
             out[label] = {k: 0.0 for k in varied}
             continue
         study = optuna.create_study()
-        dists = {k: CategoricalDistribution(choices[k]) for k in varied}
+        dists: dict[str, BaseDistribution] = {
+            k: CategoricalDistribution(choices[k]) for k in varied
+        }
         for p, v in zip(params, values, strict=True):
             study.add_trial(
                 create_trial(params={k: _key(p[k]) for k in varied}, distributions=dists, value=v)

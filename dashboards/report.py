@@ -150,9 +150,8 @@ def cost_figure(data: ReportData) -> go.Figure:
         )
     )
     if data.budget is not None:
-        for value in sorted(
-            {data.budget.limits_for(t).max_cost_per_1k_usd for t in data.targets} - {None}
-        ):
+        costs = {data.budget.limits_for(t).max_cost_per_1k_usd for t in data.targets}
+        for value in sorted(c for c in costs if c is not None):
             fig.add_hline(
                 y=value,
                 line=dict(color=BUDGET, dash="dash"),

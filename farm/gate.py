@@ -255,7 +255,7 @@ def budget_checks(candidate: Snapshot, budget: Budget, confidence: float) -> lis
                 )
             )
             continue
-        tried = []
+        tried: list[str] = []
         for verdict in choice.passing:
             row = verdict.trial
             bounded, detail = _bounded(candidate, row, limits, confidence)

@@ -91,7 +91,8 @@ class TensorRTRuntime(Runtime):
         dtype = torch.float32 if fp32 else torch.float16
         torch.cuda.reset_peak_memory_stats()
         module = program.module().to("cuda").to(dtype)
-        example = torch.zeros((options.batch_size, *shape[1:]), dtype=dtype, device="cuda")
+        dims = [int(d) for d in shape[1:] if d is not None]  # C, H, W are static in exports
+        example = torch.zeros((options.batch_size, *dims), dtype=dtype, device="cuda")
         try:
             compiled = torch_tensorrt.compile(
                 module, ir="dynamo", inputs=[example], disable_tf32=fp32, use_explicit_typing=True

@@ -114,8 +114,11 @@ class Workload(abc.ABC):
     #: True when the model accepts other input sizes than its native one (a CNN ending in global
     #: average pooling): the ``resize_input`` transform is then offered.
     allows_resolution: bool = False
-    #: A model whose input has a fixed batch size can run only that batch (ONNX files).
-    fixed_batch: int | None = None
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The batch size the model's input is fixed to (ONNX files), None when it is free."""
+        return None
 
     @abc.abstractmethod
     def recipe(self) -> dict[str, Any]:
