@@ -28,12 +28,12 @@ import numpy as np
 
 from farm.errors import RuntimeMissingError, TrialError, UsageError
 from targets.base import Runtime, RuntimeOptions, Session
+from targets.torch_runtime import DTYPE_NAMES, program_input_shape
 
 if TYPE_CHECKING:
     from farm.artifact import Artifact
 
 PRECISIONS = ("fp32", "fp16")
-_DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "float64": "fp64"}
 
 
 def cuda_unavailable_reason() -> str | None:
@@ -69,16 +69,7 @@ def module_precision(module: Any) -> str:
     """The float dtypes of a module's parameters and buffers, as ``fp16``/``fp32``/``fp16+fp32``."""
     tensors = [*module.parameters(), *module.buffers()]
     dtypes = {str(t.dtype).removeprefix("torch.") for t in tensors if t.is_floating_point()}
-    return "+".join(sorted(_DTYPE_NAMES.get(d, d) for d in dtypes)) or "fp32"
-
-
-def program_input_shape(program: Any) -> tuple[int | None, ...]:
-    """Input shape of an ExportedProgram's first input; ``None`` for a dynamic dimension."""
-    first_input = program.graph_signature.user_inputs[0]
-    for node in program.graph.nodes:
-        if node.op == "placeholder" and node.name == first_input and "val" in node.meta:
-            return tuple(d if isinstance(d, int) else None for d in node.meta["val"].shape)
-    return ()
+    return "+".join(sorted(DTYPE_NAMES.get(d, d) for d in dtypes)) or "fp32"
 
 
 def load_program(artifact: Artifact, workdir: Path, runtime: str) -> Any:

@@ -28,14 +28,12 @@ from targets.cuda_torch_runtime import (
     cuda_unavailable_reason,
     load_program,
     module_precision,
-    program_input_shape,
     set_fp32_math,
 )
+from targets.torch_runtime import DTYPE_NAMES, program_input_shape
 
 if TYPE_CHECKING:
     from farm.artifact import Artifact
-
-_DTYPE_NAMES = {"torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16"}
 
 
 def tensorrt_unavailable_reason() -> str | None:
@@ -103,7 +101,7 @@ class TensorRTRuntime(Runtime):
         except Exception as exc:
             raise TrialError(f"torch-tensorrt could not build the engine: {exc}") from exc
         weights = module_precision(module)
-        engine_out = _DTYPE_NAMES.get(out_dtype, out_dtype)
+        engine_out = DTYPE_NAMES.get(out_dtype.removeprefix("torch."), out_dtype)
         precision = weights if weights == engine_out else f"{weights} (engine output {engine_out})"
         return TensorRTSession(compiled, dtype, precision, (options.batch_size, *shape[1:]))
 

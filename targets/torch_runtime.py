@@ -20,7 +20,7 @@ from targets.base import Runtime, RuntimeOptions, Session
 if TYPE_CHECKING:
     from farm.artifact import Artifact
 
-_DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "float64": "fp64"}
+DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "float64": "fp64"}
 
 
 class TorchSession(Session):
@@ -85,16 +85,17 @@ class TorchRuntime(Runtime):
         except Exception as exc:
             raise TrialError(f"torch could not load {artifact.main_file}: {exc}") from exc
         torch.set_num_threads(options.threads)
-        return TorchSession(module, _precision(program), _input_shape(program))
+        return TorchSession(module, _precision(program), program_input_shape(program))
 
 
 def _precision(program: Any) -> str:
     dtypes = {p.dtype for p in program.state_dict.values() if p.is_floating_point()}
-    names = sorted(_DTYPE_NAMES.get(str(d).removeprefix("torch."), str(d)) for d in dtypes)
+    names = sorted(DTYPE_NAMES.get(str(d).removeprefix("torch."), str(d)) for d in dtypes)
     return "+".join(names) if names else "fp32"
 
 
-def _input_shape(program: Any) -> tuple[int | None, ...]:
+def program_input_shape(program: Any) -> tuple[int | None, ...]:
+    """Input shape of an ExportedProgram's first input; ``None`` for a dynamic dimension."""
     first_input = program.graph_signature.user_inputs[0]
     for node in program.graph.nodes:
         if node.op == "placeholder" and node.name == first_input and "val" in node.meta:
