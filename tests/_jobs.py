@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SMALL_JOB = """
 name = "small"
@@ -30,3 +34,27 @@ class SmallJob:
     db: Path
     job_id: str
     results: Path
+
+
+def start_driver(job_file: Path, db: Path, **popen: Any) -> subprocess.Popen[str]:
+    """`farm run JOB --db DB` in its own process: a driver a test can interrupt or kill."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "farm.cli", "run", str(job_file), "--db", str(db)],
+        text=True,
+        **popen,
+    )
+
+
+def wait_for_trials(db: Path, count: int, driver: subprocess.Popen[str], timeout: float) -> None:
+    """Wait until the store's newest job has ``count`` trials (or the driver ends)."""
+    from farm.store import Store
+
+    store = Store(db)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and driver.poll() is None:
+        try:
+            if len(store.trials(store.jobs()[0]["job_id"])) >= count:
+                return
+        except Exception:  # no store or no job yet, or a write holds the file
+            pass
+        time.sleep(0.2)

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from _jobs import SMALL_JOB, SmallJob
+from _jobs import SMALL_JOB, SmallJob, start_driver, wait_for_trials
 
 from farm.engine import JobRunner
 from farm.spec import parse_job
@@ -162,21 +162,9 @@ def test_ctrl_c_marks_the_job_interrupted_and_keeps_finished_trials(
     job_file = tmp_path / "job.toml"
     job_file.write_text(SMALL_JOB.replace("trials_per_target = 3", "trials_per_target = 8"))
     db = results_dir / "ctrl-c.duckdb"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "farm.cli", "run", str(job_file), "--db", str(db)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    driver = start_driver(job_file, db, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wait_for_trials(db, 1, driver, timeout=240)
     store = Store(db)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and driver.poll() is None:
-        if (
-            db.exists()
-            and _stored(store, store.jobs()[0]["job_id"] if _has_jobs(store) else "") >= 1
-        ):
-            break
-        time.sleep(0.2)
     os.kill(driver.pid, signal.SIGINT)
     out, _ = driver.communicate(timeout=120)
     assert driver.returncode == 130, out
@@ -184,13 +172,6 @@ def test_ctrl_c_marks_the_job_interrupted_and_keeps_finished_trials(
     assert job["status"] == "interrupted" and "interrupted" in job["message"]
     trials = store.trials(job["job_id"])
     assert 1 <= len(trials) < 16 and all(t["status"] in ("completed", "failed") for t in trials)
-
-
-def _has_jobs(store: Store) -> bool:
-    try:
-        return bool(store.jobs())
-    except Exception:
-        return False
 
 
 def test_the_time_budget_stops_new_trials(results_dir: Path) -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _jobs import start_driver, wait_for_trials
 
 from farm.engine import JobRunner
 from farm.spec import JobSpec, parse_job
@@ -162,21 +162,11 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path, results_dir: Path) ->
         "min_samples = 32\n"
     )
     db = results_dir / "resume.duckdb"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "farm.cli", "run", str(job_file), "--db", str(db)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    driver = start_driver(
+        job_file, db, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
+    wait_for_trials(db, 2, driver, timeout=240)
     store = Store(db)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        try:
-            if len(store.trials(store.jobs()[0]["job_id"])) >= 2:
-                break
-        except Exception:
-            pass
-        time.sleep(0.2)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
     driver.wait()
     job = store.jobs()[0]
