@@ -148,6 +148,7 @@ class Grid:
         self.cache = ArtifactCache(results / "artifacts")
         self.models = results / "models"
         self.workload = load_workload(spec.workload, ROOT)
+        self._refs: tuple[Any, Any] | None = None
         self.records: dict[str, dict[str, Any]] = (
             json.loads(out.read_text()) if out.exists() else {}
         )
@@ -212,15 +213,21 @@ class Grid:
         return built[-1], sum(float(a.meta.get("build_s", 0.0)) for a in built)
 
     def _evaluate(self, artifact: Any, cand: Candidate, data: Any, ref: Any) -> dict[str, Any]:
-        from farm import worker
+        """The farm's own evaluate task: a fresh worker process per configuration, granted
+        ``threads`` CPUs. (In one long-lived process, OpenVINO's thread pool keeps the CPU
+        mask of its first use, so later 2-thread configurations would run on one core.)"""
+        import ray
 
-        threads = cand.options.threads
-        cpus = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, cpus[:threads])  # the worker gives the runtime these CPUs
-        try:
-            ev = worker.evaluate(artifact, self.target, cand.options, data, ref, self.measurement)
-        finally:
-            os.sched_setaffinity(0, cpus)
+        from farm import tasks
+
+        if self._refs is None:
+            self._refs = (ray.put(data), ray.put(ref))
+        data_ref, ref_ref = self._refs
+        ev = ray.get(
+            tasks.evaluate_task.options(num_cpus=cand.options.threads).remote(
+                artifact, self.target, cand.options, data_ref, ref_ref, self.measurement
+            )
+        )
         m = ev.measurement
         price = self.spec.price_per_hour(self.target)
         return {
