@@ -335,7 +335,8 @@ def regression_checks(
         a = baseline.samples.get((base["target"], base["trial_number"]), [])
         b = candidate.samples.get((cand["target"], cand["trial_number"]), [])
         if a and b:
-            c = compare(a, b, options.threshold, options.alpha)
+            method = as_dict(cand.get("contract")).get("percentile_method", "inverted_cdf")
+            c = compare(a, b, options.threshold, options.alpha, method=method)
             checks.append(Check("latency", f"{label}: latency", not c.regression, c.describe()))
         else:
             checks.append(

@@ -167,14 +167,18 @@ def compare(
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
+    method: str = "inverted_cdf",
 ) -> Comparison:
-    """Compare two sets of raw latency samples; see :class:`Comparison` for the verdict rule."""
+    """Compare two sets of raw latency samples; see :class:`Comparison` for the verdict rule.
+
+    ``method`` is the percentile definition of the samples' measurement contract, so the medians
+    compared are the p50s the store reports."""
     if threshold < 0:
         raise ValueError(f"`threshold >= 0` must hold, but got threshold={threshold!r}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"`0 < alpha < 1` must hold, but got alpha={alpha!r}")
     a, b = _array(baseline, "baseline"), _array(candidate, "candidate")
-    ma, mb = percentile(a, 50), percentile(b, 50)
+    ma, mb = percentile(a, 50, method), percentile(b, 50, method)
     low, high = bootstrap_median_ratio(a, b, confidence=1.0 - alpha, seed=seed)
     return Comparison(
         baseline_median_ms=ma,
