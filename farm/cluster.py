@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from targets import catalog
 
 TARGET_PREFIX = "target:"
+#: A node that advertises one unit of this resource lets Ray itself keep it exclusive: every farm
+#: task on it asks for the unit, so even two jobs on one cluster never share the node.
+NODE_SLOT = "farm:node"
 
 #: Python modules whose presence means a runtime can run here (checked without importing them).
 RUNTIME_IMPORTS: dict[str, tuple[str, ...]] = {
@@ -65,6 +68,8 @@ class Node:
     host: str
     cpus: int
     targets: tuple[str, ...]
+    #: True when the node advertises NODE_SLOT (exclusivity enforced by Ray across jobs).
+    slotted: bool = False
     resources: dict[str, float] = field(default_factory=dict, compare=False)
 
 
@@ -78,6 +83,7 @@ def start_or_connect(address: str | None, num_cpus: int | None = None) -> None:
         ray.init(address=address, log_to_driver=False)
         return
     resources = {f"{TARGET_PREFIX}{t}": 1.0 for t in local_targets()}
+    resources[NODE_SLOT] = 1.0
     ray.init(
         num_cpus=num_cpus or os.cpu_count(),
         resources=resources,
@@ -102,6 +108,7 @@ def alive_nodes() -> list[Node]:
                 host=n.get("NodeManagerHostname") or n.get("NodeManagerAddress", "?"),
                 cpus=int(res.get("CPU", 0)),
                 targets=targets,
+                slotted=NODE_SLOT in res,
                 resources=dict(res),
             )
         )

@@ -21,7 +21,7 @@ import optuna
 from farm import pareto
 from farm.cache import ArtifactCache
 from farm.candidate import Candidate
-from farm.cluster import NodeLeases, alive_nodes, start_or_connect
+from farm.cluster import NODE_SLOT, NodeLeases, alive_nodes, start_or_connect
 from farm.errors import UsageError, WrongHardwareError
 from farm.space import baseline_params, check_baseline, check_knobs, plan, target_space
 from farm.spec import JobSpec
@@ -398,9 +398,9 @@ class JobRunner:
             done, source = self._cached_prefix(run.candidate)
             steps = list(run.candidate.chain[done:])
             strategy = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
-            ref = tasks.build_task.options(num_cpus=1, scheduling_strategy=strategy).remote(
-                source, steps, self.data_ref, self.spec.search.seed
-            )
+            ref = tasks.build_task.options(
+                num_cpus=1, resources=node_slot(node), scheduling_strategy=strategy
+            ).remote(source, steps, self.data_ref, self.spec.search.seed)
             run.cache_hit = False
         else:
             threads = run.candidate.options.threads
@@ -411,7 +411,7 @@ class JobRunner:
             strategy = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
             ref = tasks.evaluate_task.options(
                 num_cpus=threads,
-                resources={target.resource: 0.001},
+                resources={target.resource: 0.001, **node_slot(node)},
                 scheduling_strategy=strategy,
             ).remote(
                 run.artifact_ref,
@@ -619,6 +619,12 @@ class JobRunner:
             ray.cancel(ref, force=True)
         self.in_flight.clear()
         self.pending.clear()
+
+
+def node_slot(node: Any) -> dict[str, float]:
+    """The node's exclusivity unit, when it has one: Ray then keeps the node to this one task
+    across every job on the cluster (the driver's own leases only cover this job)."""
+    return {NODE_SLOT: 1.0} if node.slotted else {}
 
 
 def reference_logits(source: Any, data: Any) -> Any:

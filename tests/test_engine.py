@@ -180,3 +180,17 @@ def test_the_time_budget_stops_new_trials(results_dir: Path) -> None:
     assert runner.run() == "completed"
     assert store.trials(runner.job_id) == []
     assert "time budget of 1e-06 s reached" in store.resolve_job(runner.job_id)["message"]
+
+
+def test_the_local_node_is_exclusive_across_jobs(small_job: SmallJob) -> None:
+    """A local start gives the node its `farm:node` unit, and every farm task asks for it."""
+    import ray
+
+    from farm.cluster import NODE_SLOT, alive_nodes, start_or_connect
+    from farm.engine import node_slot
+
+    start_or_connect(None)
+    nodes = alive_nodes()
+    assert nodes and all(n.slotted for n in nodes)
+    assert node_slot(nodes[0]) == {NODE_SLOT: 1.0}
+    assert ray.cluster_resources()[NODE_SLOT] == len(nodes)

@@ -73,8 +73,8 @@ def node_ids_by_resource(resource: str) -> set[str]:
 
 def test_three_nodes_each_run_only_their_own_target(cluster: object, results_dir: Path) -> None:
     targets = ["cpu-torch", "cpu-onnxruntime", "cpu-openvino"]
-    for t in targets:
-        cluster.add_node(num_cpus=1, resources={f"target:{t}": 1})
+    for t in targets:  # each node also holds the slot that makes it exclusive across jobs
+        cluster.add_node(num_cpus=1, resources={f"target:{t}": 1, "farm:node": 1})
     connect(cluster)
     store = Store(results_dir / "fleet3.duckdb")
     runner = JobRunner(spec_for(targets, 2), store)
