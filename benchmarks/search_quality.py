@@ -167,7 +167,7 @@ class Grid:
         return list(seen.values())
 
     def run(self) -> list[dict[str, Any]]:
-        from farm.engine import reference_logits
+        from farm.engine import reference_predictions
 
         candidates = self.candidates()
         current = {c.content_hash for _, c in candidates}
@@ -177,7 +177,7 @@ class Grid:
         if todo:
             data = self.workload.data()
             source = self.workload.source_artifact(self.models)
-            reference = reference_logits(source, data)
+            reference = reference_predictions(source, data)
         for i, (_params, cand) in enumerate(todo, 1):
             start = time.perf_counter()
             try:

@@ -14,16 +14,19 @@ from typing import Any
 import pandas as pd
 
 from farm.budget import Budget
+from farm.history import History, release_history
 from farm.recommend import Recommendation, recommend
 from farm.store import Store, connect
 
+#: Jobs of the report's name its history section shows (the newest, up to the report's job).
+HISTORY_JOBS = 30
 #: Columns of the trials the report reads.
 COLUMNS = (
     "t.target, trial_number, is_baseline, params, t.status, precision, precision_actual, "
     "batch_size, "
     "threads, accuracy, accuracy_drop, quality_metric, latency_p50_ms, latency_p95_ms, "
     "latency_p99_ms, throughput_ips, cost_per_1k_usd, artifact_bytes, stable, t.feasible, "
-    "on_front, on_global_front, env_id, contract, candidate_hash"
+    "on_front, on_global_front, env_id, contract, candidate_hash, infeasible_reason"
 )
 
 
@@ -41,6 +44,18 @@ class ReportData:
     #: Per target: {objective: {param: importance}}; per target, a note when not computable.
     importances: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     importance_notes: dict[str, str] = field(default_factory=dict)
+    #: The jobs of this job's name up to it (dashboards/history.py draws them).
+    history: History | None = None
+    #: (target, trial_number) -> every metric of the plotted trials (KPIs of front points).
+    metrics: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
+    #: The release note (farm/card.py) as HTML.
+    card_html: str = ""
+
+    @property
+    def metric(self) -> str:
+        """The name of the quality metric the job optimised (accuracy, map, miou…)."""
+        names = self.trials["quality_metric"].dropna().unique().tolist()
+        return str(names[0]) if names else "accuracy"
 
     @property
     def targets(self) -> list[str]:
@@ -104,9 +119,15 @@ def load(
             [job_id, importance_trials],
         ).df()
     data = ReportData(job, trials, counts, envs, budget)
+    plotted = set(zip(trials["target"], trials["trial_number"], strict=True))
+    data.metrics = {k: v for k, v in store.metrics(job_id).items() if k in plotted}
+    candidates = _completed_candidates(store, job_id, trials.to_dict("records"), data.metrics)
+    from farm.card import build_card, to_html
+
+    data.card_html = to_html(build_card(store, job_id, budget, trials=candidates))
+    data.history = release_history(store, job["name"], budget, until=job_id, last=HISTORY_JOBS)
     if budget is not None:
-        rows = trials.to_dict("records")
-        data.recommendation = recommend(job_id, _completed_candidates(store, job_id, rows), budget)
+        data.recommendation = recommend(job_id, candidates, budget)
     if not with_importances:
         return data
     from dashboards.importance import param_importances
@@ -121,9 +142,15 @@ def load(
 
 
 def _completed_candidates(
-    store: Store, job_id: str, plotted: list[dict[str, Any]]
+    store: Store,
+    job_id: str,
+    plotted: list[dict[str, Any]],
+    metrics: dict[tuple[str, int], dict[str, float]],
 ) -> list[dict[str, Any]]:
-    """Trials the report's recommendation considers: all of them, unless the job is huge; then
-    the plotted ones (fronts, baselines, the sample). `farm recommend` always reads them all."""
+    """Trials the report's recommendation and release note consider, with their metrics: all of
+    them, unless the job is huge; then the plotted ones (fronts, baselines, the sample).
+    `farm recommend` and `farm card` always read them all."""
     n = store.query("SELECT count(*) AS n FROM trials WHERE job_id = ?", [job_id])[0]["n"]
-    return store.trials(job_id) if n <= 20_000 else plotted
+    if n <= 20_000:
+        return store.trials_with_metrics(job_id)
+    return [{**r, "metrics": metrics.get((r["target"], r["trial_number"]), {})} for r in plotted]

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboards.data import ReportData
+from dashboards.history import history_section
 from farm.display import short_params
 from farm.recommend import RULE
 
@@ -36,7 +37,8 @@ FIGURES = ("fig-accuracy", "fig-cost", "fig-throughput", "fig-importance")
 def _hover(df: pd.DataFrame) -> list[str]:
     return [
         f"#{r.trial_number} {html.escape(short_params(r.params))}<br>"
-        f"accuracy {_f(r.accuracy, '.4f')}, p95 {_f(r.latency_p95_ms, '.3g')} ms, "
+        f"{html.escape(str(r.quality_metric))} {_f(r.accuracy, '.4f')}, "
+        f"p95 {_f(r.latency_p95_ms, '.3g')} ms, "
         f"{_f(r.throughput_ips, ',.0f')} img/s, {_f(r.cost_per_1k_usd, '.3g')} USD/1k"
         for r in df.itertuples()
     ]
@@ -85,8 +87,8 @@ def accuracy_figure(data: ReportData) -> go.Figure:
             fig.add_trace(trace, row=1, col=i)
         _budget_lines(fig, data, target, i)
         fig.update_xaxes(title_text="p95 latency per query (ms)", type="log", row=1, col=i)
-    fig.update_yaxes(title_text="accuracy (on the target runtime)", row=1, col=1)
-    fig.update_layout(title="Accuracy vs p95 latency", height=460, margin=dict(t=80))
+    fig.update_yaxes(title_text=f"{data.metric} (on the target runtime)", row=1, col=1)
+    fig.update_layout(title=f"{data.metric} vs p95 latency", height=460, margin=dict(t=80))
     return fig
 
 
@@ -105,7 +107,7 @@ def _budget_lines(fig: go.Figure, data: ReportData, target: str, col: int) -> No
         )
     floors = []
     if limits.min_accuracy is not None:
-        floors.append((limits.min_accuracy, f"min accuracy {limits.min_accuracy:g}"))
+        floors.append((limits.min_accuracy, f"min {data.metric} {limits.min_accuracy:g}"))
     if limits.max_accuracy_drop is not None and base is not None:
         floors.append(
             (
@@ -283,7 +285,8 @@ def front_section(data: ReportData) -> str:
             if base is None
             else f"<p>baseline #{base['trial_number']} "
             f"({html.escape(short_params(base['params']))}): "
-            f"accuracy {base['accuracy']:.4f}, p95 {base['latency_p95_ms']:.3f} ms, "
+            f"{html.escape(data.metric)} {base['accuracy']:.4f}, p95 "
+            f"{base['latency_p95_ms']:.3f} ms, "
             f"{base['throughput_ips']:,.0f} img/s, {base['cost_per_1k_usd']:.3g} USD/1k</p>"
         )
         parts.append(
@@ -293,8 +296,8 @@ def front_section(data: ReportData) -> str:
                     "#",
                     "config",
                     "precision used",
-                    "accuracy",
-                    "Δ accuracy vs baseline",
+                    data.metric,
+                    f"Δ {data.metric} vs baseline",
                     "p50 ms",
                     "p95 ms",
                     "p99 ms",
@@ -307,8 +310,42 @@ def front_section(data: ReportData) -> str:
                 rows,
                 "front",
             )
+            + kpi_table(data, front, base)
+            + excluded_table(t)
         )
     return "".join(parts)
+
+
+#: KPIs shown beside each front point when the trials have them.
+FRONT_KPIS = ("ece", "brier", "robustness", "worst_slice", "slice_gap", "fp_rate", "fn_rate")
+
+
+def kpi_table(data: ReportData, front: pd.DataFrame, base: dict[str, Any] | None) -> str:
+    """The release KPIs of each front point (and of the baseline), when the job recorded any."""
+    rows_of = [(r.target, r.trial_number) for r in front.itertuples()]
+    if base is not None:
+        rows_of.insert(0, (base["target"], base["trial_number"]))
+    names = [k for k in FRONT_KPIS if any(k in data.metrics.get(key, {}) for key in rows_of)]
+    if not names:
+        return ""
+    rows = []
+    for target, number in rows_of:
+        m = data.metrics.get((target, number), {})
+        label = f"#{number}" + (" (baseline)" if base and number == base["trial_number"] else "")
+        rows.append([label, *(_f(m.get(k), ".4f") for k in names)])
+    return "<p>release KPIs of the front</p>" + _table(["#", *names], rows, "front")
+
+
+def excluded_table(trials: pd.DataFrame) -> str:
+    """Completed trials a job constraint excluded from the front, with the constraint."""
+    done = trials[(trials["status"] == "completed") & ~trials["feasible"].fillna(False)]
+    if done.empty or "infeasible_reason" not in done:
+        return ""
+    rows = [
+        [r.trial_number, short_params(r.params), r.infeasible_reason or "—"]
+        for r in done.itertuples()
+    ]
+    return "<p>excluded by a job constraint</p>" + _table(["#", "config", "constraint"], rows)
 
 
 def recommendation_section(data: ReportData) -> str:
@@ -346,7 +383,7 @@ def recommendation_section(data: ReportData) -> str:
         f"<p><b>Overall: {html.escape(overall)}</b></p><p class='muted'>Rule: {RULE}. Budget "
         f"file: {html.escape(rec.budget.path)}.</p>"
         + _table(
-            ["target", "limits", "recommended", "accuracy", "p95 ms", "img/s", "USD / 1k"], rows
+            ["target", "limits", "recommended", data.metric, "p95 ms", "img/s", "USD / 1k"], rows
         )
     )
 
@@ -428,15 +465,18 @@ def render(data: ReportData) -> str:
 <p>job <code>{html.escape(job["job_id"])}</code>, status {html.escape(str(job["status"]))},
 created {html.escape(str(job["created_at"]))}. Quality is measured on each target's own runtime
 on the whole eval split; latency is per query (one batch); cost per 1k inferences = price per hour
-÷ (measured throughput × 3600) × 1000. Speed-ups and accuracy changes are against each target's
-fp32 batch-1 baseline on the same hardware.</p>{note}
+÷ (measured throughput × 3600) × 1000. The quality metric is <b>{html.escape(data.metric)}</b>;
+speed-ups and its changes are against each target's fp32 batch-1 baseline on the same
+hardware.</p>{note}
 <h2>Recommended configuration</h2>{recommendation_section(data)}
-<h2>Accuracy vs latency</h2>{divs["fig-accuracy"]}
+<h2>Release note</h2>{data.card_html}
+<h2>{html.escape(data.metric)} vs latency</h2>{divs["fig-accuracy"]}
 <h2>Cost vs latency</h2>{divs["fig-cost"]}
 <h2>Throughput vs batch size</h2>{divs["fig-throughput"]}
 <h2>Pareto fronts per target</h2>{front_section(data)}
 <h2>Which knobs mattered</h2>{importance_notes(data)}{divs.get("fig-importance", "")}
 <h2>Environment and measurement contract</h2>{environment_section(data)}
+<h2>Release history</h2>{history_section(data)}
 </body></html>
 """
 

@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "targets": ("targets", "list the cluster's nodes and the targets each serves"),
     "submit": ("submit", "hand a job to a Ray cluster (Ray Jobs) and return"),
     "resume": ("resume", "continue an interrupted job from the store"),
+    "history": ("history", "how a job name's p95, cost and quality moved over its jobs"),
+    "card": ("card", "write a job's release note: every KPI of what would ship, per target"),
 }
 
 
@@ -33,9 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="farm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        # No -h here: `farm CMD --help` is answered by the command's own parser (second pass),
+        # which knows its arguments. They are added lazily, to keep start-up cheap.
+        p = sub.add_parser(name, help=help_text, description=help_text, add_help=False)
         p.set_defaults(_module=module_name)
-        # Arguments are added lazily (only for the chosen command) to keep start-up cheap.
     return parser
 
 

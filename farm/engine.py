@@ -27,6 +27,9 @@ from farm.space import baseline_params, check_baseline, check_knobs, plan, targe
 from farm.spec import JobSpec
 from farm.store import Store
 from targets import get_target
+from targets.base import RuntimeOptions
+from workloads.evaluation import parse_evaluation
+from workloads.kpis import with_kpi_data
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -73,6 +76,8 @@ class Study:
     budget: int
     asked: int = 0
     baseline_quality: float | None = None
+    #: Every metric of the completed baseline (what the job's ``_drop`` limits compare with).
+    baseline_metrics: dict[str, float] = field(default_factory=dict)
     baseline_done: bool = False
     stopped: str | None = None  # why no more trials are asked
     seen: set[str] = field(default_factory=set)
@@ -113,9 +118,12 @@ class JobRunner:
         models_dir: Path | None = None,
         progress: Any = None,
         resume_job: str | None = None,
+        label: str | None = None,
     ) -> None:
-        """``resume_job``: the id of an interrupted job to continue (see :meth:`run`)."""
+        """``resume_job``: the id of an interrupted job to continue (see :meth:`run`);
+        ``label``: stored as ``jobs.label`` (e.g. the git sha a release history is keyed by)."""
         self.spec = spec
+        self.label = label
         self.store = store
         self.address = address
         root = store.path.parent
@@ -133,6 +141,8 @@ class JobRunner:
         self.in_flight: dict[Any, TrialRun] = {}
         self.pending: list[TrialRun] = []
         self.messages: list[str] = []
+        #: After :meth:`run`: targets that produced no completed trial, and why.
+        self.unmeasured: dict[str, str] = {}
 
     # -- set-up ------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -142,6 +152,13 @@ class JobRunner:
         from workloads import load_workload
 
         self.workload = load_workload(self.spec.workload, Path(self.spec.base_dir))
+        task = self.workload.task
+        if task.name != "classification" and self.spec.search.transforms:
+            raise UsageError(
+                f"{self.spec.source}: field `search.transforms`: {self.spec.search.transforms} "
+                f"are offered for classifiers only: their fine-tunes train a classification "
+                f"loss, which would not keep a {task.name} model sound; remove them"
+            )
         torch_source = self.workload.allows_torch_transforms
         for t in self.spec.targets:
             if get_target(t).export == "export_torch" and not torch_source:
@@ -166,12 +183,32 @@ class JobRunner:
         for t, space in self.spaces.items():
             check_baseline(self.spec, t, space, torch_source)
 
-        self.data = self.workload.data()
+        self.task = task_with_contract(self.workload.task, self.spec)
+        self.evaluation = parse_evaluation(self.spec.source, self.spec.evaluation)
+        if self.evaluation.operating_point and self.task.name != "classification":
+            raise UsageError(
+                f"{self.spec.source}: field `evaluation.positive_classes`: an operating point "
+                f"is defined for classifiers only, not for {self.task.name}"
+            )
+        self.data = with_kpi_data(
+            self.workload.data(),
+            self.evaluation,
+            self.workload.slices_file,
+            self.spec.search.seed,
+        )
         self.source = self.workload.source_artifact(self.models_dir)
-        self.quality_metric = "accuracy" if self.data.has_labels else "top1_agreement"
-        self.reference_logits = reference_logits(self.source, self.data)
+        self.quality_metric = self.task.primary_metric(self.data.has_labels)
+        self.limits = job_limits(
+            self.spec, self.task, self.data, self.quality_metric, self.evaluation
+        )
+        self.reference = reference_predictions(
+            self.source, self.data, self.task, self.workload.fixed_batch
+        )
+        # The unoptimized model is cached like every built artifact, so that `farm gate` can
+        # re-measure any trial's artifact by the build key the trial stores.
+        self.cache.save(source_build_key(self.workload.recipe_hash), self.source)
         self.data_ref = ray.put(self.data)
-        self.reference_ref = ray.put(self.reference_logits)
+        self.reference_ref = ray.put(self.reference)
         self._make_studies()
 
     def _make_studies(self) -> None:
@@ -199,13 +236,14 @@ class JobRunner:
             return optuna.trial.create_trial(
                 state=optuna.trial.TrialState.FAIL, params=params, distributions=distributions
             )
-        limit = self.spec.max_accuracy_drop
-        violation = row["accuracy_drop"] - limit if limit is not None else 0.0
+        s = self.studies[row["target"]]
+        metrics = {**row.get("metrics", {}), self.quality_metric: row["accuracy"]}
+        violations = {c.field: c.violation(metrics, s.baseline_metrics) for c in self.limits}
         return optuna.trial.create_trial(
             params=params,
             distributions=distributions,
             values=[row["accuracy"], row["latency_p95_ms"], row["cost_per_1k_usd"]],
-            constraints={"max_accuracy_drop": violation},
+            constraints=violations or None,
         )
 
     def _distinct_candidates(self, target: str, space: dict[str, Any]) -> int:
@@ -233,7 +271,12 @@ class JobRunner:
     def _replay_stored_trials(self) -> None:
         """Rebuild each study from the store: stored trials are told to Optuna again, not
         re-run, and numbering continues after the last stored trial (none is stored twice)."""
-        for row in self.store.trials(self.job_id):
+        rows = self.store.trials_with_metrics(self.job_id)
+        for row in rows:
+            if row["is_baseline"] and row["status"] == "completed":
+                s = self.studies[row["target"]]
+                s.baseline_metrics = {**row["metrics"], self.quality_metric: row["accuracy"]}
+        for row in rows:
             s = self.studies[row["target"]]
             params = {k: v for k, v in json.loads(row["params"]).items() if k in s.space}
             if all(v in s.space[k].choices for k, v in params.items()):
@@ -263,7 +306,13 @@ class JobRunner:
         if self.resuming:
             self.store.set_job_status(self.job_id, "running", "resumed")
         else:
-            self.store.create_job(self.job_id, self.spec.name, self.spec.to_json())
+            self.store.create_job(
+                self.job_id,
+                self.spec.name,
+                self.spec.to_json(),
+                task=self.task.name,
+                label=self.label,
+            )
         status = "completed"
         budget = self.spec.search.time_budget_s
         self.deadline = None if budget is None else time.monotonic() + budget
@@ -277,7 +326,18 @@ class JobRunner:
             self._cancel_in_flight()
             self.store.set_job_status(self.job_id, "failed", f"{type(exc).__name__}: {exc}")
             raise
-        self.messages.extend(f"{s.target}: {s.stopped}" for s in self.studies.values() if s.stopped)
+        self.unmeasured = self._targets_without_results()
+        if status == "completed" and self.unmeasured:
+            if len(self.unmeasured) == len(self.studies):
+                status = "failed"
+            self.messages[:0] = [
+                f"{t}: nothing measured: {why}" for t, why in self.unmeasured.items()
+            ]
+        self.messages.extend(
+            f"{s.target}: {s.stopped}"
+            for s in self.studies.values()
+            if s.stopped and s.target not in self.unmeasured
+        )
         evaluated = [r for r in self.rows if r.get("artifact_hash")]
         hits = sum(1 for r in evaluated if r["cache_hit"])
         if evaluated:
@@ -287,6 +347,22 @@ class JobRunner:
             )
         self.store.set_job_status(self.job_id, status, "; ".join(self.messages) or None)
         return status
+
+    def _targets_without_results(self) -> dict[str, str]:
+        """Targets of the job with no completed trial, and why (their baseline's error)."""
+        out = {}
+        for t, s in self.studies.items():
+            rows = [r for r in self.rows if r["target"] == t]
+            if any(r["status"] == "completed" for r in rows):
+                continue
+            failed = [r for r in rows if r["status"] == "failed"]
+            first = min(failed, key=lambda r: r["trial_number"]) if failed else None
+            out[t] = (
+                f"trial #{first['trial_number']} failed: {first['error']}"
+                if first
+                else (s.stopped or "no trial ran")
+            )
+        return out
 
     def _loop(self) -> None:
         import ray
@@ -422,6 +498,8 @@ class JobRunner:
                 self.spec.measurement,
                 f"{run.target}:{run.number}:{run.attempts + 1}",
                 self.faults,
+                self.task,
+                self.evaluation,
             )
         run.node = node
         run.attempts += 1
@@ -494,14 +572,18 @@ class JobRunner:
         quality = float(ev.metrics[self.quality_metric])
         if run.is_baseline:
             s.baseline_quality, s.baseline_done = quality, True
+            s.baseline_metrics = dict(ev.metrics)
         drop = s.baseline_quality - quality if s.baseline_quality is not None else 0.0
-        limit = self.spec.max_accuracy_drop
-        violation = drop - limit if limit is not None else 0.0
-        feasible = violation <= 1e-12
+        violated = []
+        for c in self.limits:
+            violation = c.violation(ev.metrics, s.baseline_metrics)
+            run.trial.set_constraint(c.field, violation)
+            if violation > 1e-12:
+                violated.append(c.describe(c.value(ev.metrics, s.baseline_metrics)))
+        feasible = not violated
         m = ev.measurement
         price = self.spec.price_per_hour(run.target)
         cost = pareto.cost_per_1k(price, m["throughput_ips"])
-        run.trial.set_constraint("max_accuracy_drop", violation)
         s.study.tell(run.trial, [quality, m["p95_ms"], cost])
         row = self._row(run, "completed")
         row.update(
@@ -527,10 +609,12 @@ class JobRunner:
             cold_ms=m.get("cold_ms"),
             compile_s=ev.compile_s,
             measure_s=ev.measure_s,
+            eval_s=ev.eval_s,
             peak_rss_mb=ev.peak_rss_mb,
             env_id=ev.env_id,
             contract=m.get("contract"),
             feasible=feasible,
+            infeasible_reason="; ".join(violated) or None,
         )
         self._record(row, ev.samples_ms, ev.metrics, (ev.env_id, ev.environment))
 
@@ -553,10 +637,12 @@ class JobRunner:
             "trial_number": run.number,
             "is_baseline": run.is_baseline,
             "candidate_hash": run.candidate.content_hash,
-            "params": run.candidate.params_dict(),
+            # the task's settings (NMS IoU, score threshold) change quality: recorded with the knobs
+            "params": {**run.candidate.params_dict(), **self.task.params()},
             "status": status,
             "node_id": run.node.node_id if run.node else None,
             "node_host": run.node.host if run.node else None,
+            "node_ip": run.node.ip if run.node else None,
             "attempts": run.attempts,
             "precision": run.candidate.params_dict().get("precision"),
             "batch_size": o.batch_size,
@@ -565,6 +651,7 @@ class JobRunner:
             "cache_hit": run.cache_hit,
             "artifact_hash": run.artifact_hash,
             "artifact_bytes": run.artifact_bytes,
+            "build_key": run.candidate.build_key(),
             "started_at": run.started_at.replace(tzinfo=None),
             "finished_at": datetime.now(UTC).replace(tzinfo=None),
         }
@@ -621,38 +708,111 @@ class JobRunner:
         self.pending.clear()
 
 
+def job_limits(
+    spec: JobSpec, task: Any, data: Any, primary: str, evaluation: Any = None
+) -> list[Any]:
+    """The job's ``[constraints]`` resolved for its task and data: a limit on a metric this job
+    cannot record (``map`` without annotations, a class the data does not have) is refused."""
+    from farm.constraints import parse_limits
+
+    if "max_accuracy_drop" in spec.constraints and task.name != "classification":
+        raise UsageError(
+            f"{spec.source}: field `constraints.max_accuracy_drop`: the classification spelling; "
+            f"for this {task.name} workload write max_quality_drop (a drop of "
+            f"{task.primary_metric(data.has_labels)})"
+        )
+    from workloads.evaluation import kpi_names
+
+    names = set(task.metric_names(data.has_labels))
+    classes = data.class_names
+    labels = classes.values() if isinstance(classes, dict) else (classes or ())
+    if data.has_labels:
+        names.update(f"{p}{c}" for p in task.per_class_prefixes for c in labels)
+    if evaluation is not None:
+        calibration = data.has_labels and task.name != "segmentation"
+        names.update(kpi_names(evaluation, calibration, bool(data.slices)))
+    names.update(f"slice/{s}" for s in data.slices or {})
+    try:
+        limits = parse_limits(spec.source, "constraints", spec.constraints, names, ())
+    except UsageError as exc:
+        raise UsageError(
+            f"{exc} (for this {task.name} workload"
+            + ("" if data.has_labels else ", whose data has no labels: only fidelity is measured")
+            + ")"
+        ) from None
+    return [c.resolved(primary) for c in limits]
+
+
+def task_with_contract(task: Any, spec: JobSpec) -> Any:
+    """The workload's task with the job's ``[measurement] measure_postprocess`` applied."""
+    import dataclasses
+
+    value = spec.measurement.get("measure_postprocess")
+    if value is None:
+        return task
+    if not hasattr(task, "measure_postprocess"):
+        raise UsageError(
+            f"{spec.source}: field `measurement.measure_postprocess`: only for detection and "
+            f"segmentation workloads ({task.name} has no post-processing to time)"
+        )
+    return dataclasses.replace(task, measure_postprocess=value)
+
+
+def source_build_key(workload_hash: str) -> str:
+    """The cache key of the unoptimized model (a candidate with an empty transform chain)."""
+    return Candidate(workload_hash, "", (), RuntimeOptions()).build_key()
+
+
 def node_slot(node: Any) -> dict[str, float]:
     """The node's exclusivity unit, when it has one: Ray then keeps the node to this one task
     across every job on the cluster (the driver's own leases only cover this job)."""
     return {NODE_SLOT: 1.0} if node.slotted else {}
 
 
-def reference_logits(source: Any, data: Any) -> Any:
-    """fp32 logits of the unoptimized model on the eval split: the reference for fidelity."""
-    import numpy as np
+def reference_predictions(
+    source: Any, data: Any, task: Any = None, fixed_batch: int | None = None
+) -> Any:
+    """The unoptimized model's predictions on the eval split (fp32, PyTorch for a torch model,
+    ONNX Runtime for an ONNX file): the reference every candidate's fidelity is measured against.
 
-    if source.format == "torch-state":
-        import torch
-
-        from workloads import build_module
-
-        module = build_module(source).eval()
-        with torch.inference_mode():
-            outs = [module(torch.from_numpy(b)).numpy() for b in data.eval.batches(64)]
-        return np.concatenate(outs).astype(np.float32)
+    Raises :class:`UsageError` when the model's outputs do not follow the task's convention
+    (a user's ONNX detector whose outputs are not what the job declares)."""
     import tempfile
 
-    import onnxruntime as ort
+    from farm import worker
+    from farm.errors import TrialError
+    from targets import RuntimeOptions, runtime_class
+    from workloads.tasks import Classification
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = source.write_to(Path(tmp))
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-        outs = [sess.run(None, {name: b})[0] for b in data.eval.batches(1)]
-    return np.concatenate(outs).astype(np.float32)
+    task = task or Classification()
+    with tempfile.TemporaryDirectory(prefix="farm-reference-") as tmp:
+        if source.format == "torch-state":
+            from targets.torch_runtime import TorchSession
+            from workloads import build_module
+
+            session: Any = TorchSession(build_module(source), "fp32", ())
+            batch = task.max_batch or 64
+        else:
+            options = RuntimeOptions(threads=os.cpu_count() or 1)
+            session = runtime_class("onnxruntime")().compile(source, options, Path(tmp))
+            batch = fixed_batch or 1
+        try:
+            outputs = worker.run_outputs(session, task, data.eval.x[:batch])
+            task.check_outputs(outputs, source.meta.get("workload", "the model"), data)
+            return worker.predict_split(session, task, data.eval, batch)
+        except (ValueError, TrialError) as exc:
+            raise UsageError(str(exc)) from None
+        finally:
+            session.close()
 
 
 def _short_error(exc: BaseException) -> str:
+    """What a failed trial stores: a trial's own error whole (it names the step, the transform or
+    runtime and the runtime's message, whitespace collapsed), else the type and last line."""
+    from farm.errors import TrialError
+
+    if isinstance(exc, TrialError):
+        return " ".join(str(exc).split())[:1000]
     text = str(exc).strip().splitlines()
     last = text[-1] if text else ""
     return f"{type(exc).__name__}: {last}"[:500]

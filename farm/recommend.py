@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from farm.budget import Budget, Violation, check
+from farm.budget import Budget, Violation, check, check_metrics, trial_metrics
 
 RULE = (
     "cheapest per 1k inferences among the completed trials that meet every limit; "
@@ -141,12 +141,11 @@ def judge(row: dict[str, Any], budget: Budget) -> Verdict:
         return Verdict(row, (), f"trial failed: {row.get('error') or 'no error recorded'}")
     violations = tuple(check(budget.limits_for(row["target"]), row))
     if not row.get("feasible"):
-        return Verdict(
-            row,
-            violations,
-            "infeasible in the job (accuracy drop "
-            f"{row.get('accuracy_drop') or 0:.4f} exceeds the job's max_accuracy_drop)",
+        reason = row.get("infeasible_reason") or (
+            f"accuracy drop {row.get('accuracy_drop') or 0:.4f} exceeds the job's "
+            "max_accuracy_drop"
         )
+        return Verdict(row, violations, f"infeasible in the job ({reason})")
     return Verdict(row, violations)
 
 
@@ -185,6 +184,10 @@ def recommend(
     ``job_targets`` (the job spec's targets) makes a budgeted target without any trial show up
     as one where nothing passes, rather than vanish from the verdict.
     """
+    trials = with_baselines(trials)
+    if any("metrics" in t for t in trials):
+        names = {n for t in trials for n in trial_metrics(t)}
+        check_metrics(budget, names)
     seen = {t["target"] for t in trials}
     targets = budget.applies_to(sorted(seen | set(job_targets or ())))
     per_target: dict[str, TargetChoice] = {}
@@ -195,6 +198,17 @@ def recommend(
     picks = [c.pick for c in per_target.values() if c.pick is not None]
     overall = min(picks, key=lambda v: rank_key(v.trial)) if picks else None
     return Recommendation(job_id, budget, per_target, overall)
+
+
+def with_baselines(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of ``trials``, each with its target's completed baseline's metrics under
+    ``baseline_metrics`` (what ``max_<metric>_drop`` limits compare with)."""
+    base = {
+        t["target"]: trial_metrics(t)
+        for t in trials
+        if t.get("is_baseline") and t.get("status") == "completed"
+    }
+    return [{**t, "baseline_metrics": base.get(t["target"], {})} for t in trials]
 
 
 def render_text(rec: Recommendation, max_others: int = 10) -> str:

@@ -42,7 +42,18 @@ from farm.errors import SpecError
 from targets import catalog
 
 SAMPLERS = ("nsga2", "tpe")
-TOP_LEVEL = {"name", "targets", "workload", "search", "constraints", "measurement", "prices"}
+TOP_LEVEL = {
+    "name",
+    "targets",
+    "workload",
+    "search",
+    "constraints",
+    "measurement",
+    "prices",
+    "tracking",
+    "evaluation",
+}
+TRACKING_FIELDS = {"mlflow_uri"}
 SEARCH_FIELDS = {
     "trials_per_target",
     "sampler",
@@ -54,7 +65,6 @@ SEARCH_FIELDS = {
     "transforms",
     "time_budget_s",
 }
-CONSTRAINT_FIELDS = {"max_accuracy_drop"}
 ALL_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 
@@ -80,9 +90,17 @@ class JobSpec:
     targets: tuple[str, ...]
     workload: dict[str, Any]
     search: SearchSpec
+    #: ``max_accuracy_drop`` as written (the classification spelling of ``max_quality_drop``).
     max_accuracy_drop: float | None = None
+    #: Every ``[constraints]`` limit as written: ``max_quality_drop``, ``min_map50``,
+    #: ``max_ece_increase``… (see farm/constraints.py); Optuna constraints of every study.
+    constraints: dict[str, float] = field(default_factory=dict)
     measurement: dict[str, Any] = field(default_factory=dict)
     prices: dict[str, float] = field(default_factory=dict)
+    #: MLflow tracking URI (``[tracking] mlflow_uri``); None: no tracking.
+    mlflow_uri: str | None = None
+    #: ``[evaluation]`` as written: release KPIs (workloads/evaluation.py).
+    evaluation: dict[str, Any] = field(default_factory=dict)
     #: Directory the job file lives in: relative paths in [workload] resolve against it.
     base_dir: str = "."
     source: str = "<memory>"
@@ -150,12 +168,10 @@ def parse_job(raw: dict[str, Any], source: str | Path = "<memory>") -> JobSpec:
     search = _parse_search(v, search_raw, targets)
 
     constraints = v.typed(raw, "constraints", dict, "a [constraints] table") or {}
-    v.no_unknown(constraints, CONSTRAINT_FIELDS, "constraints")
+    limits = _parse_constraints(source, workload, constraints)
     drop = constraints.get("max_accuracy_drop")
-    if drop is not None:
-        if not isinstance(drop, int | float) or isinstance(drop, bool) or not 0 <= drop <= 1:
-            raise SpecError(source, "constraints.max_accuracy_drop", "a number in [0, 1]", drop)
-        drop = float(drop)
+    if drop is not None and not 0 <= drop <= 1:
+        raise SpecError(source, "constraints.max_accuracy_drop", "a number in [0, 1]", drop)
 
     measurement = v.typed(raw, "measurement", dict, "a [measurement] table") or {}
     _check_measurement(source, measurement)
@@ -167,18 +183,53 @@ def parse_job(raw: dict[str, Any], source: str | Path = "<memory>") -> JobSpec:
         if not isinstance(p, int | float) or isinstance(p, bool) or p <= 0:
             raise SpecError(source, f"prices.{t}", "a positive number (USD per hour)", p)
 
+    tracking = v.typed(raw, "tracking", dict, "a [tracking] table") or {}
+    v.no_unknown(tracking, TRACKING_FIELDS, "tracking")
+    mlflow_uri = v.typed(tracking, "mlflow_uri", str, "an MLflow tracking URI", prefix="tracking")
+    if mlflow_uri is not None and not mlflow_uri.strip():
+        raise SpecError(source, "tracking.mlflow_uri", "a non-empty MLflow tracking URI", "")
+
+    evaluation = v.typed(raw, "evaluation", dict, "an [evaluation] table") or {}
+    from workloads.evaluation import parse_evaluation
+
+    parse_evaluation(source, evaluation)
+
     base_dir = str(Path(source).resolve().parent) if Path(str(source)).exists() else "."
     return JobSpec(
         name=name,
         targets=tuple(targets),
         workload=workload,
         search=search,
-        max_accuracy_drop=drop,
+        max_accuracy_drop=None if drop is None else float(drop),
+        constraints={c.field: c.limit for c in limits},
         measurement=measurement,
         prices={k: float(p) for k, p in prices.items()},
+        mlflow_uri=mlflow_uri,
+        evaluation=evaluation,
         base_dir=base_dir,
         source=str(source),
     )
+
+
+def _parse_constraints(
+    source: str | Path, workload: dict[str, Any], table: dict[str, Any]
+) -> list[Any]:
+    """The ``[constraints]`` limits, checked against the metrics the job's task records (the
+    embedded workloads and torchvision architectures name their task themselves; the final check
+    against what the data allows happens when the job is prepared)."""
+    from farm.constraints import parse_limits
+    from workloads.tasks import known_metrics
+
+    task = workload.get("task") if isinstance(workload.get("task"), str) else None
+    names, prefixes = known_metrics(task)
+    limits = parse_limits(source, "constraints", table, names, prefixes)
+    if "max_accuracy_drop" in table and "max_quality_drop" in table:
+        raise SpecError(
+            source,
+            "constraints.max_accuracy_drop",
+            "either max_accuracy_drop or max_quality_drop (they are the same limit)",
+        )
+    return limits
 
 
 def _parse_search(v: _Validator, raw: dict[str, Any], targets: list[str]) -> SearchSpec:

@@ -110,6 +110,62 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (job_id, target, trial_number, name)
     );
     """,
+    # 2: task layer, fleet, pricing by the hardware that ran, trial-time breakdown.
+    """
+    ALTER TABLE jobs ADD COLUMN label VARCHAR;
+    ALTER TABLE jobs ADD COLUMN task VARCHAR;
+    ALTER TABLE trials ADD COLUMN node_ip VARCHAR;
+    ALTER TABLE trials ADD COLUMN build_key VARCHAR;
+    ALTER TABLE trials ADD COLUMN gpu_model VARCHAR;
+    ALTER TABLE trials ADD COLUMN priced_as VARCHAR;
+    ALTER TABLE trials ADD COLUMN eval_s DOUBLE;
+    ALTER TABLE trials ADD COLUMN trial_s DOUBLE;
+    ALTER TABLE trials ADD COLUMN orchestration_s DOUBLE;
+    ALTER TABLE trials ADD COLUMN infeasible_reason VARCHAR;
+    ALTER TABLE trials ADD COLUMN device_latency_p50_ms DOUBLE;
+    ALTER TABLE trials ADD COLUMN device_latency_p95_ms DOUBLE;
+    ALTER TABLE trials ADD COLUMN device_memory_mib DOUBLE;
+    """,
+    # 3: `farm gate`'s confirmations: both artifacts re-measured interleaved (docs/store.md).
+    """
+    CREATE TABLE confirmations (
+        confirmation_id         VARCHAR PRIMARY KEY,
+        created_at              TIMESTAMP NOT NULL,
+        candidate_job_id        VARCHAR NOT NULL,
+        target                  VARCHAR NOT NULL,
+        candidate_trial_number  INTEGER NOT NULL,
+        baseline_job_id         VARCHAR NOT NULL,
+        baseline_trial_number   INTEGER NOT NULL,
+        baseline_source         VARCHAR,
+        params                  JSON,
+        candidate_artifact_hash VARCHAR,
+        baseline_artifact_hash  VARCHAR,
+        node_id                 VARCHAR,
+        node_host               VARCHAR,
+        threads                 INTEGER,
+        contract                JSON,
+        inputs                  VARCHAR,
+        statistic               VARCHAR,   -- per-measurement statistic the decision compares
+        rounds                  INTEGER,
+        orders                  VARCHAR[], -- per round: 'AB' (baseline first) or 'BA'
+        baseline_ms             DOUBLE[],  -- per round, the statistic of each side
+        candidate_ms            DOUBLE[],
+        baseline_p50_ms         DOUBLE[],
+        candidate_p50_ms        DOUBLE[],
+        unstable_measurements   INTEGER,
+        ratio                   DOUBLE,    -- median over rounds of candidate / baseline
+        ratio_low               DOUBLE,    -- distribution-free (1 - alpha) interval of it
+        ratio_high              DOUBLE,
+        decided_by              VARCHAR,   -- 'interval' | 'median at the round cap'
+        threshold               DOUBLE,
+        alpha                   DOUBLE,
+        regression              BOOLEAN,
+        store_ratio             DOUBLE,    -- what the store-only test said
+        store_p_value           DOUBLE,
+        store_regression        BOOLEAN,
+        wall_s                  DOUBLE
+    );
+    """,
 ]
 
 TRIAL_COLUMNS = [
@@ -157,6 +213,17 @@ TRIAL_COLUMNS = [
     "feasible",
     "started_at",
     "finished_at",
+    "node_ip",
+    "build_key",
+    "gpu_model",
+    "priced_as",
+    "eval_s",
+    "trial_s",
+    "orchestration_s",
+    "infeasible_reason",
+    "device_latency_p50_ms",
+    "device_latency_p95_ms",
+    "device_memory_mib",
 ]
 
 
@@ -235,12 +302,20 @@ class Store:
             con.execute("INSERT INTO schema_version VALUES (?)", [version])
             con.execute("COMMIT")
 
-    def create_job(self, job_id: str, name: str, spec_json: str) -> None:
+    def create_job(
+        self,
+        job_id: str,
+        name: str,
+        spec_json: str,
+        *,
+        task: str = "classification",
+        label: str | None = None,
+    ) -> None:
         with self.transaction() as con:
             con.execute(
-                "INSERT INTO jobs (job_id, name, spec, status, created_at) "
-                "VALUES (?, ?, ?, 'running', now())",
-                [job_id, name, spec_json],
+                "INSERT INTO jobs (job_id, name, spec, status, created_at, task, label) "
+                "VALUES (?, ?, ?, 'running', now(), ?, ?)",
+                [job_id, name, spec_json, task, label],
             )
 
     def set_job_status(self, job_id: str, status: str, message: str | None = None) -> None:
@@ -342,6 +417,23 @@ class Store:
             [job_id],
         )
 
+    def metrics(self, job_id: str) -> dict[tuple[str, int], dict[str, float]]:
+        """Every quality metric of the job's trials: (target, trial_number) -> {name: value}."""
+        out: dict[tuple[str, int], dict[str, float]] = {}
+        for r in self.query(
+            "SELECT target, trial_number, name, value FROM metrics WHERE job_id = ?", [job_id]
+        ):
+            out.setdefault((r["target"], r["trial_number"]), {})[r["name"]] = r["value"]
+        return out
+
+    def trials_with_metrics(self, job_id: str) -> list[dict[str, Any]]:
+        """:meth:`trials`, each row with its quality metrics under ``"metrics"``."""
+        metrics = self.metrics(job_id)
+        rows = self.trials(job_id)
+        for r in rows:
+            r["metrics"] = metrics.get((r["target"], r["trial_number"]), {})
+        return rows
+
     def samples(self, job_id: str, target: str, trial_number: int) -> list[float]:
         rows = self.query(
             "SELECT latency_ms FROM latency_samples WHERE job_id = ? AND target = ? "
@@ -349,6 +441,33 @@ class Store:
             [job_id, target, trial_number],
         )
         return [r["latency_ms"] for r in rows]
+
+    # -- gate confirmations (migration 3) ------------------------------------------------------
+    def record_confirmation(self, row: dict[str, Any]) -> None:
+        """Store one ``farm gate`` confirmation (a row of ``confirmations``; lists stay lists)."""
+        columns = list(row)
+        values = [
+            json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for v in row.values()
+        ]
+        with self.transaction() as con:
+            con.execute(
+                f"INSERT INTO confirmations ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)})",
+                values,
+            )
+
+    def confirmations(self, candidate_job_id: str) -> list[dict[str, Any]]:
+        """The confirmations recorded for a candidate job, oldest first (none in a store that
+        predates migration 3)."""
+        tables = self.query(
+            "SELECT 1 FROM information_schema.tables WHERE table_name = 'confirmations'"
+        )
+        if not tables:
+            return []
+        return self.query(
+            "SELECT * FROM confirmations WHERE candidate_job_id = ? ORDER BY created_at, target",
+            [candidate_job_id],
+        )
 
 
 def _to_db(value: Any) -> Any:

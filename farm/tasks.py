@@ -29,7 +29,28 @@ def evaluate_task(
     contract: dict[str, Any],
     trial_key: str = "",
     faults: str = "",
+    task: Any = None,
+    evaluation: Any = None,
 ) -> worker.Evaluation:
-    ev = worker.evaluate(artifact, target, options, data, reference, contract, trial_key, faults)
+    ev = worker.evaluate(
+        artifact, target, options, data, reference, contract, trial_key, faults, task, evaluation
+    )
+    ev.node_id = ray.get_runtime_context().get_node_id()
+    return ev
+
+
+@ray.remote(max_retries=0, max_calls=1)
+def measure_task(
+    artifact: Any,
+    target: str,
+    options: Any,
+    contract: dict[str, Any],
+    inputs: Any,
+    task: Any = None,
+    infos: Any = None,
+) -> worker.Evaluation:
+    """Compile and measure only, in a fresh process: one measurement of ``farm gate``'s
+    confirmation (:mod:`farm.confirm`)."""
+    ev = worker.measure_artifact(artifact, target, options, contract, inputs, task, infos)
     ev.node_id = ray.get_runtime_context().get_node_id()
     return ev

@@ -14,6 +14,8 @@ import resource
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,10 +26,15 @@ from farm.errors import TrialError, WrongHardwareError
 from targets import get_target, runtime_class
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from farm.artifact import Artifact
     from farm.candidate import Step
+    from farm.measure import Contract
     from targets.base import RuntimeOptions, Session, TargetSpec
-    from workloads.base import WorkloadData
+    from workloads.base import Split, WorkloadData
+    from workloads.evaluation import EvaluationSpec
+    from workloads.tasks import Task
 
 
 def build(source: Artifact, steps: list[Step], data: WorkloadData, seed: int) -> list[Artifact]:
@@ -48,15 +55,49 @@ def build(source: Artifact, steps: list[Step], data: WorkloadData, seed: int) ->
         if size not in resized:
             resized[size] = data_for(artifact, data)
         ctx = optimizers.BuildContext(data=resized[size], seed=seed, cache_dir=cache_dir)
-        try:
+        with trial_step(build_step(name), name):
             artifact = optimizers.apply(name, dict(config), artifact, ctx)
-        except TrialError:
-            raise
-        except Exception as exc:
-            raise TrialError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
         artifact.meta["build_s"] = time.perf_counter() - start
         out.append(artifact)
     return out
+
+
+class StepError(TrialError):
+    """A trial failed in a named step: ``"<step> failed (<transform or runtime>): <why>"``."""
+
+    def __init__(self, step: str, what: str, why: str) -> None:
+        self.step, self.what, self.why = step, what, why
+        super().__init__(f"{step} failed ({what}): {why}")
+
+
+#: The step each transform is (the words a failed trial's error starts with).
+BUILD_STEPS = {"export_onnx": "export", "export_torch": "export", "resize_input": "resize"}
+
+
+def build_step(transform: str) -> str:
+    if transform.startswith("quantize"):
+        return "quantize"
+    return BUILD_STEPS.get(transform, transform)
+
+
+def explain(exc: BaseException) -> str:
+    """The runtime's own message, whitespace collapsed (it names the node or operator when the
+    runtime says one), after the exception's type."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextmanager
+def trial_step(step: str, what: str) -> Iterator[None]:
+    """Turn any failure inside into a :class:`StepError` naming ``step`` and ``what``."""
+    try:
+        yield
+    except StepError:
+        raise
+    except TrialError as exc:
+        raise StepError(step, what, str(exc)) from exc
+    except Exception as exc:
+        raise StepError(step, what, explain(exc)) from exc
 
 
 def input_size(artifact: Artifact) -> tuple[int, int] | None:
@@ -114,6 +155,8 @@ class Evaluation:
     precision_actual: str
     compile_s: float
     measure_s: float
+    #: Seconds spent running the eval split and computing the quality metrics.
+    eval_s: float
     peak_rss_mb: float
     env_id: str
     environment: dict[str, Any]
@@ -132,23 +175,118 @@ def injected_fault(faults: str, trial_key: str) -> str | None:
     return None
 
 
-def run_split(session: Session, x: np.ndarray, batch_size: int, poison: bool = False) -> np.ndarray:
-    """Logits of every input of ``x``, in batches of exactly ``batch_size`` (the last batch is
-    padded by repeating its final input, and the padding's outputs are dropped)."""
-    outputs = []
-    for i in range(0, len(x), batch_size):
-        batch = x[i : i + batch_size]
+def predict_split(
+    session: Session,
+    task: Task,
+    split: Split,
+    batch_size: int,
+    poison: bool = False,
+) -> Any:
+    """The task's predictions for every input of ``split``, run in batches of exactly
+    ``batch_size`` (the last batch is padded by repeating its final input; the padding's outputs
+    are dropped). Raises :class:`TrialError` when the runtime returns NaN or infinite values."""
+    infos = split.info or (None,) * len(split)
+    predictions: list[Any] = []
+    for i in range(0, len(split), batch_size):
+        batch = split.x[i : i + batch_size]
         n = len(batch)
         if n < batch_size:
             batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
-        outputs.append(np.asarray(session.run(np.ascontiguousarray(batch)))[:n])
-    logits = np.concatenate(outputs).astype(np.float32, copy=False)
-    if poison:
-        logits[::7] = np.nan
-    if not np.all(np.isfinite(logits)):
-        bad = int((~np.isfinite(logits)).any(axis=1).sum())
-        raise TrialError(f"the runtime produced NaN/inf outputs for {bad} of {len(x)} inputs")
-    return logits
+        outputs = run_outputs(session, task, np.ascontiguousarray(batch))
+        if poison:
+            outputs = [np.full_like(o, np.nan) if o.dtype.kind == "f" else o for o in outputs]
+        check_finite(outputs, i, len(split))
+        predictions.extend(task.decode(outputs, infos[i : i + n]))
+    return task.collect(predictions)
+
+
+def run_outputs(session: Session, task: Task, batch: np.ndarray) -> list[np.ndarray]:
+    """The outputs of one batch that ``task`` needs (a classifier's first output only)."""
+    if task.first_output_only:
+        return [session.run(batch)]
+    return session.run_all(batch)
+
+
+def check_finite(outputs: list[np.ndarray], start: int, total: int) -> None:
+    for o in outputs:
+        if o.dtype.kind == "f" and not np.all(np.isfinite(o)):
+            raise TrialError(
+                "the runtime produced NaN/inf outputs (in the batch starting at input "
+                f"{start} of {total})"
+            )
+
+
+def timed_query(
+    session: Session, task: Task, batch: np.ndarray, infos: tuple[Any, ...]
+) -> Callable[[], object]:
+    """The work of one query as the measurement times it: the model alone, or model + decode
+    (box decode, NMS, argmax) when the task times its post-processing (what users ship)."""
+    if task.times_postprocess:
+        return lambda: task.decode(run_outputs(session, task, batch), infos)
+    return lambda: run_outputs(session, task, batch)
+
+
+def query_batch(split: Split, batch_size: int) -> tuple[np.ndarray, tuple[Any, ...]]:
+    """The batch a measurement sends: the first ``batch_size`` inputs of ``split`` (repeated
+    when the split is smaller), with their preprocessing facts."""
+    idx = np.resize(np.arange(len(split)), batch_size)
+    infos = tuple((split.info or (None,) * len(split))[i] for i in idx)
+    return np.ascontiguousarray(split.x[idx]), infos
+
+
+def prepare_process(target: TargetSpec, options: RuntimeOptions) -> RuntimeOptions:
+    """Check the hardware, then give the runtime the CPUs Ray granted this task and pin the
+    (fresh) process to one CPU per physical core before the runtime creates its threads
+    (docs/measurement.md, isolation)."""
+    from dataclasses import replace
+
+    from farm.measure.affinity import pin_to_cores
+
+    check_hardware(target)
+    cpus = granted_cpus()
+    if options.threads != cpus:
+        options = replace(options, threads=cpus)
+    pin_to_cores(options.threads)
+    return options
+
+
+def compile_session(
+    artifact: Artifact, target: TargetSpec, options: RuntimeOptions, workdir: Path
+) -> tuple[Session, float]:
+    """Compile ``artifact`` on the target's runtime; returns the session and the compile time."""
+    runtime_cls = runtime_class(target.runtime)
+    what = runtime_label(target)
+    if not runtime_cls.available():
+        raise StepError(
+            "compile", what, f"{target.runtime} does not import on {socket.gethostname()}"
+        )
+    if artifact.format not in runtime_cls.accepts:
+        raise StepError(
+            "compile", what, f"{target.runtime} cannot compile a {artifact.format} artifact"
+        )
+    start = time.perf_counter()
+    with trial_step("compile", what):
+        session = runtime_cls().compile(artifact, options, workdir)
+    return session, time.perf_counter() - start
+
+
+def runtime_label(target: TargetSpec) -> str:
+    """``"<runtime> <version> on <target>"``: what a failed step names."""
+    try:
+        version = runtime_class(target.runtime).version()
+    except Exception:
+        version = "unknown"
+    return f"{target.runtime} {version} on {target.name}"
+
+
+def contract_for(contract: dict[str, Any], task: Task) -> Contract:
+    """The job's contract, completed with what this task's measurement covers."""
+    from farm.measure import Contract
+
+    table = dict(contract)
+    if hasattr(task, "measure_postprocess"):  # a task with post-processing states it
+        table["measure_postprocess"] = task.times_postprocess
+    return Contract.from_dict(table)
 
 
 def evaluate(
@@ -156,72 +294,70 @@ def evaluate(
     target_name: str,
     options: RuntimeOptions,
     data: WorkloadData,
-    reference_logits: np.ndarray | None,
+    reference: Any,
     contract: dict[str, Any],
     trial_key: str = "",
     faults: str = "",
+    task: Task | None = None,
+    evaluation: EvaluationSpec | None = None,
 ) -> Evaluation:
     """Compile on the target runtime, compute quality on the whole eval split, then measure.
 
-    The eval inputs are resized to the artifact's input size first (:func:`input_size`): accuracy
-    is that of the model served at that resolution, and the fidelity metrics compare its logits
-    with ``reference_logits``, the fp32 model's at the workload's native resolution, i.e. how far
-    the resized model agrees with the full-resolution one.
+    The eval inputs are resized to the artifact's input size first (:func:`input_size`): quality
+    is that of the model served at that resolution, and the fidelity metrics compare its
+    predictions with ``reference``, the fp32 model's at the workload's native resolution, i.e.
+    how far the resized model agrees with the full-resolution one.
 
+    ``task`` (default: classification) decodes the outputs and computes the metrics.
     ``trial_key`` is ``target:trial_number:attempt``; ``faults`` is the test hook (see
     :func:`injected_fault`)."""
-    from dataclasses import replace
-
     from farm.environment import env_id, fingerprint
-    from farm.measure import Contract, measure
-    from farm.measure.affinity import pin_to_cores
-    from workloads.metrics import quality_metrics
+    from farm.measure import measure
+    from workloads import kpis, resize_split
+    from workloads.tasks import Classification
 
+    task = task or Classification()
     target = get_target(target_name)
-    check_hardware(target)
-    cpus = granted_cpus()
-    if options.threads != cpus:
-        options = replace(options, threads=cpus)
-    # This process is fresh (max_calls=1) and alone on its node: pin it to one CPU per physical
-    # core before the runtime creates its threads (docs/measurement.md, isolation).
-    pin_to_cores(options.threads)
-    runtime_cls = runtime_class(target.runtime)
-    if not runtime_cls.available():
-        raise TrialError(f"{target.runtime} does not import on {socket.gethostname()}")
-    if artifact.format not in runtime_cls.accepts:
-        raise TrialError(f"{target.runtime} cannot compile a {artifact.format} artifact")
+    options = prepare_process(target, options)
     eval_split = data.eval
     size = input_size(artifact)
     if size is not None and size != tuple(data.input_shape[1:]):
-        from workloads import resize_split
-
         eval_split = resize_split(data.eval, size)
+    measured_contract = contract_for(contract, task)
 
     with tempfile.TemporaryDirectory(prefix="farm-eval-") as tmp:
-        start = time.perf_counter()
-        try:
-            session = runtime_cls().compile(artifact, options, Path(tmp))
-        except TrialError:
-            raise
-        except Exception as exc:
-            raise TrialError(
-                f"compile on {target_name} failed: {type(exc).__name__}: {exc}"
-            ) from exc
-        compile_s = time.perf_counter() - start
+        session, compile_s = compile_session(artifact, target, options, Path(tmp))
         try:
             fault = injected_fault(faults, trial_key)
             if fault == "crash":
                 os._exit(17)  # a worker process dying mid-trial, as an OOM kill would
             if fault == "error":
                 raise TrialError(f"injected fault for {trial_key}")
-            x = eval_split.x
-            logits = run_split(session, x, options.batch_size, poison=fault == "nan")
-            metrics = quality_metrics(logits, eval_split.y, reference_logits)
-            batch = np.ascontiguousarray(np.resize(x, (options.batch_size, *x.shape[1:])))
             start = time.perf_counter()
-            result = measure(
-                lambda: session.run(batch), options.batch_size, Contract.from_dict(contract)
-            )
+            what = runtime_label(target)
+            with trial_step("evaluate", what):
+                predictions = predict_split(
+                    session, task, eval_split, options.batch_size, poison=fault == "nan"
+                )
+                metrics = task.quality(predictions, eval_split, reference, data)
+
+                def predict(split: Split) -> Any:
+                    if size is not None and size != tuple(data.input_shape[1:]):
+                        split = resize_split(split, size)
+                    return predict_split(session, task, split, options.batch_size)
+
+                metrics.update(
+                    kpis.compute(
+                        task, predictions, eval_split, data, evaluation, reference, metrics, predict
+                    )
+                )
+            eval_s = time.perf_counter() - start
+            batch, infos = query_batch(eval_split, options.batch_size)
+            start = time.perf_counter()
+            with trial_step("measure", what):
+                result = measure(
+                    timed_query(session, task, batch, infos), options.batch_size, measured_contract
+                )
             measure_s = time.perf_counter() - start
             precision_actual = session.actual_precision
         finally:
@@ -235,6 +371,60 @@ def evaluate(
         precision_actual=precision_actual,
         compile_s=compile_s,
         measure_s=measure_s,
+        eval_s=eval_s,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        env_id=env_id(fp),
+        environment=fp,
+    )
+
+
+def measure_artifact(
+    artifact: Artifact,
+    target_name: str,
+    options: RuntimeOptions,
+    contract: dict[str, Any],
+    inputs: np.ndarray,
+    task: Task | None = None,
+    infos: tuple[Any, ...] | None = None,
+) -> Evaluation:
+    """Compile and measure only (no quality): what ``farm gate`` runs to confirm a regression.
+
+    ``inputs`` is the query batch (its first dimension must equal ``options.batch_size``);
+    ``infos`` the preprocessing facts of its images when the task decodes with them. The
+    returned :class:`Evaluation` has empty ``metrics``."""
+    from farm.environment import env_id, fingerprint
+    from farm.measure import measure
+    from workloads.tasks import Classification
+
+    task = task or Classification()
+    target = get_target(target_name)
+    options = prepare_process(target, options)
+    if inputs.shape[0] != options.batch_size:
+        raise TrialError(
+            f"measure_artifact: {inputs.shape[0]} inputs for a batch of {options.batch_size}"
+        )
+    batch = np.ascontiguousarray(inputs, dtype=np.float32)
+    with tempfile.TemporaryDirectory(prefix="farm-measure-") as tmp:
+        session, compile_s = compile_session(artifact, target, options, Path(tmp))
+        try:
+            query = timed_query(session, task, batch, infos or (None,) * len(batch))
+            start = time.perf_counter()
+            with trial_step("measure", runtime_label(target)):
+                result = measure(query, options.batch_size, contract_for(contract, task))
+            measure_s = time.perf_counter() - start
+            precision_actual = session.actual_precision
+        finally:
+            session.close()
+            gc.collect()
+    fp = fingerprint()
+    return Evaluation(
+        metrics={},
+        measurement=result.to_dict(),
+        samples_ms=[float(s) for s in result.samples_ms],
+        precision_actual=precision_actual,
+        compile_s=compile_s,
+        measure_s=measure_s,
+        eval_s=0.0,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         env_id=env_id(fp),
         environment=fp,

@@ -22,7 +22,7 @@ from optimizers.base import (
     register_space,
     register_transform,
 )
-from optimizers.calib import calibration_batches
+from optimizers.calib import calibration_batches, sensitivity_ranking_offered
 
 if TYPE_CHECKING:
     from targets.base import TargetSpec
@@ -92,7 +92,9 @@ def _space(target: TargetSpec, workload: Any) -> dict[str, Any]:
     return {
         "preset": CategoricalDistribution(list(PRESETS)),
         "fast_bias_correction": CategoricalDistribution([True, False]),
-        "keep_float_layers": CategoricalDistribution([0, 1, 2, 4]),
+        "keep_float_layers": CategoricalDistribution(
+            [0, 1, 2, 4] if sensitivity_ranking_offered(workload) else [0]
+        ),
         # one value (the default) so a job can set or search it in [search.knobs]
         "subset_size": CategoricalDistribution([QuantizeNncfConfig.subset_size]),
     }

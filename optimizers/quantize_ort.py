@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from farm.artifact import Artifact
 from optimizers.base import BuildContext, check_choice, register_space, register_transform
-from optimizers.calib import calibration_batches
+from optimizers.calib import calibration_batches, sensitivity_ranking_offered
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,6 +29,8 @@ ACTIVATION_TYPES = ("U8", "S8")
 QUANTIZABLE_OPS = ("Conv", "Gemm", "MatMul")
 #: Samples of the calibration split used to score each node's sensitivity.
 RANKING_SAMPLES = 64
+#: Calibration batch size for models with a dynamic batch (others use their own batch size).
+CALIBRATION_BATCH = 8
 _RANKINGS: dict[str, list[str]] = {}
 
 
@@ -80,7 +82,9 @@ def _space(target: TargetSpec, workload: Any) -> dict[str, Any]:
     return {
         "calibration_method": CategoricalDistribution(list(CALIBRATION_METHODS)),
         "activation_type": CategoricalDistribution(list(ACTIVATION_TYPES)),
-        "keep_float_layers": CategoricalDistribution([0, 1, 2, 4]),
+        "keep_float_layers": CategoricalDistribution(
+            [0, 1, 2, 4] if sensitivity_ranking_offered(workload) else [0]
+        ),
         # one value (all of the split) so a job can set or search it in [search.knobs]
         "calib_size": CategoricalDistribution([QuantizeOrtConfig.calib_size]),
     }
@@ -141,7 +145,8 @@ def _quantize(
 
     reader = None
     if not calib_cache.exists():
-        batches = calibration_batches(ctx.data.calib, cfg.calib_size, batch_size=8)
+        batch = _batch_of(src) or CALIBRATION_BATCH
+        batches = calibration_batches(ctx.data.calib, cfg.calib_size, batch_size=batch)
         reader = _Reader(_input_name(src), batches)
     quantize_static(
         str(src),
@@ -159,14 +164,28 @@ def _quantize(
     )
 
 
+def _batch_of(model_path: Path) -> int | None:
+    """The model's static batch size (a detector exported for one image), None if dynamic."""
+    import onnx
+
+    from optimizers.graph import input_batch
+
+    return input_batch(onnx.load(str(model_path), load_external_data=False))
+
+
 def _logits(model_path: Path, x: np.ndarray) -> np.ndarray:
+    """The first output for every input of ``x`` (run in the model's own batch size)."""
+    import numpy as np
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    return sess.run(None, {name: x})[0]
+    batch = _batch_of(model_path) or len(x)
+    usable = len(x) - len(x) % batch
+    outs = [sess.run(None, {name: x[i : i + batch]})[0] for i in range(0, usable, batch)]
+    return np.concatenate(outs)
 
 
 def _rank(

@@ -12,9 +12,9 @@ import abc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
+if TYPE_CHECKING:
     from farm.artifact import Artifact
 
 
@@ -57,6 +57,12 @@ class RuntimeOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def as_output(value: Any) -> np.ndarray:
+    """A runtime output as numpy: float outputs as float32, integer ones unchanged."""
+    out = np.asarray(value)
+    return out.astype(np.float32, copy=False) if out.dtype.kind == "f" else out
+
+
 class Session(abc.ABC):
     """A compiled model, ready to run batches on its runtime."""
 
@@ -64,8 +70,15 @@ class Session(abc.ABC):
     actual_precision: str = "unknown"
 
     @abc.abstractmethod
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Run one batch (N, C, H, W float32) and return every output of the model, in the
+        model's output order (float outputs as float32, integer ones as they come: a detector's
+        labels stay int64)."""
+
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run one batch (N, C, H, W float32) and return the logits (N, classes) as float32."""
+        """The first output only, as float32 (a classifier's logits). Runtimes override this
+        when fetching one output is cheaper than fetching all of them."""
+        return np.asarray(self.run_all(batch)[0], dtype=np.float32)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the runtime's resources (sessions, thread pools)."""

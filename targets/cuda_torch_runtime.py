@@ -120,7 +120,9 @@ class CudaTorchSession(Session):
         """Peak device memory torch allocated since compile (MiB)."""
         return self._torch.cuda.max_memory_allocated() / 2**20
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        from targets.torch_runtime import tensors_to_numpy
+
         if self._module is None:
             raise TrialError(f"{self.label} session used after close()")
         torch = self._torch
@@ -128,7 +130,7 @@ class CudaTorchSession(Session):
         with torch.inference_mode():
             out = self._module(x.to("cuda").to(self._dtype))
             torch.cuda.synchronize()
-            return out.float().cpu().numpy()
+            return tensors_to_numpy(out)
 
     def close(self) -> None:
         import gc

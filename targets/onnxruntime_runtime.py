@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from farm.errors import RuntimeMissingError, TrialError, UsageError
-from targets.base import Runtime, RuntimeOptions, Session
+from targets.base import Runtime, RuntimeOptions, Session, as_output
 
 if TYPE_CHECKING:
     from farm.artifact import Artifact
@@ -80,6 +80,7 @@ class OnnxRuntimeSession(Session):
         self._session = session
         self._input = session.get_inputs()[0].name
         self._outputs = [session.get_outputs()[0].name]
+        self._all_outputs = [o.name for o in session.get_outputs()]
         self.actual_precision = actual_precision
         #: The intra-op thread count the session was built with (read back from its options).
         self.threads = int(session.get_session_options().intra_op_num_threads)
@@ -98,6 +99,12 @@ class OnnxRuntimeSession(Session):
             raise TrialError(f"{self.runtime_name} session used after close()")
         out = self._session.run(self._outputs, {self._input: batch})[0]
         return np.asarray(out, dtype=np.float32)
+
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        if self._session is None:
+            raise TrialError(f"{self.runtime_name} session used after close()")
+        outs = self._session.run(self._all_outputs, {self._input: batch})
+        return [as_output(o) for o in outs]
 
     def close(self) -> None:
         self._session = None

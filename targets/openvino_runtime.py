@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from farm.errors import RuntimeMissingError, TrialError, UsageError
-from targets.base import Runtime, RuntimeOptions, Session
+from targets.base import Runtime, RuntimeOptions, Session, as_output
 
 if TYPE_CHECKING:
     from farm.artifact import Artifact
@@ -50,25 +50,36 @@ class OpenVinoSession(Session):
         shape = compiled.inputs[0].get_partial_shape()
         self.input_shape = tuple(d.get_length() if d.is_static else None for d in shape)
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray, first_only: bool) -> list[np.ndarray]:
         self._request.infer({0: batch})
-        return np.array(self._request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        count = 1 if first_only else len(self._compiled.outputs)
+        return [
+            as_output(np.array(self._request.get_output_tensor(i).data, copy=True))
+            for i in range(count)
+        ]
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray, first_only: bool) -> list[np.ndarray]:
+        """Run ``batch`` in chunks of the compiled batch size (batch-major outputs only)."""
         if self._request is None:
             raise TrialError("openvino session used after close()")
         n, fixed = batch.shape[0], self.batch
         if fixed is None or n == fixed:
-            return self._infer(batch)
-        outs = []
+            return self._infer(batch, first_only)
+        chunks = []
         for i in range(0, n, fixed):
             chunk = batch[i : i + fixed]
-            if chunk.shape[0] < fixed:
-                pad = np.zeros((fixed - chunk.shape[0], *chunk.shape[1:]), dtype=chunk.dtype)
-                outs.append(self._infer(np.concatenate([chunk, pad]))[: chunk.shape[0]])
-            else:
-                outs.append(self._infer(chunk))
-        return np.concatenate(outs)
+            real = chunk.shape[0]
+            if real < fixed:
+                pad = np.zeros((fixed - real, *chunk.shape[1:]), dtype=chunk.dtype)
+                chunk = np.concatenate([chunk, pad])
+            chunks.append([o[:real] for o in self._infer(chunk, first_only)])
+        return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(batch, first_only=True)[0].astype(np.float32, copy=False)
+
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self._run(batch, first_only=False)
 
     def close(self) -> None:
         self._request = None

@@ -37,13 +37,13 @@ class TorchSession(Session):
     def threads(self) -> int:
         return int(self._torch.get_num_threads())
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
         if self._module is None:
             raise TrialError("torch session used after close()")
         torch = self._torch
         with torch.inference_mode():
             out = self._module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
-        return out.float().numpy().copy()
+        return tensors_to_numpy(out)
 
     def close(self) -> None:
         self._module = None
@@ -86,6 +86,17 @@ class TorchRuntime(Runtime):
             raise TrialError(f"torch could not load {artifact.main_file}: {exc}") from exc
         torch.set_num_threads(options.threads)
         return TorchSession(module, _precision(program), program_input_shape(program))
+
+
+def tensors_to_numpy(out: Any) -> list[np.ndarray]:
+    """A module's output (a tensor, or a tuple/list of tensors) as numpy arrays in order; float
+    tensors as float32."""
+    items = out if isinstance(out, tuple | list) else (out,)
+    arrays = []
+    for t in items:
+        t = t.detach().cpu()
+        arrays.append((t.float() if t.is_floating_point() else t).numpy().copy())
+    return arrays
 
 
 def _precision(program: Any) -> str:

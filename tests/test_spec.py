@@ -68,7 +68,16 @@ def test_embedded_default_job_is_valid() -> None:
             "constraints.max_accuracy_drop",
             "[0, 1]",
         ),
-        (("max_accuracy_drop = 0.02", "max_drop = 0.02"), "constraints.max_drop", "known fields"),
+        (
+            ("max_accuracy_drop = 0.02", "max_drop = 0.02"),
+            "constraints.max_drop",
+            "a metric this job records",
+        ),
+        (
+            ("max_accuracy_drop = 0.02", "fastest = 1"),
+            "constraints.fastest",
+            "min_<metric>, max_<metric>",
+        ),
         (('[workload]\nname = "digits"', ""), "workload", "required"),
         (
             ("trials_per_target = 3", 'trials_per_target = 3\nsampler = "grid"'),

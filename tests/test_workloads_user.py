@@ -208,9 +208,8 @@ def _target():
 
 def test_corrupt_onnx_file(tmp_path: Path) -> None:
     (tmp_path / "bad.onnx").write_bytes(b"this is not a protobuf")
-    wl = load_workload({"onnx": "bad.onnx"}, tmp_path)
     with pytest.raises(UsageError, match=r"bad.onnx is not a valid ONNX model"):
-        wl.source_artifact(tmp_path)
+        load_workload({"onnx": "bad.onnx"}, tmp_path)
 
 
 def test_quality_metrics_with_labels_and_reference() -> None:

@@ -45,12 +45,14 @@ from workloads.base import (
 from workloads.config import DataConfig, parse_data_config
 from workloads.digits import DigitsWorkload
 from workloads.metrics import quality_metrics
+from workloads.tasks import TASK_FIELDS, task_name
 
-#: The kinds of [workload] table and the keys each accepts.
+#: The kinds of [workload] table and the keys each accepts (every kind but the embedded ones
+#: also takes the task's fields, see workloads.tasks.TASK_FIELDS).
 _KEYS = {
-    "name": {"name"},
-    "model": {"model", "weights", "num_classes", "data"},
-    "onnx": {"onnx", "data"},
+    "name": {"name", "data"},
+    "model": {"model", "weights", "num_classes", "data", *TASK_FIELDS},
+    "onnx": {"onnx", "data", "num_classes", *TASK_FIELDS},
 }
 
 
@@ -76,14 +78,31 @@ def load_workload(section: dict[str, Any], base_dir: Path) -> Workload:
             f"allowed fields: {', '.join(sorted(_KEYS[kind]))}"
         )
     base_dir = Path(base_dir)
+    workload = _make(kind, section, base_dir)
+    data = section.get("data")
+    if isinstance(data, dict) and "slices" in data:
+        workload.slices_file = parse_data_config({"slices": data["slices"]}, base_dir).slices
+    return workload
+
+
+def _make(kind: str, section: dict[str, Any], base_dir: Path) -> Workload:
     if kind == "name":
         if section["name"] != "digits":
             raise UsageError(
                 f'`workload.name`: expected "digits" (the embedded workload), '
                 f"got {section['name']!r}; use `model` or `onnx` for your own model"
             )
+        data = section.get("data", {})
+        if not isinstance(data, dict):
+            raise UsageError(f"`workload.data`: expected a table, got {data!r}")
+        extra = sorted(set(data) - {"slices"})
+        if extra:
+            raise UsageError(
+                f"`workload.data.{extra[0]}`: the embedded workload brings its own data; "
+                "only `slices` may be given"
+            )
         return DigitsWorkload()
-    data = parse_data_config(section.get("data"), base_dir)
+    data = parse_data_config(section.get("data"), base_dir, task_name(section))
     if kind == "model":
         from workloads.torchvision_models import TorchvisionWorkload, check_model_section
 
@@ -92,7 +111,9 @@ def load_workload(section: dict[str, Any], base_dir: Path) -> Workload:
     from workloads.onnx_file import OnnxWorkload
 
     onnx_path = _path_field(section, "onnx", base_dir)
-    return OnnxWorkload(onnx_path, data)
+    onnx_workload = OnnxWorkload(onnx_path, data, section)
+    onnx_workload.task  # noqa: B018 - validates the task's fields now, before anything runs
+    return onnx_workload
 
 
 def _path_field(section: dict[str, Any], key: str, base_dir: Path) -> Path:

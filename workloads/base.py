@@ -13,11 +13,12 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from farm.errors import UsageError
+from workloads.tasks import Classification, Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,19 +29,41 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """One data split: ``x`` float32 NCHW, already normalised; ``y`` int64 labels or None."""
+    """One data split: ``x`` float32 NCHW, already preprocessed and normalised.
+
+    ``y`` holds int64 class labels (classification). Dense tasks keep their ground truth per
+    sample in ``truth`` (detection: a dict of ``boxes`` xyxy in original image pixels, ``labels``
+    as category ids, ``iscrowd`` and ``area``; segmentation: the class-index mask at the original
+    image size) and what preprocessing did to each image in ``info`` (file, image id, original
+    size, scale and padding), so that predictions can be mapped back to the original image.
+    All three are None when the split has no labels (synthetic inputs, calibration images).
+    """
 
     x: np.ndarray
     y: np.ndarray | None = None
+    truth: tuple[Any, ...] | None = None
+    info: tuple[dict[str, Any], ...] | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+    def subset(self, index: Any) -> Split:
+        """The samples at ``index`` (an integer array or a slice), every field kept aligned."""
+        import numpy as np
+
+        idx = np.arange(len(self))[index]
+        return Split(
+            self.x[idx],
+            None if self.y is None else self.y[idx],
+            None if self.truth is None else tuple(self.truth[i] for i in idx),
+            None if self.info is None else tuple(self.info[i] for i in idx),
+        )
 
     def head(self, n: int) -> Split:
         """The first ``n`` samples (all of them when ``n`` is 0 or larger than the split)."""
         if n <= 0 or n >= len(self):
             return self
-        return Split(self.x[:n], None if self.y is None else self.y[:n])
+        return self.subset(slice(0, n))
 
     def batches(self, batch_size: int) -> list[np.ndarray]:
         """The inputs cut into consecutive batches (the last one may be shorter)."""
@@ -61,6 +84,17 @@ class WorkloadData:
     num_classes: int
     input_shape: tuple[int, int, int]
     has_labels: bool
+    #: Class names by model output index (classification, segmentation) or detection category
+    #: names by category id, for per-class metrics; None: classes are named by their index.
+    class_names: tuple[str, ...] | dict[int, str] | None = None
+    #: Per-channel (mean, std) the images were normalised with (corruptions undo it).
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    #: Release KPIs (workloads/kpis.py), added when a job starts: user slices of the eval split
+    #: (name -> sample indices), corrupted copies of it ((corruption, severity) -> split), and
+    #: the operating point's positive class indices.
+    slices: dict[str, np.ndarray] | None = None
+    corrupted: dict[tuple[str, int], Split] | None = None
+    positive_classes: tuple[int, ...] = ()
 
 
 def resize_split(split: Split, size: tuple[int, int]) -> Split:
@@ -86,7 +120,7 @@ def resize_split(split: Split, size: tuple[int, int]) -> Split:
                 x, size=(h, w), mode="bilinear", align_corners=False, antialias=downscale
             )
             out[i : i + len(x)] = y.numpy()
-    return Split(out, split.y)
+    return replace(split, x=out)
 
 
 def resize_data(data: WorkloadData, size: tuple[int, int]) -> WorkloadData:
@@ -94,13 +128,12 @@ def resize_data(data: WorkloadData, size: tuple[int, int]) -> WorkloadData:
     h, w = (int(s) for s in size)
     if tuple(data.input_shape[1:]) == (h, w):
         return data
-    return WorkloadData(
+    return replace(
+        data,
         train=None if data.train is None else resize_split(data.train, (h, w)),
         calib=resize_split(data.calib, (h, w)),
         eval=resize_split(data.eval, (h, w)),
-        num_classes=data.num_classes,
         input_shape=(data.input_shape[0], h, w),
-        has_labels=data.has_labels,
     )
 
 
@@ -114,6 +147,10 @@ class Workload(abc.ABC):
     #: True when the model accepts other input sizes than its native one (a CNN ending in global
     #: average pooling): the ``resize_input`` transform is then offered.
     allows_resolution: bool = False
+    #: What the model's outputs mean and how they are judged (``[workload] task``).
+    task: Task = Classification()
+    #: ``[workload.data] slices``: a CSV naming slices of the eval images, or None.
+    slices_file: Path | None = None
 
     @property
     def fixed_batch(self) -> int | None:

@@ -80,14 +80,20 @@ class DigitsWorkload(Workload):
     @cached_property
     def _data(self) -> WorkloadData:
         x, y = _load_images()
+        # every image is named by its index in scikit-learn's data set ("digits/0042"), which is
+        # what a slices CSV (`[workload.data] slices`) refers to
+        info = tuple({"file": f"digits/{i:04d}"} for i in range(len(y)))
+        whole = Split(x, y, None, info)
         train_idx, calib_idx, eval_idx = split_indices(y, SPLIT_FRACTIONS, SPLIT_SEED)
         return WorkloadData(
-            train=Split(x[train_idx], y[train_idx]),
-            calib=Split(x[calib_idx], y[calib_idx]),
-            eval=Split(x[eval_idx], y[eval_idx]),
+            train=whole.subset(train_idx),
+            calib=whole.subset(calib_idx),
+            eval=whole.subset(eval_idx),
             num_classes=10,
             input_shape=self.input_shape,
             has_labels=True,
+            class_names=tuple(str(d) for d in range(10)),
+            normalization=((MEAN,) * 3, (STD,) * 3),
         )
 
     def source_artifact(self, cache_dir: Path) -> Artifact:

@@ -53,8 +53,17 @@ def data_fingerprint(cfg: DataConfig) -> dict[str, Any]:
     return out
 
 
-def load_folder(root: Path, key: str, cfg: DataConfig, classes: list[str] | None = None) -> Split:
-    """All images of an ImageFolder, preprocessed, with labels in the order of ``classes``."""
+def load_folder(
+    root: Path,
+    key: str,
+    cfg: DataConfig,
+    classes: list[str] | None = None,
+    size: tuple[int, int] | None = None,
+) -> Split:
+    """All images of an ImageFolder, preprocessed, with labels in the order of ``classes``.
+
+    ``size`` (H, W), when the job declares the model's input size, replaces resize + center
+    crop by a plain resize to exactly that size (a non-square input, say for OCR)."""
     import numpy as np
     import torch
     from PIL import Image
@@ -66,18 +75,23 @@ def load_folder(root: Path, key: str, cfg: DataConfig, classes: list[str] | None
             f"`workload.data.{key}`: classes {found} in {root} differ from the eval classes "
             f"{classes}"
         )
+    geometry = (
+        [v2.Resize(list(size), antialias=True)]
+        if size is not None
+        else [v2.Resize(cfg.resize, antialias=True), v2.CenterCrop(cfg.crop)]
+    )
     transform = v2.Compose(
         [
             v2.ToImage(),
-            v2.Resize(cfg.resize, antialias=True),
-            v2.CenterCrop(cfg.crop),
+            *geometry,
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(list(cfg.mean), list(cfg.std)),
         ]
     )
-    xs, ys = [], []
+    xs, ys, infos = [], [], []
     for label, name in enumerate(found):
         for path in _images(Path(root) / name):
+            infos.append({"file": f"{name}/{path.name}"})
             try:
                 with Image.open(path) as img:
                     xs.append(transform(img.convert("RGB")).numpy())
@@ -86,13 +100,19 @@ def load_folder(root: Path, key: str, cfg: DataConfig, classes: list[str] | None
                     f"`workload.data.{key}`: cannot read image {path}: {exc}"
                 ) from None
             ys.append(label)
-    return Split(np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int64))
+    return Split(
+        np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int64), None, tuple(infos)
+    )
 
 
 def load_data(
-    cfg: DataConfig, num_classes: int, input_shape: tuple[int, int, int] | None = None
+    cfg: DataConfig,
+    num_classes: int,
+    input_shape: tuple[int, int, int] | None = None,
+    size: tuple[int, int] | None = None,
 ) -> WorkloadData:
-    """The workload's splits from ImageFolders, or seeded synthetic inputs when there are none."""
+    """The workload's splits from ImageFolders, or seeded synthetic inputs when there are none.
+    ``size``: the declared input (H, W), see :func:`load_folder`."""
     shape = input_shape or (3, cfg.crop, cfg.crop)
     if cfg.synthetic:
         return _synthetic(cfg, num_classes, shape)
@@ -103,18 +123,27 @@ def load_data(
             f"`workload.data.eval`: {len(classes)} classes in {cfg.eval} but the model has "
             f"{num_classes} outputs"
         )
-    ev = load_folder(cfg.eval, "eval", cfg, classes)
+    ev = load_folder(cfg.eval, "eval", cfg, classes, size)
     if tuple(ev.x.shape[1:]) != tuple(shape):
         raise UsageError(
             f"`workload.data.crop`: images come out as {tuple(ev.x.shape[1:])}, "
             f"the model takes {tuple(shape)}"
         )
     if cfg.calib is not None:
-        calib = load_folder(cfg.calib, "calib", cfg, classes)
+        calib = load_folder(cfg.calib, "calib", cfg, classes, size)
     else:
         ev, calib = _carve(ev, cfg.calib_fraction, cfg.seed)
-    train = load_folder(cfg.train, "train", cfg, classes) if cfg.train is not None else None
-    return WorkloadData(train, calib, ev, num_classes, shape, has_labels=True)
+    train = load_folder(cfg.train, "train", cfg, classes, size) if cfg.train else None
+    return WorkloadData(
+        train,
+        calib,
+        ev,
+        num_classes,
+        shape,
+        has_labels=True,
+        class_names=tuple(classes),
+        normalization=(cfg.mean, cfg.std),
+    )
 
 
 def _carve(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
@@ -132,7 +161,7 @@ def _carve(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     except ValueError:
         keep, cal = train_test_split(idx, test_size=fraction, random_state=seed)
     keep, cal = np.sort(keep), np.sort(cal)
-    return Split(split.x[keep], split.y[keep]), Split(split.x[cal], split.y[cal])
+    return split.subset(keep), split.subset(cal)
 
 
 def _synthetic(cfg: DataConfig, num_classes: int, shape: tuple[int, int, int]) -> WorkloadData:
@@ -146,4 +175,6 @@ def _synthetic(cfg: DataConfig, num_classes: int, shape: tuple[int, int, int]) -
         return rng.standard_normal((n, *shape), dtype=np.float32)
 
     calib, ev = Split(draw()), Split(draw())
-    return WorkloadData(None, calib, ev, num_classes, shape, has_labels=False)
+    return WorkloadData(
+        None, calib, ev, num_classes, shape, has_labels=False, normalization=(cfg.mean, cfg.std)
+    )

@@ -1,4 +1,12 @@
-"""A user's ONNX file as the model source (torch-only transforms such as pruning are off)."""
+"""A user's ONNX file as the model source (torch-only transforms such as pruning are off).
+
+The file is checked with ``onnx.checker``; its one image input must be NCHW. The input size is
+the graph's static H and W, else the job's declared size (``[workload] input_size``, or the
+data's ``crop`` for a square classifier input); a model with a dynamic height or width and no
+declared size is refused, naming the field to set. The task (``[workload] task``) says what the
+outputs mean: class scores (classification), boxes in one of the declared conventions
+(detection, ``outputs``), or per-pixel class scores (segmentation).
+"""
 
 from __future__ import annotations
 
@@ -12,15 +20,26 @@ from workloads.config import DataConfig
 
 if TYPE_CHECKING:
     from farm.artifact import Artifact
+    from workloads.tasks import Task
+
+
+#: The largest model (protobuf) that can hold its weights inline.
+MAX_INLINE_BYTES = 2**31 - 1
 
 
 class OnnxWorkload(Workload):
     allows_torch_transforms = False
 
-    def __init__(self, path: Path, data: DataConfig) -> None:
+    def __init__(self, path: Path, data: DataConfig, section: dict[str, Any] | None = None) -> None:
+        from workloads import tasks
+
         self.path = Path(path)
         self.data_config = data
+        self.section = dict(section or {})
         self.name = self.path.name
+        self.task_name = tasks.task_name(self.section)
+        self.declared_size = tasks.input_size(self.section)
+        self.letterbox = tasks.letterbox(self.section)
 
     @cached_property
     def _graph_facts(self) -> dict[str, Any]:
@@ -28,14 +47,23 @@ class OnnxWorkload(Workload):
         import onnx
 
         try:
-            model = onnx.load(str(self.path))
+            model = onnx.load(str(self.path), load_external_data=False)
+            external = _external_files(model, self.path)
+            onnx.load_external_data_for_model(model, str(self.path.parent))
             onnx.checker.check_model(model)
+        except UsageError:
+            raise
         except Exception as exc:
             text = str(exc).strip().splitlines()
             raise UsageError(
                 f"`workload.onnx`: {self.path} is not a valid ONNX model: "
                 f"{text[0] if text else type(exc).__name__}"
             ) from None
+        if external and model.ByteSize() > MAX_INLINE_BYTES:
+            raise UsageError(
+                f"`workload.onnx`: {self.path} keeps {model.ByteSize() / 2**30:.1f} GB of weights "
+                "in external data files; the farm takes models that fit one ONNX file (< 2 GB)"
+            )
         initializers = {i.name for i in model.graph.initializer}
         inputs = [i for i in model.graph.input if i.name not in initializers]
         if len(inputs) != 1 or len(model.graph.output) < 1:
@@ -44,40 +72,99 @@ class OnnxWorkload(Workload):
                 f"{[i.name for i in inputs]}"
             )
         in_dims = _dims(inputs[0])
-        out_dims = _dims(model.graph.output[0])
         if len(in_dims) != 4:
             raise UsageError(
                 f"`workload.onnx`: {self.path}: expected an NCHW image input, got dims {in_dims}"
             )
         return {
+            # external data (``torch.onnx.export(dynamo=True)`` writes ``<model>.onnx.data``)
+            # read into the model: the artifact is one self-contained file
+            "model_bytes": model.SerializeToString() if external else None,
+            "external_files": external,
             "input_name": inputs[0].name,
             "output_name": model.graph.output[0].name,
             "input_dims": in_dims,
-            "output_dims": out_dims,
+            "output_dims": _dims(model.graph.output[0]),
+            "outputs": [o.name for o in model.graph.output],
         }
+
+    @cached_property
+    def task(self) -> Task:  # type: ignore[override]
+        from workloads import tasks
+
+        num_classes = None
+        if self.task_name == "segmentation":
+            num_classes = self.num_classes
+        task = tasks.make_task(self.section, num_classes=num_classes)
+        outputs = self._graph_facts["outputs"]
+        if getattr(task, "outputs", None) == "boxes_scores_labels" and len(outputs) < 3:
+            raise UsageError(
+                f'`workload.outputs`: "boxes_scores_labels" needs three outputs (boxes, scores, '
+                f"labels), but {self.path} has {len(outputs)}: {outputs}"
+            )
+        return task
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        """C, H, W from the graph; dynamic H/W fall back to the data config's crop."""
+        """C, H, W: static dims from the graph, else the declared size (see the module doc)."""
         _, c, h, w = self._graph_facts["input_dims"]
-        crop = self.data_config.crop
-        return (
-            c if isinstance(c, int) else 3,
-            h if isinstance(h, int) else crop,
-            w if isinstance(w, int) else crop,
-        )
+        declared = self.declared_size
+        if declared is None and self.task_name == "classification" and self.data_config.crop_given:
+            declared = (self.data_config.crop, self.data_config.crop)
+        static = (h if isinstance(h, int) else None, w if isinstance(w, int) else None)
+        if declared is not None:
+            for axis, got, want in zip(("height", "width"), static, declared, strict=True):
+                if got is not None and got != want:
+                    raise UsageError(
+                        f"`workload.input_size`: {self.path} has a fixed input {axis} of {got}, "
+                        f"but the job declares {want}"
+                    )
+            return (c if isinstance(c, int) else 3, *declared)
+        if None in static:
+            raise UsageError(
+                f"`workload.input_size`: {self.path} has a dynamic input height or width "
+                f"(dims {self._graph_facts['input_dims']}); declare the size the model is served "
+                "at, e.g. `input_size = [224, 224]` in [workload]"
+            )
+        return (c if isinstance(c, int) else 3, static[0], static[1])  # type: ignore[return-value]
 
     @property
     def fixed_batch(self) -> int | None:
         """The batch size the graph's input is fixed to, or None when the batch is dynamic."""
         batch = self._graph_facts["input_dims"][0]
-        return batch if isinstance(batch, int) else None
+        if isinstance(batch, int):
+            return batch
+        return self.task.max_batch
 
-    @property
+    @cached_property
     def num_classes(self) -> int:
         dims = self._graph_facts["output_dims"]
+        explicit = self.section.get("num_classes")
+        if explicit is not None and (
+            not isinstance(explicit, int) or isinstance(explicit, bool) or explicit < 1
+        ):
+            raise UsageError(
+                f"`workload.num_classes`: expected a positive integer, got {explicit!r}"
+            )
+        if self.task_name == "segmentation":
+            static = dims[1] if len(dims) == 4 and isinstance(dims[1], int) else None
+            if explicit is not None and static is not None and explicit != static:
+                raise UsageError(
+                    f"`workload.num_classes`: {explicit}, but {self.path}'s first output has "
+                    f"{static} class channels"
+                )
+            n = explicit or static
+            if n is None:
+                raise UsageError(
+                    f"`workload.num_classes`: required: {self.path}'s output channels are dynamic"
+                )
+            return n
+        if self.task_name == "detection":
+            return int(explicit or 0)  # known from the annotations once the data is read
         if dims and isinstance(dims[-1], int):
             return dims[-1]
+        if explicit is not None:
+            return explicit
         if not self.data_config.synthetic:
             from workloads.imagefolder import class_names
 
@@ -88,20 +175,51 @@ class OnnxWorkload(Workload):
     def recipe(self) -> dict[str, Any]:
         from workloads.imagefolder import data_fingerprint
 
-        return {
+        recipe = {
             "workload": "onnx",
             "onnx_sha256": hash_file(self.path),
             "data": data_fingerprint(self.data_config),
         }
+        external = self._graph_facts["external_files"]
+        if external:  # new weights in the data file make a new workload
+            recipe["external_data_sha256"] = {p.name: hash_file(p) for p in external}
+        if self.task_name != "classification":
+            recipe["task"] = {k: v for k, v in sorted(self.section.items()) if k != "data"}
+        elif self.declared_size is not None:
+            recipe["input_size"] = list(self.declared_size)
+        return recipe
 
     def data(self) -> WorkloadData:
         return self._data
 
     @cached_property
     def _data(self) -> WorkloadData:
-        from workloads.imagefolder import load_data
+        from workloads import tasks
 
-        return load_data(self.data_config, self.num_classes, self.input_shape)
+        if self.task_name == "classification":
+            from workloads.imagefolder import load_data
+
+            return load_data(
+                self.data_config, self.num_classes, self.input_shape, self.declared_size
+            )
+        from workloads import dense
+
+        cfg = self.data_config
+        pre = dense.Preprocess(
+            tuple(self.input_shape[1:]),  # type: ignore[arg-type]
+            self.letterbox and self.task_name == "detection",
+            cfg.mean,
+            cfg.std,
+        )
+        if self.task_name == "detection":
+            if cfg.synthetic:
+                return dense.synthetic_data(cfg, pre, self.num_classes)
+            data, _ = dense.detection_data(cfg, pre, self.num_classes)
+            return data
+        names = tasks.class_names(self.section, self.num_classes)
+        if cfg.synthetic:
+            return dense.synthetic_data(cfg, pre, self.num_classes, names)
+        return dense.segmentation_data(cfg, pre, self.num_classes, names)
 
     def source_artifact(self, cache_dir: Path) -> Artifact:
         from farm.artifact import Artifact
@@ -109,17 +227,38 @@ class OnnxWorkload(Workload):
         facts = self._graph_facts
         return Artifact(
             "onnx",
-            {"model.onnx": self.path.read_bytes()},
+            {"model.onnx": facts["model_bytes"] or self.path.read_bytes()},
             {
                 "input_shape": list(self.input_shape),
                 "num_classes": self.num_classes,
                 "input_name": facts["input_name"],
                 "output_name": facts["output_name"],
                 "dynamic_batch": not isinstance(facts["input_dims"][0], int),
+                "task": self.task_name,
                 "workload": self.name,
                 "recipe_hash": self.recipe_hash,
             },
         )
+
+
+def _external_files(model: Any, path: Path) -> list[Path]:
+    """The external data files ``model`` (loaded without them) refers to, checked to exist
+    beside ``path``: exporters write the weights of a model as ``<model>.onnx.data``."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    files: list[Path] = []
+    for tensor in model.graph.initializer:
+        if uses_external_data(tensor):
+            location = path.parent / ExternalDataInfo(tensor).location
+            if location not in files:
+                files.append(location)
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise UsageError(
+            f"`workload.onnx`: {path} keeps its weights in external data, but {missing[0]} is "
+            "missing: keep the data file(s) the exporter wrote beside the model"
+        )
+    return files
 
 
 def _dims(value_info: Any) -> list[int | str]:

@@ -1,14 +1,55 @@
-"""`farm jobs`: the jobs in the store, newest first."""
+"""`farm jobs`: the jobs in the store, newest first.
+
+Job ids and names are what people copy into every other command, so they are never cut: the
+table drops or shortens the other columns first to fit the terminal (and folds an id only when
+it alone is wider than the terminal). ``--json`` prints every column.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from farm.store import Store
+#: Layouts from the fullest to the narrowest: (header, key) per column. Keys:
+#: ``created`` is the full timestamp, ``created_short`` month-day hour:minute, ``counts``
+#: "trials (failed)". The first layout that fits the console is used.
+LAYOUTS: tuple[tuple[tuple[str, str], ...], ...] = (
+    (
+        ("job_id", "job_id"),
+        ("name", "name"),
+        ("label", "label"),
+        ("status", "status"),
+        ("created_at", "created"),
+        ("trials", "trials"),
+        ("completed", "completed"),
+        ("failed", "failed"),
+    ),
+    (
+        ("job_id", "job_id"),
+        ("name", "name"),
+        ("label", "label"),
+        ("status", "status"),
+        ("created", "created_short"),
+        ("trials", "counts"),
+    ),
+    (
+        ("job_id", "job_id"),
+        ("name", "name"),
+        ("status", "status"),
+        ("created", "created_short"),
+        ("trials", "counts"),
+    ),
+    (("job_id", "job_id"), ("name", "name"), ("status", "status"), ("created", "created_short")),
+    (("job_id", "job_id"), ("name", "name"), ("status", "status")),
+    (("job_id", "job_id"), ("name", "name")),
+)
+#: Columns that must be shown whole.
+KEEP_WHOLE = ("job_id", "name")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,22 +58,76 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    jobs = Store(args.db).jobs()
+    from farm.api import open_store
+    from farm.display import make_console
+
+    jobs = open_store(args.db).job_list()
     if args.json:
         print(json.dumps(jobs, default=str, indent=2))
         return 0
-    table = Table(title=f"{len(jobs)} jobs")
-    for col in ("job_id", "name", "status", "created_at", "trials", "completed", "failed"):
-        table.add_column(col)
-    for j in jobs:
-        table.add_row(
-            j["job_id"],
-            j["name"],
-            j["status"],
-            f"{j['created_at']:%Y-%m-%d %H:%M:%S}",
-            str(j["trials"]),
-            str(j["completed"]),
-            str(j["failed"]),
-        )
-    Console().print(table)
+    print_jobs(make_console(), jobs)
     return 0
+
+
+def cells(job: dict[str, Any]) -> dict[str, str]:
+    """Every value a layout may show, as text."""
+    created = job["created_at"]
+    failed = int(job["failed"] or 0)
+    return {
+        "job_id": str(job["job_id"]),
+        "name": str(job["name"]),
+        "label": str(job.get("label") or ""),
+        "status": str(job["status"]),
+        "created": f"{created:%Y-%m-%d %H:%M:%S}",
+        "created_short": f"{created:%m-%d %H:%M}",
+        "trials": str(job["trials"]),
+        "completed": str(job["completed"]),
+        "failed": str(failed),
+        "counts": f"{job['trials']}" + (f" ({failed} failed)" if failed else ""),
+    }
+
+
+def jobs_table(jobs: list[dict[str, Any]], width: int) -> Table:
+    """The jobs as a table that fits ``width`` columns with every id and name whole: the first
+    of :data:`LAYOUTS` that fits, else the id with the name under it (and the status if that
+    fits); an id wider than the whole terminal is folded, never cut."""
+    rows = [cells(j) for j in jobs]
+    for layout in LAYOUTS:
+        table = _table(len(jobs), layout, rows)
+        if _natural_width(table) <= width:
+            return table
+    for r in rows:
+        r["job"] = f"{r['job_id']}\n[dim]{r['name']}[/dim]"
+    stacked = _table(len(jobs), (("job_id / name", "job"), ("status", "status")), rows)
+    if _natural_width(stacked) <= width:
+        return stacked
+    return _table(len(jobs), (("job_id / name", "job"),), rows)
+
+
+def _table(count: int, layout: tuple[tuple[str, str], ...], rows: list[dict[str, str]]) -> Table:
+    table = Table(
+        title=f"{count} jobs",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+    )
+    for header, key in layout:
+        table.add_column(
+            header,
+            no_wrap=key in KEEP_WHOLE,
+            overflow="fold",
+            justify="right" if key in ("trials", "completed", "failed") else "left",
+        )
+    for r in rows:
+        table.add_row(*(r[key] for _, key in layout))
+    return table
+
+
+def _natural_width(table: Table) -> int:
+    """The width the table takes when nothing constrains it."""
+    return Console(width=100_000).measure(table).maximum
+
+
+def print_jobs(console: Console, jobs: list[dict[str, Any]]) -> None:
+    console.print(jobs_table(jobs, console.width))

@@ -16,14 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from farm.api import Job
     from farm.budget import load_budget
-    from farm.recommend import recommend, render_text
+    from farm.recommend import render_text
 
     budget = load_budget(args.budget)
     store = Store(args.db)
-    job = store.resolve_job(args.job)
-    targets = json.loads(job["spec"]).get("targets", [])
-    rec = recommend(job["job_id"], store.trials(job["job_id"]), budget, targets)
+    rec = Job(store, store.resolve_job(args.job)["job_id"]).recommend(budget)
     if args.json:
         print(json.dumps(rec.to_dict(), default=str, indent=2))
     else:

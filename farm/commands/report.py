@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from farm.store import Store
 
@@ -24,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dashboards import load, write_report
+    from farm.api import Job
     from farm.budget import load_budget
     from farm.errors import UsageError
 
@@ -32,10 +31,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-points: expected an integer >= 1, got {args.max_points}")
     budget = load_budget(args.budget) if args.budget else None
     store = Store(args.db)
-    data = load(store, args.job, budget=budget, max_points=args.max_points)
-    out = (
-        Path(args.output) if args.output else Path("results/reports") / f"{data.job['job_id']}.html"
-    )
-    path = write_report(data, out)
+    job = Job(store, store.resolve_job(args.job)["job_id"])
+    path = job.report(args.output, budget, max_points=args.max_points)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained: opens offline)")
     return 0

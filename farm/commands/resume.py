@@ -2,17 +2,15 @@
 
 Each study is rebuilt from the stored trials (told to Optuna again, not re-run) and the job goes
 on to its trial budget. Trials that were in flight when the driver died were never stored; they
-are asked again under new numbers, so no trial is stored twice.
+are asked again under new numbers, so no trial is stored twice. A thin layer over
+:func:`farm.api.resume`.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from farm.commands.run import add_common_arguments, execute
-from farm.errors import UsageError
-from farm.spec import JobSpec
-from farm.store import Store
+from farm.commands.run import add_common_arguments, finish
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,11 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.db)
-    job = store.resolve_job(args.job)
-    if job["status"] == "completed":
-        raise UsageError(f"job {job['job_id']} already completed; nothing to resume")
-    spec = JobSpec.from_json(job["spec"])
-    if args.trials is not None:
-        spec = spec.with_trials(args.trials)
-    return execute(spec, store, args.address, resume_job=job["job_id"])
+    from farm import api
+
+    job = api.resume(
+        args.job, address=args.address, db=args.db, trials=args.trials, mlflow=args.mlflow
+    )
+    return finish(job)

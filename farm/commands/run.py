@@ -1,24 +1,42 @@
-"""`farm run JOB.toml`: run an optimization job and print its Pareto fronts."""
+"""`farm run JOB.toml`: run an optimization job and print its Pareto fronts.
+
+A thin layer over :func:`farm.api.run`: the whole job is validated (spec, workload, targets,
+search spaces) before a job is stored or said to have started, so bad input exits 2 with nothing
+written and no "job … started" line.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
-from farm.spec import JobSpec, load_job
-from farm.store import Store
+if TYPE_CHECKING:
+    from farm.api import Job
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--address", help="join this Ray cluster instead of starting one here")
+    parser.add_argument(
+        "--address",
+        help="join this Ray cluster (HEAD:6379, or 'auto' for the one `ray start` started here) "
+        "instead of starting a local Ray instance",
+    )
     parser.add_argument("--db", help="DuckDB store (default $FARM_DB or results/farm.duckdb)")
     parser.add_argument(
         "--trials", type=positive_int, help="trials per target (overrides the job file)"
     )
+    parser.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="also log the job to MLflow at this tracking URI (e.g. file:./mlruns, "
+        "http://HOST:5000); overrides the job file's [tracking] mlflow_uri",
+    )
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
@@ -27,55 +45,42 @@ def positive_int(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job", help="the job file (TOML)")
     add_common_arguments(parser)
+    parser.add_argument(
+        "--label", help="a label stored with the job, e.g. the git sha (see `farm history`)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = load_job(args.job)
-    if args.trials is not None:
-        spec = spec.with_trials(args.trials)
-    return execute(spec, Store(args.db), args.address)
+    from farm import api
 
-
-def execute(spec: JobSpec, store: Store, address: str | None, resume_job: str | None = None) -> int:
-    """Run (or resume) a job with a progress bar per target, then print its fronts."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
+    job = api.run(
+        args.job,
+        address=args.address,
+        db=args.db,
+        trials=args.trials,
+        label=args.label,
+        mlflow=args.mlflow,
     )
+    return finish(job)
 
+
+def finish(job: Job) -> int:
+    """Print the job's fronts, the run's notes and its status; the exit code."""
     from farm.display import make_console, print_fronts
-    from farm.engine import JobRunner
 
     console = make_console()
-    with Progress(
-        TextColumn("{task.description:<18}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        bars: dict[str, Any] = {}
-
-        def on_trial(row: dict[str, Any]) -> None:
-            if row["status"] == "failed":
-                last = f"failed: {row['error'][:60]}"
-            else:
-                last = f"q={row['accuracy']:.3f} p95={row['latency_p95_ms']:.3f}ms"
-            progress.update(bars[row["target"]], advance=1, last=last)
-
-        runner = JobRunner(spec, store, address=address, progress=on_trial, resume_job=resume_job)
-        console.print(f"[bold]job[/] {runner.job_id} → {store.path}")
-        runner.prepare()
-        for t, s in runner.studies.items():
-            done = sum(1 for r in runner.rows if r["target"] == t)
-            bars[t] = progress.add_task(t, total=s.budget, completed=done, last="")
-        status = runner.run(prepared=True)
-    print_fronts(console, store.resolve_job(runner.job_id), store.trials(runner.job_id))
-    for message in runner.messages:
+    print_fronts(console, job.row, job.trial_rows())
+    printed = tuple(f"{t}: nothing measured" for t in job.unmeasured)
+    notes = [m for m in job.messages if not m.startswith(printed)]
+    for message in notes:
         console.print(f"[yellow]note:[/] {message}")
-    console.print(f"job {runner.job_id}: {status}")
-    return 130 if status == "interrupted" else 0
+    for target, why in job.unmeasured.items():
+        console.print(f"[red]{target}: nothing measured:[/] {why}", soft_wrap=True)
+    status = job.status
+    console.print(f"job {job.id}: {status}")
+    if status == "interrupted":
+        return 130
+    if status == "failed":
+        console.print("[red]no target produced a measurement[/]: the job failed")
+        return 1
+    return 0

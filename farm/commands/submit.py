@@ -126,12 +126,11 @@ def make_entrypoint(job: Path, db: str | None, trials: int | None, python: str) 
 
 def auth_headers() -> dict[str, str]:
     """The bearer token header for a cluster with token authentication (empty if none)."""
+    from farm.cluster import auth_token
+
     if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
         return {}
-    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
-    if not token:
-        path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-        token = path.read_text().strip() if path.is_file() else ""
+    token = auth_token()
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 

@@ -1,9 +1,10 @@
 """``farm targets``: every node of the cluster, its hardware, and the targets it serves.
 
-Without ``--address`` the farm starts Ray on this machine (as ``farm run`` does) and reports this
-machine. Each node is probed by a zero-CPU Ray task pinned to it (see :mod:`farm.fleet`). Exit
-code 1 when a node is mislabelled (advertises a target it cannot serve) or does not answer: the
-fleet needs fixing before a job's numbers can be trusted.
+Without ``--address`` the farm starts its own Ray instance on this machine (as ``farm run`` does)
+and reports this machine; ``--address auto`` inspects the cluster ``ray start`` started here.
+Each node (hostname, IP, id) is probed by a zero-CPU Ray task pinned to it (see
+:mod:`farm.fleet`). Exit code 1 when a node is mislabelled (advertises a target it cannot
+serve) or does not answer: the fleet needs fixing before a job's numbers can be trusted.
 """
 
 from __future__ import annotations
@@ -27,20 +28,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from farm.cluster import start_or_connect
+    from farm.cluster import alive_nodes, start_or_connect
     from farm.fleet import probe_cluster
 
     if args.timeout <= 0:
         raise UsageError(f"--timeout: expected a positive number of seconds, got {args.timeout}")
-    try:
-        start_or_connect(args.address)
-    except ConnectionError as exc:
-        raise UsageError(f"--address {args.address}: cannot join the Ray cluster: {exc}") from None
+    start_or_connect(args.address)  # a cluster that cannot be joined is a UsageError (exit 2)
     reports = probe_cluster(args.timeout)
+    ips = {n.node_id: n.ip for n in alive_nodes()}
     if args.json:
-        print(json.dumps({"nodes": [r.to_dict() for r in reports]}, indent=2, default=str))
+        nodes = [{**r.to_dict(), "ip": ips.get(r.node_id)} for r in reports]
+        print(json.dumps({"nodes": nodes}, indent=2, default=str))
     else:
-        _print(reports)
+        _print(reports, ips)
     healthy = all(r.error is None and not r.mislabelled for r in reports)
     return 0 if healthy else 1
 
@@ -49,7 +49,7 @@ def _gpu_text(gpus: list[dict[str, str]]) -> str:
     return "\n".join(f"{g['model']} ({g['memory']})" for g in gpus) or "—"
 
 
-def _print(reports: list[NodeReport]) -> None:
+def _print(reports: list[NodeReport], ips: dict[str, str | None]) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -67,7 +67,7 @@ def _print(reports: list[NodeReport]) -> None:
             problems.append(r.error)
         runtimes = p.get("runtimes", {})
         table.add_row(
-            f"{p.get('host', r.ray_host)}\n{r.node_id[:12]}",
+            f"{p.get('host', r.ray_host)}\n{ips.get(r.node_id) or '?'}\n{r.node_id[:12]}",
             p.get("arch", "?"),
             f"{p.get('cpu_model', '?')}\n{r.cpus} CPUs for Ray, {p.get('memory_gib', '?')} GiB\n"
             + " ".join(p.get("cpu_flags", [])),
@@ -78,8 +78,11 @@ def _print(reports: list[NodeReport]) -> None:
             Text("\n".join(problems), style="red") if problems else "—",
         )
     console.print(table)
-    served = {name: [r.probe.get("host", r.ray_host) for r in reports if name in r.serves]
-              for name in catalog()}  # fmt: skip
+
+    def where(r: NodeReport) -> str:
+        return f"{r.probe.get('host', r.ray_host)} ({ips.get(r.node_id) or '?'})"
+
+    served = {name: [where(r) for r in reports if name in r.serves] for name in catalog()}
     summary = Table(title="Catalog targets", title_justify="left")
     summary.add_column("target")
     summary.add_column("nodes serving it")

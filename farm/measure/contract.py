@@ -20,6 +20,8 @@ SCENARIOS = ("single-stream", "offline", "server")
 #: one with at least p % of the samples at or below it (the definition MLPerf LoadGen uses).
 #: ``linear`` (numpy's default, interpolating) is accepted only to reproduce other tools' numbers.
 PERCENTILE_METHODS = ("inverted_cdf", "linear")
+#: Fields that only some measurements have; left out of ``to_dict()`` when None.
+OPTIONAL = frozenset({"measure_postprocess"})
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ class Contract:
     qps: float | None = None
     #: Server scenario only: seed of the Poisson arrival schedule (same seed, same schedule).
     seed: int = 0
+    #: Detection / segmentation: whether a sample covers the model's post-processing too (box
+    #: decode, NMS, argmax: what users ship) or the model alone. None for tasks without any
+    #: (classification); such optional fields are left out of the stored contract when None.
+    measure_postprocess: bool | None = None
 
     def __post_init__(self) -> None:
         _check_choice("scenario", self.scenario, SCENARIOS)
@@ -61,6 +67,11 @@ class Contract:
         _check_int("min_samples", self.min_samples, minimum=1)
         _check_int("window_count", self.window_count, minimum=1)
         _check_int("seed", self.seed, minimum=0)
+        if self.measure_postprocess is not None and not isinstance(self.measure_postprocess, bool):
+            raise UsageError(
+                "measurement contract: field `measure_postprocess`: expected true or false, "
+                f"got {self.measure_postprocess!r}"
+            )
         if self.max_duration_s < self.min_duration_s:
             raise UsageError(
                 "measurement contract: `max_duration_s >= min_duration_s` must hold, but got "
@@ -88,7 +99,9 @@ class Contract:
         return self.min_duration_s / self.window_count
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The contract as stored; optional fields that do not apply (None) are left out, so
+        contracts stored before they existed still compare equal."""
+        return {k: v for k, v in asdict(self).items() if k not in OPTIONAL or v is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Contract:

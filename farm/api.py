@@ -1,0 +1,474 @@
+"""The farm from Python: load a job, run it, and read its results as pandas DataFrames.
+
+    import farm
+
+    job = farm.run("farm/jobs/digits.toml", trials=4)   # blocks, with the progress display
+    job.trials                                           # one row per trial, params parsed
+    job.front("cpu-openvino")                            # that target's Pareto front
+    job.recommend("budgets.toml")                        # what to ship under a budget
+    job.report("report.html")                            # the self-contained HTML report
+    farm.open_store("results/farm.duckdb").jobs()        # every job, newest first
+
+The ``farm`` command line is a thin layer over these functions: ``farm run`` is :func:`run`,
+``farm jobs`` is :meth:`StoreView.jobs`, ``farm recommend`` is :meth:`Job.recommend`, and so on,
+so a notebook and a terminal get the same numbers by the same code. Errors are the farm's own
+(:class:`farm.errors.UsageError` for bad input, naming the file, the field and what was expected).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from farm.errors import UsageError
+from farm.spec import JobSpec, parse_job
+from farm.spec import load_job as _load_job_file
+from farm.store import TRIAL_COLUMNS, Store, connect, db_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+
+    from farm.budget import Budget
+    from farm.engine import JobRunner
+    from farm.gate import GateResult
+    from farm.history import History
+    from farm.recommend import Recommendation
+
+#: Columns of :meth:`StoreView.jobs`, in order.
+JOB_COLUMNS = (
+    "job_id",
+    "name",
+    "label",
+    "status",
+    "created_at",
+    "finished_at",
+    "message",
+    "trials",
+    "completed",
+    "failed",
+)
+
+
+def load_job(source: str | Path | Mapping[str, Any] | JobSpec) -> JobSpec:
+    """A validated job spec from a job file's path, or from a dict shaped like one.
+
+    Relative paths of a dict's ``[workload]`` resolve against the current directory."""
+    if isinstance(source, JobSpec):
+        return source
+    if isinstance(source, Mapping):
+        return parse_job(dict(source), source="<dict>")
+    if isinstance(source, str | Path):
+        return _load_job_file(source)
+    raise UsageError(f"expected a job file path, a dict or a JobSpec, got {type(source).__name__}")
+
+
+def run(
+    spec_or_path: str | Path | Mapping[str, Any] | JobSpec,
+    *,
+    address: str | None = None,
+    db: str | Path | None = None,
+    trials: int | None = None,
+    label: str | None = None,
+    mlflow: str | None = None,
+    progress: bool = True,
+) -> Job:
+    """Run a job to completion (or Ctrl-C) and return it.
+
+    ``address``: a Ray cluster to join (``HOST:PORT`` or ``auto``); without it the farm starts
+    its own local Ray instance. ``db``: the store (default ``$FARM_DB`` or
+    ``results/farm.duckdb``). ``trials``: trials per target, overriding the spec. ``label``:
+    stored with the job (e.g. a git sha; ``farm history`` shows it). ``mlflow``: a tracking URI,
+    overriding the spec's ``[tracking] mlflow_uri`` (see :mod:`farm.tracking`). ``progress``:
+    the progress bars and the messages (off: silent).
+
+    The whole job is validated (spec, workload, targets, search spaces) before anything is
+    stored or said to have started; bad input raises :class:`UsageError` with nothing written.
+    """
+    spec = load_job(spec_or_path)
+    if trials is not None:
+        spec = spec.with_trials(_positive(trials, "trials"))
+    return _execute(spec, Store(db), address, label=label, mlflow=mlflow, progress=progress)
+
+
+def resume(
+    job: str,
+    *,
+    address: str | None = None,
+    db: str | Path | None = None,
+    trials: int | None = None,
+    mlflow: str | None = None,
+    progress: bool = True,
+) -> Job:
+    """Continue an interrupted job (id, unique prefix or name) from the store: stored trials are
+    told to the search again, not re-run, and the job goes on to its trial budget."""
+    store = Store(db)
+    row = store.resolve_job(job)
+    if row["status"] == "completed":
+        raise UsageError(f"job {row['job_id']} already completed; nothing to resume")
+    spec = JobSpec.from_json(row["spec"])
+    if trials is not None:
+        spec = spec.with_trials(_positive(trials, "trials"))
+    return _execute(
+        spec, store, address, resume_job=row["job_id"], mlflow=mlflow, progress=progress
+    )
+
+
+def open_store(path: str | Path | None = None) -> StoreView:
+    """A read-only view of a store (default ``$FARM_DB`` or ``results/farm.duckdb``)."""
+    p = db_path(path)
+    if not p.exists():
+        raise UsageError(f"{p}: no farm store here (run a job first, or give its path)")
+    return StoreView(p)
+
+
+def _positive(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{name}: expected a positive integer, got {value!r}")
+    return value
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def _execute(
+    spec: JobSpec,
+    store: Store,
+    address: str | None,
+    *,
+    resume_job: str | None = None,
+    label: str | None = None,
+    mlflow: str | None = None,
+    progress: bool = True,
+) -> Job:
+    from farm.display import make_console
+    from farm.engine import JobRunner
+
+    console = make_console() if progress else None
+    bars = _Bars(console)
+    runner = JobRunner(
+        spec,
+        store,
+        address=address,
+        progress=bars.on_trial,
+        resume_job=resume_job,
+        label=label,
+    )
+    with _status(console, f"preparing job {spec.name}: workload, cluster, targets…"):
+        runner.prepare()  # everything that can fail on bad input, before a job exists
+    if console is not None:
+        verb = "resumed" if resume_job else "started"
+        console.print(f"[bold]job[/] {runner.job_id} {verb} → {store.path}")
+    with bars.show(runner):
+        status = runner.run(prepared=True)
+    job = Job(
+        store, runner.job_id, messages=list(runner.messages), unmeasured=dict(runner.unmeasured)
+    )
+    uri = mlflow or spec.mlflow_uri
+    if uri:
+        from farm.tracking import track_job
+
+        if track_job(store, runner.job_id, uri) is not None and console is not None:
+            console.print(f"[dim]tracked in MLflow at {uri} (experiment {spec.name!r})[/]")
+    if console is not None:
+        console.print(f"job {runner.job_id}: {status}")
+    return job
+
+
+@contextmanager
+def _status(console: Console | None, text: str) -> Iterator[None]:
+    if console is None:
+        yield
+        return
+    with console.status(text):
+        yield
+
+
+class _Bars:
+    """One progress bar per target, advanced by the engine's per-trial callback."""
+
+    def __init__(self, console: Console | None) -> None:
+        self.console = console
+        self.progress: Any = None
+        self.tasks: dict[str, Any] = {}
+
+    def on_trial(self, row: dict[str, Any]) -> None:
+        if self.progress is None or row["target"] not in self.tasks:
+            return
+        if row["status"] == "failed":
+            last = f"failed: {(row.get('error') or '')[:60]}"
+        else:
+            last = f"q={row['accuracy']:.3f} p95={row['latency_p95_ms']:.3f}ms"
+        self.progress.update(self.tasks[row["target"]], advance=1, last=last)
+
+    @contextmanager
+    def show(self, runner: JobRunner) -> Iterator[None]:
+        if self.console is None:
+            yield
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        with Progress(
+            TextColumn("{task.description:<18}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[last]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        ) as progress:
+            for t, s in runner.studies.items():
+                done = sum(1 for r in runner.rows if r["target"] == t)
+                self.tasks[t] = progress.add_task(t, total=s.budget, completed=done, last="")
+            self.progress = progress
+            try:
+                yield
+            finally:
+                self.progress = None
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+class StoreView:
+    """Read-only access to a store, as DataFrames. Each call opens and closes the file, so a
+    running job's driver can write between calls."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.store = Store(path)
+
+    @property
+    def path(self) -> Path:
+        return self.store.path
+
+    def __repr__(self) -> str:
+        return f"StoreView({str(self.path)!r})"
+
+    def job_list(self) -> list[dict[str, Any]]:
+        """Every job, newest first, as plain dicts (:data:`JOB_COLUMNS`; for JSON output)."""
+        with connect(self.path, read_only=True) as con:
+            has_label = bool(
+                con.execute(
+                    "SELECT count(*) FROM information_schema.columns "
+                    "WHERE table_name = 'jobs' AND column_name = 'label'"
+                ).fetchone()[0]  # type: ignore[index]
+            )
+        label = "j.label" if has_label else "NULL"  # a store not yet migrated to version 2
+        return self.store.query(
+            f"SELECT j.job_id, j.name, {label} AS label, j.status, j.created_at, j.finished_at, "
+            "j.message, coalesce(c.trials, 0) AS trials, coalesce(c.completed, 0) AS completed, "
+            "coalesce(c.failed, 0) AS failed FROM jobs j LEFT JOIN ("
+            "  SELECT job_id, count(*) AS trials, "
+            "  count(*) FILTER (WHERE status = 'completed') AS completed, "
+            "  count(*) FILTER (WHERE status = 'failed') AS failed FROM trials GROUP BY job_id"
+            ") c USING (job_id) ORDER BY j.created_at DESC, j.job_id DESC"
+        )
+
+    def jobs(self) -> pd.DataFrame:
+        """Every job, newest first: id, name, label, status, times, message, trial counts."""
+        import pandas as pd
+
+        return pd.DataFrame(self.job_list(), columns=list(JOB_COLUMNS))
+
+    def job(self, ref: str) -> Job:
+        """A job by id, unique id prefix, or name (the newest job of that name)."""
+        return Job(self.store, self.store.resolve_job(ref)["job_id"])
+
+    def history(
+        self, name: str, budget: str | Path | Budget | None = None, *, last: int | None = None
+    ) -> History:
+        """The release history of the jobs named ``name`` (see :mod:`farm.history`)."""
+        from farm.history import release_history
+
+        return release_history(self.store, name, _budget(budget), last=last)
+
+    def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """Any read-only SQL on the store (schema: docs/store.md) as a DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(self.store.query(query, params or []))
+
+
+class Job:
+    """One job of a store. Properties read the store each time, so a job still running shows
+    its trials as they land."""
+
+    def __init__(
+        self,
+        store: Store,
+        job_id: str,
+        messages: list[str] | None = None,
+        unmeasured: dict[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.id = job_id
+        #: What the run said at its end (lost capacity, cache hits…); empty for a job opened
+        #: from the store (its ``message`` holds the stored summary).
+        self.messages = messages or []
+        #: After a run: the targets that produced no completed trial, and why.
+        self.unmeasured = unmeasured or {}
+
+    def __repr__(self) -> str:
+        return f"<farm.Job {self.id} ({self.status}) in {self.store.path}>"
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The job's row of the ``jobs`` table."""
+        return self.store.resolve_job(self.id)
+
+    @property
+    def name(self) -> str:
+        return str(self.row["name"])
+
+    @property
+    def status(self) -> str:
+        return str(self.row["status"])
+
+    @property
+    def label(self) -> str | None:
+        return self.row.get("label")
+
+    @property
+    def created_at(self) -> datetime:
+        return self.row["created_at"]  # type: ignore[no-any-return]
+
+    @property
+    def message(self) -> str | None:
+        return self.row.get("message")
+
+    @property
+    def spec(self) -> JobSpec:
+        return JobSpec.from_json(self.row["spec"])
+
+    @property
+    def targets(self) -> list[str]:
+        """The spec's targets (read from the stored JSON as is: older stores hold less)."""
+        return list(_parse(self.row["spec"]).get("targets") or [])
+
+    def trial_rows(self) -> list[dict[str, Any]]:
+        """The store's rows of this job's trials, as stored (JSON columns as text)."""
+        return self.store.trials(self.id)
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        """One row per trial (the store's columns, ordered by target and trial number), with
+        ``params`` and ``contract`` parsed into dicts and one ``params.<knob>`` column per knob."""
+        import pandas as pd
+
+        rows = self.trial_rows()
+        frame = pd.DataFrame(rows, columns=list(rows[0]) if rows else list(TRIAL_COLUMNS))
+        for column in ("params", "contract"):
+            frame[column] = [_parse(v) for v in frame[column]]
+        knobs = sorted({k for p in frame["params"] for k in p})
+        for k in knobs:
+            frame[f"params.{k}"] = [p.get(k) for p in frame["params"]]
+        return frame
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """Every quality metric of every trial, long: target, trial_number, name, value."""
+        import pandas as pd
+
+        rows = self.store.query(
+            "SELECT target, trial_number, name, value FROM metrics WHERE job_id = ? "
+            "ORDER BY target, trial_number, name",
+            [self.id],
+        )
+        return pd.DataFrame(rows, columns=["target", "trial_number", "name", "value"])
+
+    def samples(self, target: str, trial_number: int) -> list[float]:
+        """A trial's raw latency samples (ms per query, in measurement order)."""
+        return self.store.samples(self.id, target, trial_number)
+
+    def front(self, target: str | None = None) -> pd.DataFrame:
+        """The Pareto front of ``target`` (accuracy max, p95 min, cost min), or across targets
+        when None; fastest first."""
+        frame = self.trials
+        if target is None:
+            front = frame[frame["on_global_front"].astype(bool)]
+        else:
+            known = sorted(set(frame["target"])) or self.targets
+            if target not in known:
+                raise UsageError(f"job {self.id} has no target {target!r} (its targets: {known})")
+            front = frame[(frame["target"] == target) & frame["on_front"].astype(bool)]
+        return front.sort_values("latency_p95_ms").reset_index(drop=True)
+
+    def recommend(self, budget: str | Path | Budget) -> Recommendation:
+        """The configuration to ship per target and overall under ``budget`` (a budget file or
+        a :class:`farm.budget.Budget`); ``.ok`` says whether every budgeted target has one."""
+        from farm.recommend import recommend
+
+        limits = _budget(budget)
+        if limits is None:
+            raise UsageError("recommend: expected a budget file or a Budget, got None")
+        return recommend(self.id, self.trial_rows(), limits, self.targets)
+
+    def report(
+        self,
+        path: str | Path | None = None,
+        budget: str | Path | Budget | None = None,
+        *,
+        max_points: int = 2000,
+    ) -> Path:
+        """Write the self-contained HTML report (default ``results/reports/<job id>.html``)."""
+        from dashboards import load, write_report
+
+        if max_points < 1:
+            raise UsageError(f"max_points: expected an integer >= 1, got {max_points}")
+        data = load(self.store, self.id, budget=_budget(budget), max_points=max_points)
+        out = Path(path) if path else Path("results/reports") / f"{self.id}.html"
+        return write_report(data, out)
+
+    def gate(
+        self,
+        budget: str | Path | Budget | None = None,
+        baseline: Job | str | Path | None = None,
+        **options: Any,
+    ) -> GateResult:
+        """``farm gate`` with this job as the candidate. ``baseline``: a :class:`Job`, a job of
+        the same store (id, prefix, name), or a ``farm export --format json`` file; ``options``:
+        the fields of :class:`farm.gate.GateOptions` (threshold, alpha, …)."""
+        from farm.gate import GateOptions, Snapshot, run_gate
+
+        base: Snapshot | None = None
+        if isinstance(baseline, Job):
+            base = Snapshot.from_store(baseline.store, baseline.id)
+        elif isinstance(baseline, Path) or (
+            isinstance(baseline, str) and baseline.endswith(".json") and Path(baseline).is_file()
+        ):
+            base = Snapshot.from_file(baseline)
+        elif isinstance(baseline, str):
+            base = Snapshot.from_store(self.store, baseline)
+        candidate = Snapshot.from_store(self.store, self.id)
+        return run_gate(candidate, _budget(budget), base, GateOptions(**options))
+
+    def history(self, budget: str | Path | Budget | None = None) -> History:
+        """The release history of this job's name, up to and including this job."""
+        from farm.history import release_history
+
+        return release_history(self.store, self.name, _budget(budget), until=self.id)
+
+
+def _budget(budget: str | Path | Budget | None) -> Budget | None:
+    if budget is None:
+        return None
+    if isinstance(budget, str | Path):
+        from farm.budget import load_budget
+
+        return load_budget(budget)
+    return budget
+
+
+def _parse(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    return json.loads(value) if isinstance(value, str) else dict(value)

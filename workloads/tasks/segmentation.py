@@ -1,0 +1,129 @@
+"""Segmentation: per-pixel class scores → label maps, judged by mIoU.
+
+The model's output is ``[B, C, H, W]`` class scores at the input size. The label map is their
+argmax, resized (nearest neighbour) back to the original image size when preprocessing resized
+the image, and compared with the ground-truth mask there (pixel value = class index, 255 =
+ignore). mIoU is the mean over classes of intersection over union from one confusion matrix
+over the whole split, counting the classes that occur in the ground truth or the predictions.
+Fidelity without ground truth: ``miou_vs_fp32`` (the fp32 model's label maps as ground truth)
+and ``pixel_agreement``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from workloads.tasks.base import Task
+
+if TYPE_CHECKING:
+    from workloads.base import Split, WorkloadData
+
+IGNORE = 255
+
+
+@dataclass(frozen=True)
+class Segmentation(Task):
+    name: ClassVar[str] = "segmentation"
+    labelled_metrics: ClassVar[tuple[str, ...]] = ("miou", "pixel_accuracy")
+    fidelity_metrics: ClassVar[tuple[str, ...]] = ("miou_vs_fp32", "pixel_agreement")
+    per_class_prefixes: ClassVar[tuple[str, ...]] = ("iou/",)
+
+    num_classes: int = 2
+    measure_postprocess: bool = True
+
+    @property
+    def first_output_only(self) -> bool:
+        return True
+
+    @property
+    def times_postprocess(self) -> bool:
+        return self.measure_postprocess
+
+    def decode(
+        self, outputs: Sequence[np.ndarray], infos: Sequence[dict[str, Any] | None]
+    ) -> list[np.ndarray]:
+        scores = np.asarray(outputs[0])
+        maps = scores[: len(infos)].argmax(axis=1).astype(np.uint8)
+        return [to_original(m, info) for m, info in zip(maps, infos, strict=True)]
+
+    def collect(self, predictions: list[Any]) -> list[np.ndarray]:
+        return list(predictions)
+
+    def check_outputs(
+        self, outputs: Sequence[np.ndarray], where: str, data: WorkloadData | None = None
+    ) -> None:
+        first = np.asarray(outputs[0])
+        if first.ndim != 4 or first.shape[1] != self.num_classes:
+            raise ValueError(
+                f"{where}: a segmenter's first output must be class scores [B, "
+                f"{self.num_classes}, H, W] (`num_classes` = {self.num_classes}), got shape "
+                f"{first.shape}"
+            )
+
+    def quality(
+        self, predictions: Any, split: Split, reference: Any, data: WorkloadData
+    ) -> dict[str, float]:
+        out: dict[str, float] = {}
+        names = class_names(data, self.num_classes)
+        if split.truth is not None:
+            cm = confusion(predictions, split.truth, self.num_classes)
+            iou = per_class_iou(cm)
+            out["miou"] = float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0
+            valid = cm.sum()
+            out["pixel_accuracy"] = float(np.trace(cm) / valid) if valid else 0.0
+            out.update({f"iou/{names[c]}": float(v) for c, v in enumerate(iou) if np.isfinite(v)})
+        if reference is not None:
+            cm = confusion(predictions, reference, self.num_classes)
+            iou = per_class_iou(cm)
+            out["miou_vs_fp32"] = float(np.nanmean(iou)) if np.isfinite(iou).any() else 1.0
+            out["pixel_agreement"] = float(np.trace(cm) / max(cm.sum(), 1))
+        return out
+
+
+def to_original(label_map: np.ndarray, info: dict[str, Any] | None) -> np.ndarray:
+    """A label map resized (nearest neighbour) to the image's original size, when it differs."""
+    if not info or "orig_hw" not in info:
+        return label_map
+    h, w = (int(v) for v in info["orig_hw"])
+    if label_map.shape == (h, w):
+        return label_map
+    rows = (np.arange(h) * label_map.shape[0] // h).clip(0, label_map.shape[0] - 1)
+    cols = (np.arange(w) * label_map.shape[1] // w).clip(0, label_map.shape[1] - 1)
+    return label_map[rows[:, None], cols[None, :]]
+
+
+def confusion(predicted: Sequence[np.ndarray], truth: Sequence[np.ndarray], k: int) -> np.ndarray:
+    """``k × k`` confusion matrix (rows: truth, columns: prediction), ignoring pixels whose
+    truth is 255. Predictions are class indices ``0..k-1`` (an argmax over k channels)."""
+    cm = np.zeros((k, k), dtype=np.int64)
+    for p, t in zip(predicted, truth, strict=True):
+        t = np.asarray(t).ravel().astype(np.int64)
+        p = np.asarray(p).ravel().astype(np.int64)
+        if p.shape != t.shape:
+            raise ValueError(f"a predicted mask has {p.size} pixels, its ground truth {t.size}")
+        if p.size and (p.min() < 0 or p.max() >= k):
+            raise ValueError(f"predicted classes must lie in 0..{k - 1}")
+        valid = t != IGNORE
+        if t[valid].size and t[valid].max() >= k:
+            raise ValueError(f"a ground-truth mask holds class {t[valid].max()} >= {k}")
+        cm += np.bincount(t[valid] * k + p[valid], minlength=k * k).reshape(k, k)
+    return cm
+
+
+def per_class_iou(cm: np.ndarray) -> np.ndarray:
+    """IoU per class; NaN for a class that occurs neither in truth nor in predictions."""
+    tp = np.diag(cm).astype(np.float64)
+    union = cm.sum(axis=0) + cm.sum(axis=1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)
+
+
+def class_names(data: WorkloadData, k: int) -> list[str]:
+    names = data.class_names
+    if isinstance(names, tuple | list) and len(names) == k:
+        return [str(n) for n in names]
+    return [str(i) for i in range(k)]
