@@ -187,7 +187,7 @@ def _provenance(pick: dict[str, Any], envs: dict[str, dict[str, Any]]) -> Table:
     contract = pick.get("contract")
     contract = json.loads(contract) if isinstance(contract, str) else (contract or {})
     env = envs.get(pick.get("env_id") or "", {})
-    runtimes = env.get("runtimes") or {}
+    runtimes = env.get("packages") or {}
     rows = [
         ["artifact hash", f"`{pick.get('artifact_hash')}`"],
         ["artifact cache key", f"`{pick.get('build_key')}`"],
@@ -201,7 +201,9 @@ def _provenance(pick: dict[str, Any], envs: dict[str, dict[str, Any]]) -> Table:
         ["environment", f"`{pick.get('env_id')}`: {env.get('cpu_model', '?')}"],
     ]
     if runtimes:
-        rows.append(["runtimes", ", ".join(f"{k} {v}" for k, v in sorted(runtimes.items()))])
+        rows.append(["packages", ", ".join(f"{k} {v}" for k, v in sorted(runtimes.items()))])
+    if env.get("farm_commit"):
+        rows.append(["farm commit", f"`{env['farm_commit']}`"])
     return Table("Provenance", ["", ""], rows)
 
 

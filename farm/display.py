@@ -81,6 +81,7 @@ def front_table(title: str, rows: list[dict[str, Any]], keys: set[str] | None = 
 def print_fronts(console: Console, job: dict[str, Any], trials: list[dict[str, Any]]) -> None:
     """Each target's front, then the front across targets, with how cost is computed."""
     targets = sorted({t["target"] for t in trials})
+    metric = next((t["quality_metric"] for t in trials if t.get("quality_metric")), "quality")
     for target in targets:
         of_target = [t for t in trials if t["target"] == target]
         front = [t for t in of_target if t["on_front"]]
@@ -95,7 +96,7 @@ def print_fronts(console: Console, job: dict[str, Any], trials: list[dict[str, A
     overall = [t for t in trials if t["on_global_front"]]
     console.print(
         front_table(
-            "Across targets: accuracy (max) × p95 latency (min) × cost per 1k (min)",
+            f"Across targets: {metric} (max) × p95 latency (min) × cost per 1k (min)",
             sorted(overall, key=lambda t: t["latency_p95_ms"]),
             varying_keys(trials),
         )

@@ -10,7 +10,7 @@ import importlib
 import tomllib
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from targets.base import RuntimeOptions, Session, TargetSpec
 
@@ -31,14 +31,28 @@ RUNTIME_MODULES: dict[str, str] = {
 }
 
 
+#: The catalog's table of GPU prices (``[gpu-prices.<GPU>]``): not a target.
+GPU_PRICES = "gpu-prices"
+
+
+@cache
+def _catalog_file() -> dict[str, Any]:
+    return tomllib.loads(CATALOG_PATH.read_text())
+
+
 @cache
 def catalog() -> dict[str, TargetSpec]:
     """All targets of the catalog, by name."""
-    raw = tomllib.loads(CATALOG_PATH.read_text())
     return {
         name: TargetSpec(name=name, **{**entry, "precisions": tuple(entry["precisions"])})
-        for name, entry in raw.items()
+        for name, entry in _catalog_file().items()
+        if name != GPU_PRICES
     }
+
+
+def gpu_price_table() -> dict[str, dict[str, Any]]:
+    """The catalog's ``[gpu-prices]`` rows as written (``farm/pricing.py`` reads them)."""
+    return {name: dict(row) for name, row in _catalog_file().get(GPU_PRICES, {}).items()}
 
 
 def get_target(name: str) -> TargetSpec:
@@ -65,11 +79,13 @@ def runtime_available(runtime: str) -> bool:
 
 __all__ = [
     "CATALOG_PATH",
+    "GPU_PRICES",
     "RuntimeOptions",
     "Session",
     "TargetSpec",
     "catalog",
     "get_target",
+    "gpu_price_table",
     "runtime_available",
     "runtime_class",
 ]

@@ -35,6 +35,10 @@ class TargetSpec:
     int8_transform: str | None = None
     #: Runtime options a job may search: knob -> accepted values (``[target.knobs]``).
     knobs: dict[str, list[Any]] = field(default_factory=dict)
+    #: The machine the price is for (``c7i.large``) and its CPU model as ``/proc/cpuinfo`` names
+    #: it: a trial on another CPU is charged the same price and says so (``farm/pricing.py``).
+    machine: str | None = None
+    machine_cpu: str | None = None
 
     @property
     def float_precisions(self) -> tuple[str, ...]:

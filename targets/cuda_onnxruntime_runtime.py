@@ -1,13 +1,21 @@
-"""ONNX Runtime on an NVIDIA GPU (``runtime = "onnxruntime-cuda"``): the CUDA execution provider.
+"""ONNX Runtime on an NVIDIA GPU (``runtime = "onnxruntime-cuda"``): the CUDA execution provider,
+or the TensorRT execution provider in front of it.
 
 Needs the ``onnxruntime-gpu`` wheel (the ``cuda`` extra; uninstall the CPU ``onnxruntime`` wheel
-first, the two share the ``onnxruntime`` module). Options read from
-:class:`~targets.base.RuntimeOptions`:
-- ``precision``: ``"fp32"`` or ``"fp16"``. fp16 converts the ONNX model's float tensors to
-  float16 (onnxconverter-common's converter when installed, else the copy that ships in
-  ``onnxruntime.transformers``), keeping the graph's inputs and outputs float32 and the operators
-  on the converter's block list in fp32.
+first, the two share the ``onnxruntime`` module); the TensorRT provider also needs TensorRT's
+libraries (docs/fleet.md, "GPU nodes"). Options read from :class:`~targets.base.RuntimeOptions`:
+- ``precision``: ``"fp32"`` or ``"fp16"``. With the CUDA provider, fp16 converts the ONNX
+  model's float tensors to float16 (onnxconverter-common's converter when installed, else the
+  copy that ships in ``onnxruntime.transformers``), keeping the graph's inputs and outputs float32
+  and the operators on the converter's block list in fp32. With the TensorRT provider the graph
+  stays fp32 and ``trt_fp16_enable`` lets TensorRT pick fp16 per layer (``actual_precision``
+  ``fp16+fp32``).
 - ``threads``: ``intra_op_num_threads`` (for nodes that fall back to the CPU).
+- ``extra["provider"]``: ``"cuda"`` (default) or ``"tensorrt"`` (the catalog's
+  ``[cuda-onnxruntime.knobs]``). TensorRT engines are cached on the node per GPU model +
+  TensorRT and ONNX Runtime versions + input shape + precision + model
+  (``trt_engine_cache_path``, see :func:`targets.tensorrt_runtime.engine_cache_dir`), with the
+  input shape fixed to ``(batch_size, C, H, W)`` by an optimization profile.
 
 "fp32" means IEEE fp32: the provider option ``use_tf32`` is turned off and read back from the
 session, and ``actual_precision`` says ``"tf32"`` if it stayed on. For fp16, ``actual_precision``
@@ -16,16 +24,23 @@ is read from the converted graph: ``"fp16"`` when every float initializer is flo
 CPU (the provider failed to load), compile refuses instead of measuring the CPU under a CUDA name.
 
 ``session.run`` copies the outputs back to host memory, so it returns only when the device work is
-done: the harness's wall clock covers it. ``device_memory_mib`` is this process's GPU memory as
-``nvidia-smi`` reports it (None where the driver hides per-process figures, e.g. in containers).
+done: the harness's wall clock covers it (``io = "host"``). For ``io = "device"``,
+:meth:`CudaOnnxRuntimeSession.device_query` binds an input staged in GPU memory once and leaves
+the outputs there (IOBinding), synchronizing after each run. ONNX Runtime runs on its own CUDA
+stream and exposes no events, so this target records wall time only (no device time).
+``device_memory_mib`` is this process's GPU memory as ``nvidia-smi`` reports it (None where the
+driver hides per-process figures, e.g. in containers).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from farm.errors import RuntimeMissingError, TrialError, UsageError
 from targets.base import Runtime, RuntimeOptions, Session
@@ -36,6 +51,11 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("fp32", "fp16")
 _PROVIDER = "CUDAExecutionProvider"
+_TENSORRT = "TensorrtExecutionProvider"
+#: ``extra["provider"]`` -> the execution provider it puts first.
+PROVIDERS = {"cuda": _PROVIDER, "tensorrt": _TENSORRT}
+#: Distribution names TensorRT's libraries come as (their version keys the engine cache).
+_TENSORRT_DISTRIBUTIONS = ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-libs")
 
 
 def cuda_ep_unavailable_reason() -> str | None:
@@ -103,14 +123,79 @@ def process_gpu_memory_mib(pid: int | None = None) -> float | None:
     return None
 
 
+def tensorrt_library_version() -> str:
+    """The installed TensorRT libraries' version (package metadata), or ``"unknown"``."""
+    from importlib import metadata
+
+    for name in _TENSORRT_DISTRIBUTIONS:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def input_dims(model: Any) -> tuple[str, tuple[int | None, ...]]:
+    """The first graph input's name and shape (None for a symbolic dimension)."""
+    first = model.graph.input[0]
+    dims = first.type.tensor_type.shape.dim
+    return first.name, tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+
+
+def tensorrt_provider_options(
+    model: Any, batch_size: int, fp16: bool, cache_dir: Path
+) -> dict[str, str]:
+    """TensorRT provider options: fp16 allowed or not, engines and timing cache in
+    ``cache_dir``, and one optimization profile fixed at ``(batch_size, C, H, W)``."""
+    name, shape = input_dims(model)
+    if len(shape) < 2 or any(d is None for d in shape[1:]):
+        raise UsageError(
+            f"onnxruntime-cuda (tensorrt): the model's input needs a static image shape: {shape}"
+        )
+    profile = f"{name}:" + "x".join(str(d) for d in (batch_size, *shape[1:]))
+    return {
+        "device_id": "0",
+        "trt_fp16_enable": "True" if fp16 else "False",
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(cache_dir),
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": str(cache_dir),
+        "trt_profile_min_shapes": profile,
+        "trt_profile_opt_shapes": profile,
+        "trt_profile_max_shapes": profile,
+    }
+
+
 class CudaOnnxRuntimeSession(OnnxRuntimeSession):
-    """The CPU target's session plus device memory; ``threads`` serve nodes on the CPU."""
+    """The CPU target's session plus device memory and device-resident queries; ``threads``
+    serve nodes on the CPU."""
 
     runtime_name = "onnxruntime-cuda"
 
     @property
     def device_memory_mib(self) -> float | None:
         return process_gpu_memory_mib()
+
+    def device_query(self, batch: np.ndarray) -> Callable[[], object]:
+        """A query for ``io = "device"``: the input copied to the GPU once and bound there, the
+        outputs bound to the GPU; each call runs and synchronizes (IOBinding)."""
+        import onnxruntime as ort
+
+        session = self._session
+        if session is None:
+            raise TrialError(f"{self.runtime_name} session used after close()")
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        binding = session.io_binding()
+        binding.bind_ortvalue_input(self._input, ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
+        for name in self._all_outputs:
+            binding.bind_output(name, "cuda")
+
+        def query() -> object:
+            session.run_with_iobinding(binding)
+            binding.synchronize_outputs()
+            return None
+
+        return query
 
 
 class CudaOnnxRuntime(Runtime):
@@ -144,16 +229,33 @@ class CudaOnnxRuntime(Runtime):
             raise UsageError(
                 f"onnxruntime-cuda: `threads >= 1` must hold, but got {options.threads}"
             )
+        unknown = sorted(set(options.extra) - {"provider"})
+        if unknown:
+            raise UsageError(f"onnxruntime-cuda: unknown option(s) {unknown}; known: ['provider']")
+        provider = options.extra.get("provider", "cuda")
+        if provider not in PROVIDERS:
+            raise UsageError(
+                f"onnxruntime-cuda: option `provider`: expected one of {list(PROVIDERS)}, "
+                f"got {provider!r}"
+            )
         reason = cuda_ep_unavailable_reason()
         if reason is not None:
             raise RuntimeMissingError(f"the onnxruntime-cuda target cannot run here: {reason}")
         import onnx
         import onnxruntime as ort
 
+        first = PROVIDERS[provider]
+        if first not in ort.get_available_providers():
+            raise RuntimeMissingError(
+                f"the onnxruntime-cuda target cannot run here with provider={provider!r}: "
+                f"onnxruntime {ort.__version__} has no {first} (TensorRT's libraries missing; "
+                "see docs/fleet.md)"
+            )
+        fp16 = options.precision == "fp16"
         path = artifact.write_to(Path(workdir))
         try:
             model = onnx.load(str(path))
-            if options.precision == "fp16":
+            if fp16 and provider == "cuda":
                 model = to_fp16(model)
         except RuntimeMissingError:
             raise
@@ -163,26 +265,49 @@ class CudaOnnxRuntime(Runtime):
             ) from exc
         so = session_options(ort, options.threads)
         cuda_options = {"device_id": "0", "use_tf32": "0"}
-        try:
-            session = ort.InferenceSession(
-                model.SerializeToString(),
-                so,
-                providers=[(_PROVIDER, cuda_options), "CPUExecutionProvider"],
+        providers: list[Any] = [(_PROVIDER, cuda_options), "CPUExecutionProvider"]
+        if provider == "tensorrt":
+            from targets.tensorrt_runtime import engine_cache_dir, node_cache_root
+
+            _, shape = input_dims(model)
+            cache = engine_cache_dir(
+                node_cache_root(),
+                gpu_name(),
+                {"trt": tensorrt_library_version(), "ort": ort.__version__},
+                (options.batch_size, *(d or 0 for d in shape[1:])),
+                options.precision,
+                artifact.content_hash,
             )
+            cache.mkdir(parents=True, exist_ok=True)
+            trt = tensorrt_provider_options(model, options.batch_size, fp16, cache)
+            providers.insert(0, (_TENSORRT, trt))
+        try:
+            session = ort.InferenceSession(model.SerializeToString(), so, providers=providers)
         except Exception as exc:
             raise TrialError(
                 f"onnxruntime-cuda could not load {artifact.main_file}: {exc}"
             ) from exc
-        if _PROVIDER not in session.get_providers():
+        if first not in session.get_providers():
             raise TrialError(
-                f"onnxruntime fell back to {session.get_providers()}: the {_PROVIDER} did not "
-                "load (CUDA/cuDNN libraries missing or mismatched?); refusing to measure the CPU"
+                f"onnxruntime fell back to {session.get_providers()}: the {first} did not "
+                "load (CUDA/cuDNN/TensorRT libraries missing or mismatched?); refusing to "
+                "measure something else under this target's name"
             )
         precision = graph_precision(model)
         used = session.get_provider_options().get(_PROVIDER, {})
         if precision == "fp32" and used.get("use_tf32", "0") != "0":
             precision = "tf32"
+        if provider == "tensorrt" and fp16:
+            precision = "fp16+fp32"  # TensorRT picks fp16 or fp32 per layer
         return CudaOnnxRuntimeSession(session, precision)
+
+
+def gpu_name() -> str:
+    """The first GPU's model per ``nvidia-smi`` (the engine cache's key), or ``"unknown"``."""
+    from farm.environment import fingerprint
+
+    gpus = fingerprint()["gpus"]
+    return str(gpus[0]["model"]) if gpus else "unknown"
 
 
 RUNTIME = CudaOnnxRuntime

@@ -38,9 +38,11 @@ def physical_core_cpus(allowed: set[int], sys_cpu: Path = _SYS_CPU) -> list[int]
     return [cpu for _, cpu in chosen]
 
 
-def pin_to_cores(threads: int) -> list[int] | None:
+def pin_to_cores(threads: int, skip: int = 0) -> list[int] | None:
     """Restrict this process to ``threads`` CPUs on distinct physical cores; return them.
 
+    ``skip``: cores left to others first (measurements on a node's other GPUs run at the same
+    time, each on its own cores); counted round the node's cores when there are too few.
     Returns None (and changes nothing) when pinning is unavailable or when the process may not
     use more CPUs than that anyway, e.g. a Ray task already limited to its grant.
     """
@@ -50,6 +52,9 @@ def pin_to_cores(threads: int) -> list[int] | None:
     if len(allowed) <= threads:
         return None
     cores = physical_core_cpus(allowed)
+    if cores and skip:
+        start = skip % len(cores)
+        cores = cores[start:] + cores[:start]
     cpus = cores[:threads] if len(cores) >= threads else sorted(allowed, reverse=True)[:threads]
     os.sched_setaffinity(0, cpus)
     return cpus

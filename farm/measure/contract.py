@@ -20,8 +20,12 @@ SCENARIOS = ("single-stream", "offline", "server")
 #: one with at least p % of the samples at or below it (the definition MLPerf LoadGen uses).
 #: ``linear`` (numpy's default, interpolating) is accepted only to reproduce other tools' numbers.
 PERCENTILE_METHODS = ("inverted_cdf", "linear")
+#: What a GPU measurement times (``Contract.io``): ``host`` = numpy in, numpy out, the copies
+#: between host and device included; ``device`` = the input already in device memory and the
+#: output left there (a serving stack that preprocesses on the GPU).
+IO_MODES = ("host", "device")
 #: Fields that only some measurements have; left out of ``to_dict()`` when None.
-OPTIONAL = frozenset({"measure_postprocess"})
+OPTIONAL = frozenset({"measure_postprocess", "io", "exclusive_node"})
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,13 @@ class Contract:
     #: decode, NMS, argmax: what users ship) or the model alone. None for tasks without any
     #: (classification); such optional fields are left out of the stored contract when None.
     measure_postprocess: bool | None = None
+    #: GPU targets: what a sample times, one of :data:`IO_MODES` (a job's default: ``host``).
+    #: None for CPU targets, whose inputs and outputs live in host memory either way.
+    io: str | None = None
+    #: GPU targets: True when the measurement had its whole node (every other GPU idle); False
+    #: when other measurements ran at the same time on the node's other GPUs, one per GPU.
+    #: None for CPU targets, which always have their node to themselves.
+    exclusive_node: bool | None = None
 
     def __post_init__(self) -> None:
         _check_choice("scenario", self.scenario, SCENARIOS)
@@ -67,11 +78,14 @@ class Contract:
         _check_int("min_samples", self.min_samples, minimum=1)
         _check_int("window_count", self.window_count, minimum=1)
         _check_int("seed", self.seed, minimum=0)
-        if self.measure_postprocess is not None and not isinstance(self.measure_postprocess, bool):
-            raise UsageError(
-                "measurement contract: field `measure_postprocess`: expected true or false, "
-                f"got {self.measure_postprocess!r}"
-            )
+        for name in ("measure_postprocess", "exclusive_node"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                raise UsageError(
+                    f"measurement contract: field `{name}`: expected true or false, got {value!r}"
+                )
+        if self.io is not None:
+            _check_choice("io", self.io, IO_MODES)
         if self.max_duration_s < self.min_duration_s:
             raise UsageError(
                 "measurement contract: `max_duration_s >= min_duration_s` must hold, but got "
