@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint benchmarks clean
+.PHONY: demo test test-slow test-all lint benchmarks clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,11 +16,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/farm run farm/jobs/digits.toml
 
+# The suite without the tests marked `slow` (about 6 minutes on 2 cores).
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow"
+# Only the `slow` ones: real multi-node clusters, demo training, end-to-end dense jobs (~9 min).
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+test-all: test test-slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -26,7 +26,8 @@ COLUMNS = (
     "batch_size, "
     "threads, accuracy, accuracy_drop, quality_metric, latency_p50_ms, latency_p95_ms, "
     "latency_p99_ms, throughput_ips, cost_per_1k_usd, artifact_bytes, stable, t.feasible, "
-    "on_front, on_global_front, env_id, contract, candidate_hash, infeasible_reason"
+    "on_front, on_global_front, env_id, contract, candidate_hash, infeasible_reason, "
+    "gpu_model, priced_as"
 )
 
 

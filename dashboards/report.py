@@ -40,8 +40,18 @@ def _hover(df: pd.DataFrame) -> list[str]:
         f"{html.escape(str(r.quality_metric))} {_f(r.accuracy, '.4f')}, "
         f"p95 {_f(r.latency_p95_ms, '.3g')} ms, "
         f"{_f(r.throughput_ips, ',.0f')} img/s, {_f(r.cost_per_1k_usd, '.3g')} USD/1k"
+        + ("" if _missing(_gpu(r)) else f"<br>on {html.escape(str(_gpu(r)))}")
         for r in df.itertuples()
     ]
+
+
+def _gpu(row: Any) -> Any:
+    """The GPU a trial ran on (CUDA targets; the store's ``gpu_model``), or None."""
+    return getattr(row, "gpu_model", None)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or bool(pd.isna(value))
 
 
 def _f(value: Any, fmt: str) -> str:
@@ -260,6 +270,8 @@ def front_section(data: ReportData) -> str:
         )
         rows = []
         front = t[t["on_front"]].sort_values("latency_p95_ms")
+        # CUDA targets: the GPU each point ran on, which also set its price
+        gpus = "gpu_model" in front and bool(front["gpu_model"].notna().any())
         for r in front.itertuples():
             speed = (base["latency_p95_ms"] / r.latency_p95_ms) if base else math.nan
             dacc = (r.accuracy - base["accuracy"]) if base else math.nan
@@ -267,6 +279,7 @@ def front_section(data: ReportData) -> str:
                 [
                     r.trial_number,
                     short_params(r.params),
+                    *([_gpu(r) if not _missing(_gpu(r)) else "—"] if gpus else []),
                     r.precision_actual or "—",
                     _f(r.accuracy, ".4f"),
                     _f(dacc, "+.4f"),
@@ -295,6 +308,7 @@ def front_section(data: ReportData) -> str:
                 [
                     "#",
                     "config",
+                    *(["GPU"] if gpus else []),
                     "precision used",
                     data.metric,
                     f"Δ {data.metric} vs baseline",

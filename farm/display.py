@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
@@ -64,10 +64,17 @@ def cell(fmt: str, value: Any) -> str:
         return str(value)
 
 
-def front_table(title: str, rows: list[dict[str, Any]], keys: set[str] | None = None) -> Table:
+def front_table(
+    title: str,
+    rows: list[dict[str, Any]],
+    keys: set[str] | None = None,
+    metric: str = "quality",
+) -> Table:
+    """A front as a table; the quality column is headed by the task's metric (``map``, …)."""
     table = Table(title=title, title_justify="left")
     for header, _, _ in FRONT_COLUMNS:
-        table.add_column(header, justify="left" if header in ("target", "params") else "right")
+        justify: Literal["left", "right"] = "left" if header in ("target", "params") else "right"
+        table.add_column(metric if header == "quality" else header, justify=justify)
     for r in rows:
         table.add_row(
             *(
@@ -92,18 +99,20 @@ def print_fronts(console: Console, job: dict[str, Any], trials: list[dict[str, A
             f"({infeasible} infeasible, {failed} failed)"
         )
         keys = varying_keys(of_target)
-        console.print(front_table(title, sorted(front, key=lambda t: t["latency_p95_ms"]), keys))
+        by_p95 = sorted(front, key=lambda t: t["latency_p95_ms"])
+        console.print(front_table(title, by_p95, keys, metric))
     overall = [t for t in trials if t["on_global_front"]]
     console.print(
         front_table(
             f"Across targets: {metric} (max) × p95 latency (min) × cost per 1k (min)",
             sorted(overall, key=lambda t: t["latency_p95_ms"]),
             varying_keys(trials),
+            metric,
         )
     )
     console.print(
         "cost per 1k inferences = price per hour ÷ (measured throughput × 3600) × 1000; "
-        "quality is measured on each target's own runtime, on the whole eval split; "
+        f"{metric} is measured on each target's own runtime, on the whole eval split; "
         "drop is versus that target's fp32 batch-1 baseline.",
         style="dim",
     )

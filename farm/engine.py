@@ -21,9 +21,18 @@ import optuna
 from farm import pareto
 from farm.cache import ArtifactCache
 from farm.candidate import Candidate
-from farm.cluster import NODE_SLOT, NodeLeases, alive_nodes, start_or_connect
+from farm.cluster import (
+    NODE_SLOT,
+    NodeLeases,
+    alive_nodes,
+    measurement_resources,
+    measurement_slots,
+    shares_gpus,
+    start_or_connect,
+)
 from farm.errors import UsageError, WrongHardwareError
-from farm.space import baseline_params, check_baseline, check_knobs, plan, target_space
+from farm.pricing import UnpricedHardwareError, check_gpu_prices, price_trial
+from farm.space import check_baseline, check_knobs, initial_points, plan, target_space
 from farm.spec import JobSpec
 from farm.store import Store
 from targets import get_target
@@ -66,6 +75,8 @@ class TrialRun:
     last_error: str | None = None
     node: Any = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: ``time.perf_counter()`` when the study asked for this trial: ``trial_s`` counts from it.
+    asked_at: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
@@ -151,7 +162,9 @@ class JobRunner:
 
         from workloads import load_workload
 
-        self.workload = load_workload(self.spec.workload, Path(self.spec.base_dir))
+        self.workload = load_workload(
+            self.spec.workload, Path(self.spec.base_dir), self.models_dir.parent
+        )
         task = self.workload.task
         if task.name != "classification" and self.spec.search.transforms:
             raise UsageError(
@@ -166,6 +179,14 @@ class JobRunner:
                     f"{self.spec.source}: field `targets`: {t} runs torch models, but the "
                     f"workload is an ONNX file; remove {t} or give a torch model"
                 )
+            if get_target(t).export == "export_torch" and not getattr(
+                self.workload, "torch_exportable", True
+            ):
+                raise UsageError(
+                    f"{self.spec.source}: field `targets`: {t} runs torch.export programs, and "
+                    f"{self.workload.name} cannot be captured by torch.export (its NMS "
+                    f"depends on the data); remove {t}"
+                )
         start_or_connect(self.address)
         nodes = alive_nodes()
         self.spaces: dict[str, dict[str, Any]] = {}
@@ -179,6 +200,7 @@ class JobRunner:
                 )
             max_threads = max(n.cpus for n in serving)
             self.spaces[t] = target_space(self.spec, t, max_threads, torch_source, self.workload)
+        check_gpu_prices(self.spec)  # a GPU with no price is refused before anything is stored
         check_knobs(self.spec, self.spaces)
         for t, space in self.spaces.items():
             check_baseline(self.spec, t, space, torch_source)
@@ -222,10 +244,25 @@ class JobRunner:
             )
             budget = min(self.spec.search.trials_per_target, self._distinct_candidates(t, space))
             self.studies[t] = Study(t, study, space, budget)
-            if not self.resuming:
-                study.enqueue_trial(baseline_params(space))
         if self.resuming:
             self._replay_stored_trials()
+        for s in self.studies.values():
+            self._enqueue_first_points(s)
+
+    def _enqueue_first_points(self, s: Study) -> None:
+        """Queue what the study measures before its sampler proposes anything: the baseline,
+        then the screening design (:func:`farm.space.initial_points`); a resumed study skips
+        what it has already measured."""
+        for point in initial_points(s.space, s.target):
+            candidate = plan(
+                self.spec,
+                s.target,
+                point,
+                self.workload.recipe_hash,
+                self.workload.allows_torch_transforms,
+            )
+            if candidate.content_hash not in s.seen:
+                s.study.enqueue_trial(point)
 
     def _frozen(
         self, row: dict[str, Any], params: dict[str, Any], space: dict[str, Any]
@@ -294,9 +331,6 @@ class JobRunner:
                 else:
                     s.stopped = f"the baseline trial failed ({row['error']})"
             self.rows.append(row)
-        for s in self.studies.values():
-            if s.asked == 0:  # interrupted before its baseline was stored
-                s.study.enqueue_trial(baseline_params(s.space))
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, prepared: bool = False) -> str:
@@ -390,7 +424,10 @@ class JobRunner:
         return not s.stopped and s.asked < s.budget
 
     def _capacity(self, target: str) -> int:
-        return sum(1 for n in self._nodes if target in n.targets)
+        """Measurements of ``target`` that can run at once: one per serving node, or one per
+        GPU of it for a CUDA target whose measurements share nodes."""
+        per_gpu = shares_gpus(get_target(target).device, self.spec.measurement)
+        return sum(measurement_slots(n, per_gpu) for n in self._nodes if target in n.targets)
 
     def _ask_new_trials(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -398,16 +435,29 @@ class JobRunner:
                 if self._may_ask(s):
                     s.stopped = f"time budget of {self.spec.search.time_budget_s:g} s reached"
             return
-        for s in self.studies.values():
+        # Fewest asked first: targets that share nodes take turns.
+        for s in sorted(self.studies.values(), key=lambda s: s.asked):
             active = sum(
                 1 for r in [*self.pending, *self.in_flight.values()] if r.target == s.target
             )
-            while s.can_ask(active, self._capacity(s.target)):
+            while s.can_ask(active, self._capacity(s.target)) and self._node_free_for(s.target):
                 run = self._ask(s)
                 if run is None:
                     break
                 self.pending.append(run)
                 active += 1
+
+    def _node_free_for(self, target: str) -> bool:
+        """Whether a new trial of ``target`` could start now: a node serving it is free and no
+        waiting trial has a claim on it. A trial asked earlier would only wait in the queue (its
+        ``trial_s`` counts from the ask) and the sampler would ask it knowing less."""
+        free = [n for n in self._nodes if target in n.targets and not self.leases.busy(n.node_id)]
+        claims = sum(
+            1
+            for r in self.pending
+            if r.stage == "build" or any(r.target in n.targets for n in free)
+        )
+        return len(free) > claims
 
     def _ask(self, s: Study) -> TrialRun | None:
         """The study's next candidate not measured yet; None (and the study stops) when the
@@ -481,13 +531,17 @@ class JobRunner:
         else:
             threads = run.candidate.options.threads
             serving = [n for n in self._nodes if run.target in n.targets and n.cpus >= threads]
-            node = self.leases.acquire(serving, f"evaluate {run.target}/{run.number}")
+            per_gpu = shares_gpus(target.device, self.spec.measurement)
+            holder = f"evaluate {run.target}/{run.number}"
+            node = self.leases.acquire(serving, holder, per_gpu=per_gpu)
             if node is None:
                 return None
             strategy = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
+            placement = measurement_resources(node, target.device == "cuda", per_gpu)
             ref = tasks.evaluate_task.options(
                 num_cpus=threads,
-                resources={target.resource: 0.001, **node_slot(node)},
+                num_gpus=placement["num_gpus"],
+                resources={target.resource: 0.001, **placement["resources"]},
                 scheduling_strategy=strategy,
             ).remote(
                 run.artifact_ref,
@@ -568,6 +622,12 @@ class JobRunner:
         self.pending.append(run)
 
     def _evaluated(self, run: TrialRun, ev: Any) -> None:
+        cpu_model = ev.environment.get("cpu_model")
+        try:  # priced by the hardware that ran it
+            priced = price_trial(get_target(run.target), self.spec.prices, cpu_model, ev.gpu_model)
+        except UnpricedHardwareError as exc:  # a node that joined after prepare() checked
+            self._fail(run, str(exc))
+            return
         s = self.studies[run.target]
         quality = float(ev.metrics[self.quality_metric])
         if run.is_baseline:
@@ -582,7 +642,7 @@ class JobRunner:
                 violated.append(c.describe(c.value(ev.metrics, s.baseline_metrics)))
         feasible = not violated
         m = ev.measurement
-        price = self.spec.price_per_hour(run.target)
+        price = priced.per_hour_usd
         cost = pareto.cost_per_1k(price, m["throughput_ips"])
         s.study.tell(run.trial, [quality, m["p95_ms"], cost])
         row = self._row(run, "completed")
@@ -603,6 +663,11 @@ class JobRunner:
             throughput_ips=m["throughput_ips"],
             cost_per_1k_usd=cost,
             price_per_hour_usd=price,
+            priced_as=priced.priced_as,
+            gpu_model=priced.gpu_model,
+            device_latency_p50_ms=ev.device_latency_p50_ms,
+            device_latency_p95_ms=ev.device_latency_p95_ms,
+            device_memory_mib=ev.device_memory_mib,
             n_samples=m["n_samples"],
             stable=m["stable"],
             unstable_reason=m.get("unstable_reason"),
@@ -654,11 +719,13 @@ class JobRunner:
             "build_key": run.candidate.build_key(),
             "started_at": run.started_at.replace(tzinfo=None),
             "finished_at": datetime.now(UTC).replace(tzinfo=None),
+            "trial_s": time.perf_counter() - run.asked_at,
         }
 
     def _record(
         self, row: dict[str, Any], samples: Any = (), metrics: Any = None, environment: Any = None
     ) -> None:
+        row["orchestration_s"] = orchestration_s(row)
         self.store.record_trial(row, samples, metrics, environment)
         self.rows.append(row)
         self._mark_fronts()
@@ -706,6 +773,19 @@ class JobRunner:
             ray.cancel(ref, force=True)
         self.in_flight.clear()
         self.pending.clear()
+
+
+#: The parts of a trial's time the worker accounts for; the rest is orchestration.
+TRIAL_PARTS = ("build_s", "compile_s", "eval_s", "measure_s")
+
+
+def orchestration_s(row: dict[str, Any]) -> float | None:
+    """A completed trial's time outside build, compile, quality evaluation and measurement:
+    waiting for a node, Ray scheduling, worker start-up, moving data, the driver's own work.
+    None for a failed trial (where its time went is not known)."""
+    if row.get("status") != "completed" or row.get("trial_s") is None:
+        return None
+    return float(row["trial_s"]) - sum(float(row.get(p) or 0.0) for p in TRIAL_PARTS)
 
 
 def job_limits(

@@ -8,6 +8,10 @@
   workload, target and params) is compared on its raw samples: a regression is a median
   slowdown above the threshold that the one-sided Mann-Whitney U test finds significant; an
   accuracy drop above a tolerance is a regression too.
+* Confirmation: before a latency comparison is judged, the configurations whose stored
+  slowdown leaves room for a regression are re-measured, both artifacts interleaved on one node
+  (:mod:`farm.confirm`), and those paired measurements decide. Without the artifacts the
+  store-only rule applies, labelled as such; ``--no-confirm`` keeps the store-only rule.
 * Measurements under different contracts or environments are refused unless allowed.
 
 A baseline is a job in a store or a ``farm export --format json`` file (:class:`Snapshot`).
@@ -20,14 +24,25 @@ import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from farm.budget import LATENCY_PERCENTILE, LIMITS, Budget, Limits, check
+from farm.confirm import STATISTIC, NotConfirmed, min_rounds, wants_confirmation
 from farm.display import short_params
 from farm.errors import UsageError
+from farm.kpi_gate import kpi_checks
 from farm.recommend import recommend
-from farm.significance import DEFAULT_ALPHA, DEFAULT_THRESHOLD, compare, percentile_upper_bound
+from farm.significance import (
+    DEFAULT_ALPHA,
+    DEFAULT_THRESHOLD,
+    Comparison,
+    compare,
+    percentile_upper_bound,
+)
 from farm.store import Store
+
+if TYPE_CHECKING:
+    from farm.confirm import Confirmation, Confirmer
 
 EXPORT_FORMAT = "farm-export"
 EXPORT_VERSION = 1
@@ -57,6 +72,9 @@ class Snapshot:
     samples: dict[tuple[str, int], list[float]] = field(default_factory=dict)
     #: env_id -> fingerprint.
     environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Folder of the job's artifacts, laid out as the artifact cache (``<build_key>/``): the
+    #: store's ``artifacts/`` folder, or what ``farm export --with-artifacts`` recorded.
+    artifacts_dir: Path | None = None
 
     @property
     def job_id(self) -> str:
@@ -74,7 +92,7 @@ class Snapshot:
     def from_store(cls, store: Store, ref: str, with_samples: bool = True) -> Snapshot:
         job = store.resolve_job(ref)
         job_id = job["job_id"]
-        trials = store.trials(job_id)
+        trials = store.trials_with_metrics(job_id)  # KPIs (ece, robustness, …) under "metrics"
         samples: dict[tuple[str, int], list[float]] = {}
         if with_samples:
             for r in store.query(
@@ -91,7 +109,8 @@ class Snapshot:
                 [job_id],
             )
         }
-        return cls(f"job {job_id} in {store.path}", job, trials, samples, envs)
+        source = f"job {job_id} in {store.path}"
+        return cls(source, job, trials, samples, envs, store.path.parent / "artifacts")
 
     @classmethod
     def from_file(cls, path: str | Path) -> Snapshot:
@@ -128,10 +147,21 @@ class Snapshot:
             if s:
                 samples[(t["target"], int(t["trial_number"]))] = [float(x) for x in s]
             trials.append(t)
-        return cls(str(p), data["job"], trials, samples, data["environments"])
+        artifacts = data.get("artifacts")
+        artifacts_dir = None
+        if artifacts is not None:
+            if not isinstance(artifacts, dict) or not isinstance(artifacts.get("dir"), str):
+                raise UsageError(
+                    f"{p}: field `artifacts`: expected an object with a `dir` string (the folder "
+                    f"`farm export --with-artifacts` wrote), got {artifacts!r}"
+                )
+            artifacts_dir = p.parent / artifacts["dir"]  # relative to the file; absolute stays
+        return cls(str(p), data["job"], trials, samples, data["environments"], artifacts_dir)
 
-    def to_json(self) -> dict[str, Any]:
-        """The export document: job, trials (params/contract as objects, raw samples inline)."""
+    def to_json(self, artifacts_dir: str | None = None) -> dict[str, Any]:
+        """The export document: job, trials (params/contract as objects, raw samples inline;
+        each trial's ``build_key`` and ``artifact_hash`` name its artifact), and with
+        ``artifacts_dir`` the folder its artifacts were copied to (relative to the file)."""
         trials = []
         for t in self.trials:
             row = {k: _jsonable(v) for k, v in t.items()}
@@ -141,13 +171,16 @@ class Snapshot:
             trials.append(row)
         job = {k: _jsonable(v) for k, v in self.job.items()}
         job["spec"] = self.spec
-        return {
+        doc = {
             "format": EXPORT_FORMAT,
             "version": EXPORT_VERSION,
             "job": job,
             "trials": trials,
             "environments": self.environments,
         }
+        if artifacts_dir is not None:
+            doc["artifacts"] = {"dir": artifacts_dir}
+        return doc
 
 
 def _jsonable(value: Any) -> Any:
@@ -175,6 +208,14 @@ class GateOptions:
     confidence: float | None = None
     allow_different_env: bool = False
     allow_different_contract: bool = False
+    #: Overrides of :data:`farm.kpi_gate.DEFAULT_TOLERANCES` (``--kpi-tolerance NAME=VALUE``).
+    kpi_tolerances: dict[str, float] = field(default_factory=dict)
+
+
+#: How a latency check was decided (``Check.basis``).
+BASIS_STORE = "store"  # the store-only test: confirmation off, or not needed
+BASIS_CONFIRMED = "confirmed"  # the interleaved re-measurement decided
+BASIS_FALLBACK = "store-fallback"  # confirmation wanted but impossible: the store-only test
 
 
 @dataclass(frozen=True)
@@ -185,6 +226,8 @@ class Check:
     name: str
     passed: bool
     message: str
+    basis: str = BASIS_STORE
+    confirmation: Confirmation | None = None
 
 
 @dataclass
@@ -208,8 +251,10 @@ def run_gate(
     budget: Budget | None,
     baseline: Snapshot | None,
     options: GateOptions = GateOptions(),
+    confirmer: Confirmer | None = None,
 ) -> GateResult:
-    """Budget checks on the candidate job, then regression checks against the baseline."""
+    """Budget checks on the candidate job, then regression checks against the baseline, with
+    latency regressions confirmed by ``confirmer`` (None: the store-only rule)."""
     if budget is None and baseline is None:
         raise UsageError("nothing to check: give --budget, --baseline or --baseline-file")
     checks: list[Check] = []
@@ -222,7 +267,7 @@ def run_gate(
     if budget is not None:
         checks += budget_checks(candidate, budget, options.confidence or budget.confidence)
     if baseline is not None:
-        pair_checks, pair_notes = regression_checks(candidate, baseline, options)
+        pair_checks, pair_notes = regression_checks(candidate, baseline, options, confirmer)
         checks += pair_checks
         notes += pair_notes
     unstable = [
@@ -313,9 +358,13 @@ def _limits(limits: Limits) -> str:
 
 
 def regression_checks(
-    candidate: Snapshot, baseline: Snapshot, options: GateOptions
+    candidate: Snapshot,
+    baseline: Snapshot,
+    options: GateOptions,
+    confirmer: Confirmer | None = None,
 ) -> tuple[list[Check], list[str]]:
-    """Latency and accuracy of each configuration present, completed, in both jobs."""
+    """Latency and accuracy of each configuration present, completed, in both jobs. With a
+    ``confirmer``, the latency comparisons it wants are re-measured and decided on that."""
     _same_workload(candidate, baseline)
     pairs, unmatched = match_trials(candidate, baseline)
     if not pairs:
@@ -324,29 +373,41 @@ def regression_checks(
             f"{baseline.source} (same target and params); nothing to compare"
         )
     _refuse_incomparable(candidate, baseline, pairs, options)
-    checks, notes = [], []
+    checks: list[Check] = []
+    notes: list[str] = []
     if unmatched:
         notes.append(
             f"{len(unmatched)} configuration(s) of the candidate have no counterpart in the "
             "baseline and were not compared: " + ", ".join(unmatched)
         )
+    stored: list[Comparison | None] = []
     for cand, base in pairs:
-        label = f"{cand['target']} {short_params(cand['params'])}"
         a = baseline.samples.get((base["target"], base["trial_number"]), [])
         b = candidate.samples.get((cand["target"], cand["trial_number"]), [])
-        if a and b:
-            method = as_dict(cand.get("contract")).get("percentile_method", "inverted_cdf")
-            c = compare(a, b, options.threshold, options.alpha, method=method)
-            checks.append(Check("latency", f"{label}: latency", not c.regression, c.describe()))
+        method = as_dict(cand.get("contract")).get("percentile_method", "inverted_cdf")
+        stored.append(
+            compare(a, b, options.threshold, options.alpha, method=method) if a and b else None
+        )
+    chosen = _to_confirm(stored, confirmer)
+    for i, ((cand, base), c) in enumerate(zip(pairs, stored, strict=True)):
+        label = f"{cand['target']} {short_params(cand['params'])}"
+        name = f"{label}: latency"
+        if c is None:
+            message = "no raw latency samples stored on one side; cannot test"
+            checks.append(Check("latency", name, False, message))
+        elif confirmer is None:
+            checks.append(Check("latency", name, not c.regression, c.describe()))
+        elif i not in chosen:
+            checks.append(_store_only(name, c, _why_not_chosen(c, confirmer)))
         else:
-            checks.append(
-                Check(
-                    "latency",
-                    f"{label}: latency",
-                    False,
-                    "no raw latency samples stored on one side; cannot test",
-                )
-            )
+            outcome = confirmer.confirm(cand, base, c)
+            if isinstance(outcome, NotConfirmed):
+                why = f"store only, not confirmed: {outcome.reason}"
+                checks.append(_store_only(name, c, why, BASIS_FALLBACK))
+            else:
+                message = outcome.describe()
+                passed = not outcome.regression
+                checks.append(Check("latency", name, passed, message, BASIS_CONFIRMED, outcome))
         drop = float(base["accuracy"]) - float(cand["accuracy"])
         ok = drop <= options.accuracy_tolerance
         checks.append(
@@ -358,7 +419,73 @@ def regression_checks(
                 f"{cand['accuracy']:.4f} ({-drop:+.4f}; tolerance {options.accuracy_tolerance:g})",
             )
         )
+        checks += [
+            Check("kpi", f"{label}: {k.name}", k.passed, k.message)
+            for k in kpi_checks(
+                as_dict(cand.get("metrics")), as_dict(base.get("metrics")), options.kpi_tolerances
+            )
+        ]
+    if confirmer is not None:
+        notes += _confirmation_notes(checks, confirmer)
     return checks, notes
+
+
+def _to_confirm(stored: list[Comparison | None], confirmer: Confirmer | None) -> set[int]:
+    """Indices of the comparisons to re-measure: those the rule wants, largest stored slowdown
+    first, at most the confirmer's limit."""
+    if confirmer is None:
+        return set()
+    drift = confirmer.options.drift
+    wanted = [i for i, c in enumerate(stored) if c is not None and wants_confirmation(c, drift)]
+    wanted.sort(key=lambda i: -stored[i].slowdown)  # type: ignore[union-attr]
+    return set(wanted[: confirmer.options.limit])
+
+
+def _why_not_chosen(c: Comparison, confirmer: Confirmer) -> str:
+    if wants_confirmation(c, confirmer.options.drift):
+        return (
+            f"store only, not confirmed: over the limit of {confirmer.options.limit} "
+            "re-measured configurations per gate (--confirm-limit)"
+        )
+    floor = c.threshold - confirmer.options.drift
+    return (
+        f"store only; not re-measured: the stored slowdown {c.slowdown:+.1%} is below "
+        f"threshold - drift = {floor:+.0%}"
+    )
+
+
+def _store_only(name: str, c: Comparison, label: str, basis: str = BASIS_STORE) -> Check:
+    """A latency check decided by the store-only test, its verdict labelled with why."""
+    verdict, _, rest = c.describe().partition(": ")
+    return Check("latency", name, not c.regression, f"{verdict} ({label}): {rest}", basis)
+
+
+def _confirmation_notes(checks: list[Check], confirmer: Confirmer) -> list[str]:
+    """The rule, what the confirmations cost, and which verdicts rest on the store alone."""
+    notes = []
+    confirmed = [c.confirmation for c in checks if c.confirmation is not None]
+    fallback = [c for c in checks if c.basis == BASIS_FALLBACK]
+    if confirmed:
+        alpha = confirmed[0].alpha
+        rounds = sum(len(c.rounds) for c in confirmed)
+        wall = sum(c.wall_s for c in confirmed)
+        notes.append(
+            f"latency confirmation: {len(confirmed)} configuration(s) re-measured in {rounds} "
+            f"rounds, {wall:.0f} s. Rule: both artifacts measured interleaved (AB, BA, …) on "
+            "one node serving the target, each measurement a fresh process under the candidate "
+            f"trial's contract; per round the ratio of the two measurements' {STATISTIC}; from "
+            f"{min_rounds(alpha)} rounds on, until the {1 - alpha:.0%} distribution-free "
+            "interval of the median ratio lies wholly above 1 + threshold (regression) or "
+            f"below it (no regression), at most {confirmer.options.max_rounds} rounds (then the "
+            "median decides)"
+        )
+    if fallback:
+        notes.append(
+            f"STORE-ONLY: {len(fallback)} latency verdict(s) could not be confirmed by "
+            "re-measurement and rest on the stored samples alone: "
+            + "; ".join(c.name.removesuffix(": latency") for c in fallback)
+        )
+    return notes
 
 
 def match_trials(
@@ -452,6 +579,9 @@ def render_text(result: GateResult) -> str:
         lines.append(f"baseline {result.baseline}")
     for c in result.checks:
         lines.append(f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.message}")
+        if c.confirmation is not None:
+            ratios = " ".join(f"{r.ratio - 1:+.1%}" for r in c.confirmation.rounds)
+            lines.append(f"      per-round ratios ({STATISTIC}, in order): {ratios}")
     lines += [f"note: {n}" for n in result.notes]
     n_fail = len(result.failures)
     lines.append(
@@ -470,9 +600,59 @@ def render_markdown(result: GateResult) -> str:
     ordered = sorted(result.checks, key=lambda c: c.passed)  # failures first
     for c in ordered:
         lines.append(f"| {'✅' if c.passed else '❌'} | {_md(c.name)} | {_md(c.message)} |")
+    lines += _markdown_confirmations(result.checks)
     if result.notes:
         lines += ["", *[f"> {_md(n)}" for n in result.notes]]
     return "\n".join(lines) + "\n"
+
+
+def _markdown_confirmations(checks: list[Check]) -> list[str]:
+    """The latency confirmations (a summary row each, their rounds folded) and the verdicts
+    that rest on the store alone."""
+    confirmed = [c for c in checks if c.confirmation is not None]
+    fallback = [c for c in checks if c.basis == BASIS_FALLBACK]
+    if not confirmed and not fallback:
+        return []
+    lines = ["", "### Latency confirmation (both artifacts re-measured, interleaved)"]
+    if confirmed:
+        lines += [
+            "",
+            f"| | configuration | store alone | re-measured: median paired {STATISTIC} ratio "
+            "| interval | rounds | node | time |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for c in confirmed:
+            conf = c.confirmation
+            assert conf is not None and conf.verdict is not None
+            v = conf.verdict
+            store = f"{'REGRESSION' if conf.store.regression else 'ok'} {conf.store.slowdown:+.1%}"
+            lines.append(
+                f"| {'✅' if c.passed else '❌'} | {_md(conf.label)} | {store} | "
+                f"**{v.ratio - 1:+.1%}** ({'REGRESSION' if v.regression else 'ok'}; "
+                f"by {v.decided_by}) | [{v.low - 1:+.1%}, {v.high - 1:+.1%}] | "
+                f"{len(conf.rounds)} | {_md(conf.node_host)} | {conf.wall_s:.0f} s |"
+            )
+        for c in confirmed:
+            conf = c.confirmation
+            assert conf is not None
+            lines += [
+                "",
+                f"<details><summary>rounds of {_md(conf.label)} (inputs: {_md(conf.inputs)})"
+                "</summary>",
+                "",
+                f"| round | order | baseline {STATISTIC} ms | candidate {STATISTIC} ms | ratio | "
+                "baseline p50 ms | candidate p50 ms |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for i, r in enumerate(conf.rounds, 1):
+                lines.append(
+                    f"| {i} | {r.order} | {r.baseline_ms:.4g} | {r.candidate_ms:.4g} | "
+                    f"{r.ratio - 1:+.1%} | {r.baseline_p50_ms:.4g} | {r.candidate_p50_ms:.4g} |"
+                )
+            lines += ["", "</details>"]
+    for c in fallback:
+        lines += ["", f"> ⚠️ **store only** for {_md(c.name)}: {_md(c.message)}"]
+    return lines
 
 
 def _md(text: str) -> str:
@@ -480,14 +660,16 @@ def _md(text: str) -> str:
 
 
 def render_junit(result: GateResult) -> str:
-    """JUnit XML: one test suite per kind of check, one test case per check."""
+    """JUnit XML: one test suite per kind of check, one test case per check. A latency case
+    carries how it was decided (property ``basis``) and, when re-measured, the confirmation's
+    figures as properties and its rounds in ``system-out``."""
     root = ET.Element(
         "testsuites",
         name="farm gate",
         tests=str(len(result.checks)),
         failures=str(len(result.failures)),
     )
-    for kind in ("budget", "latency", "accuracy"):
+    for kind in ("budget", "latency", "accuracy", "kpi"):
         of_kind = [c for c in result.checks if c.kind == kind]
         if not of_kind:
             continue
@@ -500,12 +682,53 @@ def render_junit(result: GateResult) -> str:
         )
         for c in of_kind:
             case = ET.SubElement(suite, "testcase", classname=f"farm.gate.{kind}", name=c.name)
-            if c.passed:
-                ET.SubElement(case, "system-out").text = c.message
-            else:
+            out = c.message
+            if kind == "latency":
+                props = ET.SubElement(case, "properties")
+                for key, value in _junit_properties(c).items():
+                    ET.SubElement(props, "property", name=key, value=value)
+                if c.confirmation is not None:
+                    out += "\n" + _rounds_text(c.confirmation)
+            if not c.passed:
                 failure = ET.SubElement(case, "failure", message=c.message, type=f"{kind}-failure")
                 failure.text = c.message
+            if c.passed or c.confirmation is not None:
+                ET.SubElement(case, "system-out").text = out
     if result.notes:
         ET.SubElement(root, "system-out").text = "\n".join(result.notes)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _junit_properties(c: Check) -> dict[str, str]:
+    props = {"basis": c.basis}
+    conf = c.confirmation
+    if conf is not None and conf.verdict is not None:
+        v = conf.verdict
+        props.update(
+            {
+                "confirmation.statistic": STATISTIC,
+                "confirmation.rounds": str(len(conf.rounds)),
+                "confirmation.ratio": f"{v.ratio:.4f}",
+                "confirmation.ratio_low": f"{v.low:.4f}",
+                "confirmation.ratio_high": f"{v.high:.4f}",
+                "confirmation.decided_by": v.decided_by,
+                "confirmation.regression": str(v.regression).lower(),
+                "confirmation.node": conf.node_host,
+                "confirmation.wall_s": f"{conf.wall_s:.1f}",
+                "store.ratio": f"{conf.store.ratio:.4f}",
+                "store.regression": str(conf.store.regression).lower(),
+            }
+        )
+    return props
+
+
+def _rounds_text(conf: Confirmation) -> str:
+    head = f"baseline_{STATISTIC}_ms candidate_{STATISTIC}_ms ratio baseline_p50 candidate_p50"
+    lines = [f"round order {head}"]
+    for i, r in enumerate(conf.rounds, 1):
+        lines.append(
+            f"{i} {r.order} {r.baseline_ms:.4g} {r.candidate_ms:.4g} {r.ratio:.4f} "
+            f"{r.baseline_p50_ms:.4g} {r.candidate_p50_ms:.4g}"
+        )
+    return "\n".join(lines)

@@ -142,8 +142,7 @@ def judge(row: dict[str, Any], budget: Budget) -> Verdict:
     violations = tuple(check(budget.limits_for(row["target"]), row))
     if not row.get("feasible"):
         reason = row.get("infeasible_reason") or (
-            f"accuracy drop {row.get('accuracy_drop') or 0:.4f} exceeds the job's "
-            "max_accuracy_drop"
+            f"accuracy drop {row.get('accuracy_drop') or 0:.4f} exceeds the job's max_accuracy_drop"
         )
         return Verdict(row, violations, f"infeasible in the job ({reason})")
     return Verdict(row, violations)

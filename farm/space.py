@@ -135,6 +135,47 @@ def baseline_params(space: dict[str, BaseDistribution]) -> dict[str, Any]:
     return params
 
 
+def screening_design(space: dict[str, BaseDistribution], target_name: str) -> list[dict[str, Any]]:
+    """The points a study measures right after its baseline, before its sampler proposes any:
+    every other value of each knob, one knob at a time (a one-factor-at-a-time screening).
+
+    Why: knobs come in two kinds. The artifact's (precision, the quantizer's and other
+    transforms' fields) decide quality and most of the latency; the runtime's (batch, threads,
+    runtime options) decide latency and cost, not quality. With a few dozen trials a sampler
+    that starts from random points rarely lands on the one combination that is fastest at batch
+    1 within the quality limit; varying one knob at a time first measures every knob's effect,
+    the artifact knobs at the baseline's runtime options (batch 1, all threads), so the sampler
+    combines knowns instead of guessing. The quantizer's knobs are varied around the int8 point
+    (at a float precision they do not exist). Order: precisions, the quantizer's knobs, the
+    other transforms' knobs, then the runtime's. Picked by ``benchmarks/search_quality.py``
+    (``--simulate`` compares it with the samplers alone on the measured grid).
+    """
+    base = baseline_params(space)
+    int8 = get_target(target_name).int8_transform
+    quantizer = [k for k in space if int8 and k.startswith(f"{int8}.")]
+    runtime = ["batch_size", "threads", *(k for k in space if k.startswith(RUNTIME_PREFIX))]
+    transforms = [k for k in space if k not in {"precision", *quantizer, *runtime}]
+    points: list[dict[str, Any]] = []
+
+    def vary(center: dict[str, Any], knobs: list[str]) -> None:
+        for knob in knobs:
+            for value in getattr(space[knob], "choices", ()):
+                point = {**center, knob: value}
+                if point != base and point not in points:
+                    points.append(point)
+
+    vary(base, ["precision"])
+    if "int8" in getattr(space["precision"], "choices", ()):
+        vary({**base, "precision": "int8"}, quantizer)
+    vary(base, transforms + runtime)
+    return points
+
+
+def initial_points(space: dict[str, BaseDistribution], target_name: str) -> list[dict[str, Any]]:
+    """What a study measures first, in order: the baseline, then the screening design."""
+    return [baseline_params(space), *screening_design(space, target_name)]
+
+
 def plan(
     spec: JobSpec,
     target_name: str,

@@ -446,9 +446,7 @@ class Store:
     def record_confirmation(self, row: dict[str, Any]) -> None:
         """Store one ``farm gate`` confirmation (a row of ``confirmations``; lists stay lists)."""
         columns = list(row)
-        values = [
-            json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for v in row.values()
-        ]
+        values = [json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for v in row.values()]
         with self.transaction() as con:
             con.execute(
                 f"INSERT INTO confirmations ({', '.join(columns)}) "

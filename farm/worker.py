@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from farm.artifact import Artifact
     from farm.candidate import Step
-    from farm.measure import Contract
+    from farm.measure import Contract, Measurement
     from targets.base import RuntimeOptions, Session, TargetSpec
     from workloads.base import Split, WorkloadData
     from workloads.evaluation import EvaluationSpec
@@ -68,6 +68,10 @@ class StepError(TrialError):
     def __init__(self, step: str, what: str, why: str) -> None:
         self.step, self.what, self.why = step, what, why
         super().__init__(f"{step} failed ({what}): {why}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        # travels back to the driver through Ray (pickle): rebuilt from its three parts
+        return (type(self), (self.step, self.what, self.why))
 
 
 #: The step each transform is (the words a failed trial's error starts with).
@@ -162,6 +166,13 @@ class Evaluation:
     environment: dict[str, Any]
     node_id: str = ""
     host: str = field(default_factory=socket.gethostname)
+    #: CUDA targets: the GPU the trial ran on (``nvidia-smi``'s name; it prices the trial).
+    gpu_model: str | None = None
+    #: CUDA targets: the GPU's own time of the reported samples (CUDA events; docs/measurement.md).
+    device_latency_p50_ms: float | None = None
+    device_latency_p95_ms: float | None = None
+    #: Peak device memory of the session (MiB), where the runtime reports it.
+    device_memory_mib: float | None = None
 
 
 def injected_fault(faults: str, trial_key: str) -> str | None:
@@ -217,10 +228,29 @@ def check_finite(outputs: list[np.ndarray], start: int, total: int) -> None:
 
 
 def timed_query(
-    session: Session, task: Task, batch: np.ndarray, infos: tuple[Any, ...]
+    session: Session,
+    task: Task,
+    batch: np.ndarray,
+    infos: tuple[Any, ...],
+    io: str | None = None,
 ) -> Callable[[], object]:
     """The work of one query as the measurement times it: the model alone, or model + decode
-    (box decode, NMS, argmax) when the task times its post-processing (what users ship)."""
+    (box decode, NMS, argmax) when the task times its post-processing (what users ship).
+
+    ``io = "device"`` (GPU targets): the input staged in device memory beforehand and the
+    outputs left there, the model alone (the session's ``device_query``)."""
+    if io == "device":
+        device_query = getattr(session, "device_query", None)
+        if device_query is None:
+            raise TrialError("io = 'device': this runtime has no device-resident query")
+        if task.times_postprocess:
+            raise TrialError(
+                "io = 'device' times the model alone, but this job times post-processing, "
+                "which needs the outputs on the host: set measure_postprocess = false or "
+                "io = 'host'"
+            )
+        query: Callable[[], object] = device_query(batch)
+        return query
     if task.times_postprocess:
         return lambda: task.decode(run_outputs(session, task, batch), infos)
     return lambda: run_outputs(session, task, batch)
@@ -246,8 +276,51 @@ def prepare_process(target: TargetSpec, options: RuntimeOptions) -> RuntimeOptio
     cpus = granted_cpus()
     if options.threads != cpus:
         options = replace(options, threads=cpus)
-    pin_to_cores(options.threads)
+    # Measurements on a node's other GPUs run beside this one: each takes the cores of its GPU.
+    slot = gpu_slot() if target.device == "cuda" else 0
+    pin_to_cores(options.threads, skip=slot * options.threads)
     return options
+
+
+def gpu_slot() -> int:
+    """The index of the GPU Ray gave this task (the first of ``CUDA_VISIBLE_DEVICES``), 0 when
+    it names none."""
+    first = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return int(first) if first.isdigit() else 0
+
+
+def start_device_timing(session: Session) -> bool:
+    """Start the session's device timer (CUDA events), where it has one."""
+    start = getattr(session, "start_device_timing", None)
+    return bool(start()) if start is not None else False
+
+
+def device_figures(session: Session, timing: bool, result: Measurement) -> dict[str, Any]:
+    """The GPU's own time of the samples the measurement reported, and the session's peak device
+    memory. The timer saw every call: the warm-up runs, the discarded samples, the reported ones
+    (``Measurement.samples_ms`` are calls ``warmup_runs + discarded_samples`` onwards)."""
+    from farm.measure import percentile
+
+    timed = session.stop_device_timing() if timing else []  # type: ignore[attr-defined]
+    first = result.warmup_runs + result.discarded_samples
+    kept = timed[first : first + result.n_samples]
+    method = result.contract.percentile_method
+    ok = len(kept) == result.n_samples > 0
+    memory = getattr(session, "device_memory_mib", None)
+    return {
+        "device_latency_p50_ms": percentile(kept, 50, method) if ok else None,
+        "device_latency_p95_ms": percentile(kept, 95, method) if ok else None,
+        "device_memory_mib": None if memory is None else float(memory),
+    }
+
+
+def trial_gpu(target: TargetSpec, environment: dict[str, Any]) -> str | None:
+    """The model of the GPU this process ran a CUDA target on (None for CPU targets)."""
+    from farm.pricing import trial_gpu_model
+
+    if target.device != "cuda":
+        return None
+    return trial_gpu_model(environment.get("gpus", []), os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 
 def compile_session(
@@ -279,13 +352,24 @@ def runtime_label(target: TargetSpec) -> str:
     return f"{target.runtime} {version} on {target.name}"
 
 
-def contract_for(contract: dict[str, Any], task: Task) -> Contract:
-    """The job's contract, completed with what this task's measurement covers."""
+def contract_for(
+    contract: dict[str, Any], task: Task, target: TargetSpec | None = None
+) -> Contract:
+    """The job's contract, completed with what this task's measurement covers and, for a CUDA
+    target, what is timed (``io``, default ``host``) and whether the node was its alone
+    (``exclusive_node``, default false). CPU targets leave both out: their inputs and outputs
+    are host memory either way, and their measurements always have the node to themselves."""
     from farm.measure import Contract
 
     table = dict(contract)
     if hasattr(task, "measure_postprocess"):  # a task with post-processing states it
         table["measure_postprocess"] = task.times_postprocess
+    if target is not None and target.device == "cuda":
+        table["io"] = table.get("io") or "host"
+        table["exclusive_node"] = bool(table.get("exclusive_node", False))
+    else:
+        table.pop("io", None)
+        table.pop("exclusive_node", None)
     return Contract.from_dict(table)
 
 
@@ -323,7 +407,7 @@ def evaluate(
     size = input_size(artifact)
     if size is not None and size != tuple(data.input_shape[1:]):
         eval_split = resize_split(data.eval, size)
-    measured_contract = contract_for(contract, task)
+    measured_contract = contract_for(contract, task, target)
 
     with tempfile.TemporaryDirectory(prefix="farm-eval-") as tmp:
         session, compile_s = compile_session(artifact, target, options, Path(tmp))
@@ -355,9 +439,10 @@ def evaluate(
             batch, infos = query_batch(eval_split, options.batch_size)
             start = time.perf_counter()
             with trial_step("measure", what):
-                result = measure(
-                    timed_query(session, task, batch, infos), options.batch_size, measured_contract
-                )
+                query = timed_query(session, task, batch, infos, measured_contract.io)
+                timing = start_device_timing(session)
+                result = measure(query, options.batch_size, measured_contract)
+                device = device_figures(session, timing, result)
             measure_s = time.perf_counter() - start
             precision_actual = session.actual_precision
         finally:
@@ -375,6 +460,8 @@ def evaluate(
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         env_id=env_id(fp),
         environment=fp,
+        gpu_model=trial_gpu(target, fp),
+        **device,
     )
 
 
@@ -407,10 +494,14 @@ def measure_artifact(
     with tempfile.TemporaryDirectory(prefix="farm-measure-") as tmp:
         session, compile_s = compile_session(artifact, target, options, Path(tmp))
         try:
-            query = timed_query(session, task, batch, infos or (None,) * len(batch))
+            measured_contract = contract_for(contract, task, target)
+            infos = infos or (None,) * len(batch)
             start = time.perf_counter()
             with trial_step("measure", runtime_label(target)):
-                result = measure(query, options.batch_size, contract_for(contract, task))
+                query = timed_query(session, task, batch, infos, measured_contract.io)
+                timing = start_device_timing(session)
+                result = measure(query, options.batch_size, measured_contract)
+                device = device_figures(session, timing, result)
             measure_s = time.perf_counter() - start
             precision_actual = session.actual_precision
         finally:
@@ -428,4 +519,6 @@ def measure_artifact(
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         env_id=env_id(fp),
         environment=fp,
+        gpu_model=trial_gpu(target, fp),
+        **device,
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +35,25 @@ class ExportOnnxConfig:
     def __post_init__(self) -> None:
         # Per-channel QDQ quantization needs opset >= 13.
         check_range("opset", self.opset, 13, 21)
+
+
+@contextmanager
+def unfused_attention() -> Iterator[None]:
+    """Trace attention as its plain operators.
+
+    In eval mode without gradients, ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer``
+    run fused kernels (``aten::_native_multi_head_attention``,
+    ``aten::_transformer_encoder_layer_fwd``) that the TorchScript exporter cannot export
+    (torchvision's ViT); with the fast path off they compute the same outputs from ops it can.
+    """
+    import torch
+
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
 
 
 def _module_and_example(artifact: Artifact, batch: int) -> tuple[torch.nn.Module, torch.Tensor]:
@@ -67,12 +88,23 @@ def export_torch(cfg: ExportTorchConfig, artifact: Artifact, ctx: BuildContext) 
     "export_onnx", ExportOnnxConfig, inputs=("torch-state",), output="onnx", needs_torch=True
 )
 def export_onnx(cfg: ExportOnnxConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
-    """TorchScript-based ONNX export (``dynamo=False``): input ``input``, output ``logits``."""
+    """TorchScript-based ONNX export (``dynamo=False``): input ``input``; outputs as the model
+    says in ``meta["output_names"]`` (``logits`` by default, a detector's ``boxes``, ``scores``,
+    ``labels``). The batch is dynamic unless ``meta["batch"]`` fixes it (a detector takes one
+    image, and the number of its detections is what varies)."""
+    import onnx
     import torch
 
+    from optimizers.graph import inline_empty_ifs
+
+    names = list(artifact.meta.get("output_names", ["logits"]))
+    fixed = artifact.meta.get("batch")
+    axes = {name: {0: "batch" if fixed is None else "detections"} for name in names}
+    if fixed is None:
+        axes["input"] = {0: "batch"}
     module, example = _module_and_example(artifact, batch=1)
     buf = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), unfused_attention(), warnings.catch_warnings():
         # The TorchScript exporter is deprecated but is the one that handles torchvision CNNs
         # reliably here; its warnings would only clutter the build logs.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -83,8 +115,13 @@ def export_onnx(cfg: ExportOnnxConfig, artifact: Artifact, ctx: BuildContext) ->
             dynamo=False,
             opset_version=cfg.opset,
             input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            output_names=names,
+            dynamic_axes=axes,
             do_constant_folding=True,
         )
-    return Artifact("onnx", {"model.onnx": buf.getvalue()}, {"opset": cfg.opset})
+    model = onnx.load_from_string(buf.getvalue())
+    # torchvision's NMS keeps an "if no boxes: return empty" branch that NNCF cannot quantize
+    # and OpenVINO mis-runs; its else-branch handles empty inputs itself (optimizers/graph.py)
+    inlined = inline_empty_ifs(model)
+    data = model.SerializeToString() if inlined else buf.getvalue()
+    return Artifact("onnx", {"model.onnx": data}, {"opset": cfg.opset, "inlined_ifs": inlined})

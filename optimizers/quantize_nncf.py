@@ -52,26 +52,34 @@ class QuantizeNncfConfig:
 
 @register_transform("quantize_nncf", QuantizeNncfConfig, inputs=("onnx",), output="openvino-ir")
 def quantize_nncf(cfg: QuantizeNncfConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
+    """Post-processing (score activations, box decoding, top-k, NMS: every node that feeds no
+    Conv/MatMul, see ``optimizers.graph.postprocessing_nodes``) stays out of quantization."""
     import nncf
+    import onnx
     import openvino as ov
+
+    from optimizers.graph import inline_empty_ifs, postprocessing_nodes
 
     calib = ctx.data.calib.head(cfg.subset_size)
     dataset = nncf.Dataset(calibration_batches(calib, 0, batch_size=1))
     with tempfile.TemporaryDirectory(prefix="farm-nncf-") as tmp:
         work = Path(tmp)
         onnx_path = work / "model.onnx"
-        onnx_path.write_bytes(artifact.files[artifact.main_file])
+        graph = onnx.load_from_string(artifact.files[artifact.main_file])
+        inline_empty_ifs(graph)  # NNCF cannot quantize through torchvision's empty-NMS `If`
+        post = postprocessing_nodes(graph)
+        onnx.save(graph, str(onnx_path))
         model = ov.Core().read_model(str(onnx_path))
         float_nodes = _sensitive_nodes(cfg, artifact, ctx)
-        ov_names = _openvino_names(model, float_nodes)
+        ov_names = [*_openvino_names(model, float_nodes), *post]
         common: dict[str, Any] = {
             "preset": nncf.QuantizationPreset(cfg.preset),
             "subset_size": len(calib),
             "fast_bias_correction": cfg.fast_bias_correction,
             "target_device": nncf.TargetDevice.CPU,
         }
-        if ov_names:
-            common["ignored_scope"] = nncf.IgnoredScope(names=ov_names)
+        if ov_names:  # OpenVINO keeps ONNX node names; not all of them survive conversion
+            common["ignored_scope"] = nncf.IgnoredScope(names=ov_names, validate=False)
         if cfg.accuracy_control:
             quantized = _quantize_with_accuracy_control(model, calib, dataset, cfg, common)
         else:
@@ -81,7 +89,12 @@ def quantize_nncf(cfg: QuantizeNncfConfig, artifact: Artifact, ctx: BuildContext
     return Artifact(
         "openvino-ir",
         files,
-        {"precision": "int8", "quantizer": "nncf", "float_nodes": float_nodes},
+        {
+            "precision": "int8",
+            "quantizer": "nncf",
+            "float_nodes": float_nodes,
+            "postprocessing_nodes": len(post),
+        },
     )
 
 

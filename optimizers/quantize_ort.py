@@ -9,8 +9,11 @@ the build context has a cache directory, on disk; it is also recorded in the art
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,16 +62,18 @@ def quantize_ort(cfg: QuantizeOrtConfig, artifact: Artifact, ctx: BuildContext) 
     keep_float = ranking[: cfg.keep_float_layers]
     with tempfile.TemporaryDirectory(prefix="farm-qort-") as tmp:
         work = Path(tmp)
-        model_path = _preprocess(artifact, work)
+        model_path, preprocessed = _preprocess(artifact, work)
         nodes = quantizable_nodes(onnx.load(str(model_path)))
         out = work / "quantized.onnx"
-        _quantize(model_path, out, cfg, ctx, work / "calibration.json", exclude=keep_float)
+        with shared_calibration(artifact, cfg, ctx, work) as calib:
+            _quantize(model_path, out, cfg, ctx, calib, exclude=keep_float)
         data = out.read_bytes()
     meta: dict[str, Any] = {
         "precision": "int8",
         "quantizer": "onnxruntime-qdq",
         "quantizable_nodes": len(nodes),
         "float_nodes": keep_float,
+        **preprocessed,
     }
     if ranking:
         meta["sensitivity_ranking"] = ranking
@@ -95,22 +100,64 @@ def quantizable_nodes(model: Any) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type in QUANTIZABLE_OPS]
 
 
-def _preprocess(artifact: Artifact, work: Path) -> Path:
+#: ``quant_pre_process`` settings tried in turn: symbolic shape inference gives up on some graphs
+#: ("Incomplete symbolic shape inference"), ONNX shape inference alone still helps.
+PREPROCESS_ATTEMPTS: tuple[tuple[str, dict[str, bool]], ...] = (
+    ("full", {}),
+    ("skip_symbolic_shape", {"skip_symbolic_shape": True}),
+    (
+        "skip_symbolic_shape+skip_optimization",
+        {"skip_symbolic_shape": True, "skip_optimization": True},
+    ),
+)
+
+
+def _preprocess(artifact: Artifact, work: Path) -> tuple[Path, dict[str, Any]]:
     """Shape inference + graph optimisation recommended before static quantization.
 
-    Falls back to the model as given when pre-processing fails (symbolic shape inference does not
-    handle every graph); quantization works on either.
+    Tries :data:`PREPROCESS_ATTEMPTS` in turn and falls back to the model as given when all fail;
+    quantization works on either. Returns the model to quantize and what happened, for the
+    artifact's meta (``quant_preprocess``: the attempt that worked or ``"none"``;
+    ``quant_preprocess_errors``: why the ones before it failed).
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     src = work / "model.onnx"
     src.write_bytes(artifact.files[artifact.main_file])
-    dst = work / "preprocessed.onnx"
-    try:
-        quant_pre_process(str(src), str(dst))
-    except Exception:
-        return src
-    return dst
+    errors: list[str] = []
+    for label, kwargs in PREPROCESS_ATTEMPTS:
+        dst = work / f"preprocessed-{len(errors)}.onnx"
+        try:
+            with in_directory(work):
+                quant_pre_process(str(src), str(dst), **kwargs)
+        except Exception as exc:
+            errors.append(f"{label}: {_one_line(exc)}")
+            continue
+        return dst, _preprocess_meta(label, errors)
+    return src, _preprocess_meta("none", errors)
+
+
+def _preprocess_meta(label: str, errors: list[str]) -> dict[str, Any]:
+    return {"quant_preprocess": label, **({"quant_preprocess_errors": errors} if errors else {})}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+@contextmanager
+def in_directory(work: Path) -> Iterator[None]:
+    """Run ONNX Runtime's quantization tools with ``work`` as the current directory.
+
+    Some of them write into the current directory: symbolic shape inference saves
+    ``sym_shape_infer_temp.onnx`` and a uuid-named ``.data`` file there whenever it cannot infer
+    every shape. Inside the transform's temporary directory they are deleted with it instead of
+    piling up wherever the worker was started. (A build runs one transform at a time per
+    process, so changing the process's directory for the duration is safe.)
+    """
+    with contextlib.chdir(work):
+        yield
 
 
 class _Reader:
@@ -148,20 +195,21 @@ def _quantize(
         batch = _batch_of(src) or CALIBRATION_BATCH
         batches = calibration_batches(ctx.data.calib, cfg.calib_size, batch_size=batch)
         reader = _Reader(_input_name(src), batches)
-    quantize_static(
-        str(src),
-        str(dst),
-        reader,  # type: ignore[arg-type]
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=list(QUANTIZABLE_OPS),
-        per_channel=True,
-        activation_type=QuantType.QUInt8 if cfg.activation_type == "U8" else QuantType.QInt8,
-        weight_type=QuantType.QInt8,
-        nodes_to_quantize=only,
-        nodes_to_exclude=exclude or None,
-        calibrate_method=getattr(CalibrationMethod, cfg.calibration_method),
-        calibration_cache_path=str(calib_cache),
-    )
+    with in_directory(src.parent):
+        quantize_static(
+            str(src),
+            str(dst),
+            reader,  # type: ignore[arg-type]
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZABLE_OPS),
+            per_channel=True,
+            activation_type=QuantType.QUInt8 if cfg.activation_type == "U8" else QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_quantize=only,
+            nodes_to_exclude=exclude or None,
+            calibrate_method=getattr(CalibrationMethod, cfg.calibration_method),
+            calibration_cache_path=str(calib_cache),
+        )
 
 
 def _batch_of(model_path: Path) -> int | None:
@@ -213,19 +261,20 @@ def sensitivity_ranking(artifact: Artifact, cfg: QuantizeOrtConfig, ctx: BuildCo
     """Quantizable nodes of an ONNX artifact, most quantization-sensitive first (cached)."""
     import onnx
 
-    key = _ranking_key(artifact, cfg)
+    key = _ranking_key(artifact, cfg, ctx)
     ranking = _load_ranking(key, ctx)
     if ranking is None:
         with tempfile.TemporaryDirectory(prefix="farm-qort-rank-") as tmp:
             work = Path(tmp)
-            model_path = _preprocess(artifact, work)
+            model_path, _ = _preprocess(artifact, work)
             nodes = quantizable_nodes(onnx.load(str(model_path)))
-            ranking = _rank(model_path, nodes, cfg, ctx, work / "calibration.json")
+            with shared_calibration(artifact, cfg, ctx, work) as calib:
+                ranking = _rank(model_path, nodes, cfg, ctx, calib)
     _store_ranking(key, ranking, ctx)
     return ranking
 
 
-def _ranking_key(artifact: Artifact, cfg: QuantizeOrtConfig) -> str:
+def _ranking_key(artifact: Artifact, cfg: QuantizeOrtConfig, ctx: BuildContext) -> str:
     return "-".join(
         [
             "ort",
@@ -233,8 +282,52 @@ def _ranking_key(artifact: Artifact, cfg: QuantizeOrtConfig) -> str:
             cfg.calibration_method,
             cfg.activation_type,
             str(cfg.calib_size),
+            calibration_data_key(ctx),
         ]
     )
+
+
+def calibration_data_key(ctx: BuildContext) -> str:
+    """A hash of the calibration split: cached work is only reused on the same data (two jobs
+    on one model may calibrate on different images)."""
+    import hashlib
+
+    import numpy as np
+
+    return hashlib.sha256(np.ascontiguousarray(ctx.data.calib.x).data).hexdigest()[:16]
+
+
+@contextmanager
+def shared_calibration(
+    artifact: Artifact, cfg: QuantizeOrtConfig, ctx: BuildContext, work: Path
+) -> Iterator[Path]:
+    """The calibration cache file for quantizing ``artifact`` (ONNX Runtime reads the ranges
+    from it when it exists, else calibrates and writes it).
+
+    Calibration is two thirds of a ResNet-18 build, and its ranges depend only on the model, the
+    calibration data, the method and the sample count: not on the activation type, nor on which
+    nodes are quantized or kept in float. So with a cache directory, the ranges of the first
+    build are kept there and every later build (and sensitivity ranking) of the same model,
+    data and method starts from them: the quantized model is byte-identical
+    (``tests/test_trial_speed.py``)."""
+    import os
+    import shutil
+
+    local = work / "calibration.json"
+    if ctx.cache_dir is None:
+        yield local
+        return
+    data = calibration_data_key(ctx)
+    key = f"{artifact.content_hash}-{cfg.calibration_method}-{cfg.calib_size}-{data}"
+    shared = Path(ctx.cache_dir) / "ort-calibration" / f"{key}.json"
+    if shared.is_file():
+        shutil.copyfile(shared, local)
+    yield local
+    if local.is_file() and not shared.is_file():
+        shared.parent.mkdir(parents=True, exist_ok=True)
+        tmp = shared.with_name(f"{shared.name}.{os.getpid()}.tmp")
+        shutil.copyfile(local, tmp)
+        tmp.replace(shared)  # atomic: a concurrent build sees the whole file or none
 
 
 def _load_ranking(key: str, ctx: BuildContext) -> list[str] | None:

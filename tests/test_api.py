@@ -176,7 +176,7 @@ def test_cli_flags_reach_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
     def done() -> Any:
         row = {"job_id": "j", "status": "completed"}
         return SimpleNamespace(
-            id="j", status="completed", messages=[], row=row, trial_rows=lambda: []
+            id="j", status="completed", messages=[], row=row, trial_rows=lambda: [], unmeasured={}
         )
 
     def fake(kind: str) -> Any:

@@ -1,4 +1,5 @@
-"""`farm export`: parquet, csv and json round-trip the job's trials (json with raw samples)."""
+"""`farm export`: parquet, csv and json round-trip the job's trials (json with raw samples, the
+trials' artifact keys and hashes, and with --with-artifacts a copy of the artifacts)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from test_recommend import ROWS, make_store
 
 from farm.cli import main
+from farm.errors import UsageError
 from farm.gate import Snapshot
 from farm.store import Store
 
@@ -54,3 +56,56 @@ def test_unknown_job_and_bad_format_exit_2(store: Store, tmp_path: Path) -> None
     with pytest.raises(SystemExit) as err:  # argparse rejects the choice
         main(["export", "j1", "--format", "xlsx", *args])
     assert err.value.code == 2
+
+
+def test_json_records_artifacts_and_with_artifacts_copies_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each trial names its artifact (build key + hash); --with-artifacts copies the ones the
+    cache holds, checked against the hash, and records the folder relative to the file."""
+    from farm.artifact import Artifact
+    from farm.cache import ArtifactCache
+
+    art = Artifact("onnx", {"model.onnx": b"model bytes"}, {"input_shape": [3, 8, 8]})
+    rows = [
+        {**ROWS[0], "build_key": "k0", "artifact_hash": art.content_hash},
+        {**ROWS[2], "build_key": "k2", "artifact_hash": "0" * 16},  # not in the cache
+    ]
+    store = make_store(tmp_path / "f.duckdb", "j1", rows, {0: np.linspace(1.0, 2.0, 50)})
+    ArtifactCache(tmp_path / "artifacts").save("k0", art)
+    out, copies = tmp_path / "ci" / "base.json", tmp_path / "ci" / "artifacts"
+    args = ["export", "j1", "--db", str(store.path), "--format", "json", "-o", str(out)]
+    assert main([*args, "--with-artifacts", str(copies)]) == 0
+    captured = capsys.readouterr()
+    assert "copied 1 artifacts" in captured.out
+    assert "cpu-a #2: artifact k2 (hash 0000000000000000) not found" in captured.err
+    doc = json.loads(out.read_text())
+    assert doc["artifacts"] == {"dir": "artifacts"}
+    assert [(t["build_key"], t["artifact_hash"]) for t in doc["trials"]] == [
+        ("k0", art.content_hash),
+        ("k2", "0" * 16),
+    ]
+    assert ArtifactCache(copies).load("k0") == art
+    assert Snapshot.from_file(out).artifacts_dir == out.parent / "artifacts"
+    # Without --with-artifacts the file records no folder (the hashes are still there).
+    assert main(args) == 0
+    assert "artifacts" not in json.loads(out.read_text())
+
+
+def test_bad_artifact_options_exit_2_and_write_nothing(
+    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "t.csv"
+    args = ["export", "j1", "--db", str(store.path), "-o", str(out)]
+    assert main([*args, "--format", "csv", "--with-artifacts", str(tmp_path / "a")]) == 2
+    assert "--with-artifacts: only with --format json" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "a").exists()
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    assert main([*args, "--format", "json", "--with-artifacts", str(a_file)]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    doc = Snapshot.from_store(store, "j1").to_json()
+    bad.write_text(json.dumps({**doc, "artifacts": "somewhere"}, default=str))
+    with pytest.raises(UsageError, match=r"field `artifacts`: expected an object with a `dir`"):
+        Snapshot.from_file(bad)

@@ -94,13 +94,13 @@ def test_a_mislabelled_node_fails_trials_instead_of_measuring(
     connect(cluster)
     store = Store(results_dir / "mislabelled.duckdb")
     runner = JobRunner(spec_for(["arm64-onnxruntime"], 3), store)
-    assert runner.run() == "completed"
+    assert runner.run() == "failed"  # its only target measured nothing
     trials = store.trials(runner.job_id)
     assert trials and all(t["status"] == "failed" for t in trials)
     assert "refusing to measure" in trials[0]["error"] and "aarch64" in trials[0]["error"]
     assert all(t["latency_p50_ms"] is None and t["accuracy"] is None for t in trials)
     message = store.resolve_job(runner.job_id)["message"] or ""
-    assert "excluded" in message and "arm64-onnxruntime: lost capacity" in message
+    assert "arm64-onnxruntime: nothing measured" in message and "capacity lost" in message
 
 
 def test_a_killed_worker_is_retried_then_given_up(

@@ -11,6 +11,7 @@ import pytest
 from test_recommend import CONTRACT, ENV, make_store, trial
 
 from farm.cli import main
+from farm.store import Store
 
 RNG = np.random.default_rng(7)
 
@@ -46,7 +47,7 @@ def test_identical_distributions_pass_with_markdown_and_junit(tmp_path: Path) ->
     assert code == 0
     assert md.read_text().startswith("## farm gate: ✅ passed")
     root = ET.parse(xml).getroot()
-    assert root.get("failures") == "0" and int(root.get("tests")) == 5  # 1 budget + 2 × 2
+    assert root.get("failures") == "0" and int(root.get("tests", "")) == 5  # 1 budget + 2 × 2
 
 
 def test_slowdown_fails_and_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -140,3 +141,122 @@ def test_nothing_to_judge_is_not_a_pass(tmp_path: Path) -> None:
     b.write_text("[all]\nmax_p95_ms = 5\n")
     assert main(["gate", "--db", str(db), "--candidate", "empty-1", "--budget", str(b)]) == 1
     assert main(["recommend", "empty-1", "--db", str(db), "--budget", str(b)]) == 1
+
+
+# -- confirmation: fallback, --no-confirm, and which configurations are re-measured -----------
+
+
+def test_without_artifacts_the_gate_falls_back_to_the_store_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trials that name artifacts missing from the cache: the store-only rule, labelled."""
+    from farm.store import Store
+
+    db = two_jobs(tmp_path, slow=1.15, build_key="k0", artifact_hash="0123456789abcdef")
+    md, xml = tmp_path / "s.md", tmp_path / "j.xml"
+    assert gate(db, "--markdown", str(md), "--junit", str(xml)) == 1
+    out = capsys.readouterr().out
+    label = "latency: REGRESSION (store only, not confirmed: candidate artifact k0 (hash 0123"
+    assert label in out and f"not found in {tmp_path / 'artifacts'}" in out
+    assert "note: STORE-ONLY: 2 latency verdict(s) could not be confirmed" in out
+    text = md.read_text()
+    assert "### Latency confirmation" in text and text.count("⚠️ **store only**") == 2
+    root = ET.parse(xml).getroot()
+    bases = [p.get("value") for p in root.iter("property") if p.get("name") == "basis"]
+    assert bases == ["store-fallback", "store-fallback"]
+    assert Store(db).confirmations("cand") == []
+
+
+def test_no_confirm_keeps_the_store_only_rule_and_its_messages(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = two_jobs(tmp_path, slow=1.15, build_key="k0", artifact_hash="0123456789abcdef")
+    assert gate(db, "--no-confirm") == 1
+    out = capsys.readouterr().out
+    assert "FAIL  cpu-a batch_size=1 n=0 precision=fp32: latency: REGRESSION: median" in out
+    assert "store only" not in out and "STORE-ONLY" not in out
+    assert gate(db, "--no-confirm", "--threshold", "0.2") == 0
+
+
+def test_the_largest_stored_slowdowns_are_re_measured_up_to_the_limit() -> None:
+    """Which configurations the gate re-measures (a stub confirmer records the calls): the
+    store's regressions and anything that drift could turn into one, largest first."""
+    from farm.confirm import Confirmer, ConfirmOptions, NotConfirmed
+    from farm.gate import GateOptions, Snapshot, run_gate
+
+    def snap(name: str, scales: list[float]) -> Snapshot:
+        trials = [
+            trial(i, params={"batch_size": 1, "precision": "fp32", "n": i}, job_id=name)
+            for i in range(len(scales))
+        ]
+        samples = {("cpu-a", i): list(samples_of(s)) for i, s in enumerate(scales)}
+        job = {"job_id": name, "status": "completed", "spec": {"workload": {"name": "digits"}}}
+        return Snapshot(name, job, trials, samples, {"env1": ENV})
+
+    def samples_of(scale: float) -> np.ndarray:
+        return RNG.lognormal(np.log(scale), 0.05, 300)
+
+    calls: list[int] = []
+
+    class Stub(Confirmer):
+        def confirm(self, cand, base, stored):  # type: ignore[no-untyped-def, override]
+            calls.append(cand["trial_number"])
+            return NotConfirmed("stub")
+
+    base = snap("base", [1.0, 1.0, 1.0, 1.0])
+    cand = snap("cand", [1.10, 1.40, 0.30, 0.98])  # +10 %, +40 %, -70 %, -2 %
+    result = run_gate(cand, None, base, GateOptions(), Stub(cand, base, ConfirmOptions(limit=2)))
+    assert calls == [0, 1]  # the 2 largest stored slowdowns (+10 %, +40 %), in trial order
+    latency = [c for c in result.checks if c.kind == "latency"]  # in trial order
+    assert "REGRESSION (store only, not confirmed: stub)" in latency[1].message
+    assert latency[1].basis == "store-fallback" and not latency[1].passed
+    assert "over the limit of 2 re-measured configurations" in latency[3].message
+    assert "ok (store only; not re-measured: the stored slowdown -" in latency[2].message
+    assert "is below threshold - drift = -45%)" in latency[2].message
+    assert latency[2].passed and latency[2].basis == "store"
+
+
+def kpi_jobs(tmp_path: Path, base_ece: float, cand_ece: float) -> str:
+    """Two jobs whose one configuration differs only in its ECE (a release KPI)."""
+    db = tmp_path / "k.duckdb"
+    store = Store(db)
+    for job_id, ece in (("base", base_ece), ("cand", cand_ece)):
+        spec = {"name": job_id, "workload": {"name": "digits"}, "targets": ["cpu-a"]}
+        store.create_job(job_id, job_id, json.dumps(spec))
+        metrics = {"accuracy": 0.97, "ece": ece, "robustness": 0.9}
+        row = {"job_id": job_id, **trial(0)}
+        store.record_trial(row, samples(), metrics, environment=("env1", ENV))
+        store.set_job_status(job_id, "completed")
+    return str(db)
+
+
+def test_a_kpi_regression_fails_the_gate_within_its_stated_tolerance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = kpi_jobs(tmp_path, base_ece=0.030, cand_ece=0.045)  # +0.015 > default tolerance 0.01
+    xml = tmp_path / "j.xml"
+    assert gate(db, "--no-confirm", "--junit", str(xml)) == 1
+    out = capsys.readouterr().out
+    config = "cpu-a batch_size=1 n=0 precision=fp32"
+    assert f"FAIL  {config}: ece: REGRESSION: ece 0.0300 → 0.0450" in out
+    assert f"PASS  {config}: robustness: ok" in out
+    suites = {s.get("name"): s for s in ET.parse(xml).getroot()}
+    assert suites["farm gate: kpi"].get("failures") == "1"
+    # The team's own tolerance decides; an improvement is never a regression.
+    assert gate(db, "--no-confirm", "--kpi-tolerance", "ece=0.02") == 0
+    assert gate(kpi_jobs(tmp_path / "b", 0.045, 0.030), "--no-confirm") == 0
+
+
+def test_kpis_travel_in_the_exported_baseline(tmp_path: Path) -> None:
+    db = kpi_jobs(tmp_path, base_ece=0.030, cand_ece=0.045)
+    out = tmp_path / "base.json"
+    assert main(["export", "--db", db, "base", "--format", "json", "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["trials"][0]["metrics"]["ece"] == 0.03
+    args = ["gate", "--db", db, "--candidate", "cand", "--baseline-file", str(out)]
+    assert main([*args, "--no-confirm"]) == 1
+
+
+@pytest.mark.parametrize("value", ["ece", "bogus=0.1", "ece=x", "ece=-1"])
+def test_a_bad_kpi_tolerance_is_exit_2(tmp_path: Path, value: str) -> None:
+    db = kpi_jobs(tmp_path, 0.03, 0.03)
+    assert gate(db, "--no-confirm", "--kpi-tolerance", value) == 2

@@ -56,11 +56,18 @@ _KEYS = {
 }
 
 
-def load_workload(section: dict[str, Any], base_dir: Path) -> Workload:
+#: The embedded workloads: the digits classifier and the shapes detection/segmentation demos.
+EMBEDDED = ("digits", "shapes-detect", "shapes-segment")
+
+
+def load_workload(
+    section: dict[str, Any], base_dir: Path, results_dir: Path | None = None
+) -> Workload:
     """Build the workload described by a job file's ``[workload]`` table.
 
-    Relative paths are resolved against ``base_dir`` (the job file's directory). Bad input raises
-    :class:`UsageError` naming the field (``workload.model``) and what was expected.
+    Relative paths are resolved against ``base_dir`` (the job file's directory); the embedded
+    shapes demos write their data set under ``results_dir`` (default ``results/``). Bad input
+    raises :class:`UsageError` naming the field (``workload.model``) and what was expected.
     """
     if not isinstance(section, dict):
         raise UsageError(f"`workload`: expected a table, got {section!r}")
@@ -78,18 +85,18 @@ def load_workload(section: dict[str, Any], base_dir: Path) -> Workload:
             f"allowed fields: {', '.join(sorted(_KEYS[kind]))}"
         )
     base_dir = Path(base_dir)
-    workload = _make(kind, section, base_dir)
+    workload = _make(kind, section, base_dir, Path(results_dir or "results"))
     data = section.get("data")
     if isinstance(data, dict) and "slices" in data:
         workload.slices_file = parse_data_config({"slices": data["slices"]}, base_dir).slices
     return workload
 
 
-def _make(kind: str, section: dict[str, Any], base_dir: Path) -> Workload:
+def _make(kind: str, section: dict[str, Any], base_dir: Path, results_dir: Path) -> Workload:
     if kind == "name":
-        if section["name"] != "digits":
+        if section["name"] not in EMBEDDED:
             raise UsageError(
-                f'`workload.name`: expected "digits" (the embedded workload), '
+                f"`workload.name`: expected one of the embedded workloads {list(EMBEDDED)}, "
                 f"got {section['name']!r}; use `model` or `onnx` for your own model"
             )
         data = section.get("data", {})
@@ -101,19 +108,45 @@ def _make(kind: str, section: dict[str, Any], base_dir: Path) -> Workload:
                 f"`workload.data.{extra[0]}`: the embedded workload brings its own data; "
                 "only `slices` may be given"
             )
-        return DigitsWorkload()
-    data = parse_data_config(section.get("data"), base_dir, task_name(section))
-    if kind == "model":
-        from workloads.torchvision_models import TorchvisionWorkload, check_model_section
+        if section["name"] != "digits":
+            from workloads.shapes_workload import ShapesWorkload
 
-        model, weights, num_classes = check_model_section(section, base_dir)
-        return TorchvisionWorkload(model, weights, num_classes, data)
+            return ShapesWorkload(section["name"], results_dir)
+        return DigitsWorkload()
+    if kind == "model":
+        return _torchvision(section, base_dir)
+    data = parse_data_config(section.get("data"), base_dir, task_name(section))
     from workloads.onnx_file import OnnxWorkload
 
     onnx_path = _path_field(section, "onnx", base_dir)
     onnx_workload = OnnxWorkload(onnx_path, data, section)
     onnx_workload.task  # noqa: B018 - validates the task's fields now, before anything runs
     return onnx_workload
+
+
+def _torchvision(section: dict[str, Any], base_dir: Path) -> Workload:
+    """A torchvision classifier, detector or segmenter; the architecture decides the task."""
+    from workloads import torchvision_dense as dense
+    from workloads.torchvision_models import (
+        ARCHITECTURES,
+        TorchvisionWorkload,
+        check_model_section,
+    )
+
+    known = (*ARCHITECTURES, *dense.DETECTORS, *dense.SEGMENTERS)
+    arch, weights, num_classes = check_model_section(section, base_dir, known)
+    if arch in ARCHITECTURES:
+        extra = sorted(k for k in section if k in TASK_FIELDS and k != "task")
+        if section.get("task", "classification") != "classification" or extra:
+            field = extra[0] if extra else "task"
+            raise UsageError(f"`workload.{field}`: {arch} is a classifier (task classification)")
+        data = parse_data_config(section.get("data"), base_dir)
+        return TorchvisionWorkload(arch, weights, num_classes, data)
+    task = "detection" if arch in dense.DETECTORS else "segmentation"
+    data = parse_data_config(section.get("data"), base_dir, task)
+    workload = dense.TorchvisionDenseWorkload(arch, weights, num_classes, data, section)
+    workload.task  # noqa: B018 - validates the task's fields now, before anything runs
+    return workload
 
 
 def _path_field(section: dict[str, Any], key: str, base_dir: Path) -> Path:

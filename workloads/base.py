@@ -201,7 +201,12 @@ def hash_file(path: Path) -> str:
 
 Builder = Callable[..., "nn.Module"]
 _BUILDERS: dict[str, Builder] = {}
-_BUILDER_MODULES = ("workloads.digits", "workloads.torchvision_models")
+_BUILDER_MODULES = (
+    "workloads.digits",
+    "workloads.torchvision_models",
+    "workloads.torchvision_dense",
+    "workloads.shapes_workload",
+)
 
 
 def register_builder(name: str) -> Callable[[Builder], Builder]:

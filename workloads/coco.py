@@ -141,7 +141,7 @@ def ground_truth(
     """A COCO ground-truth document: ``images`` as (id, height, width); per image its boxes
     (xyxy, pixels), category ids and optional iscrowd flags."""
     doc_images = [{"id": i, "height": h, "width": w} for i, h, w in images]
-    anns = []
+    anns: list[dict[str, Any]] = []
     for (image_id, _, _), b, lab, cr in zip(
         images, boxes, labels, crowd or [None] * len(images), strict=True
     ):

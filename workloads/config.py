@@ -75,9 +75,7 @@ class DataConfig:
         }
 
 
-def parse_data_config(
-    section: Any, base_dir: Path, task: str = "classification"
-) -> DataConfig:
+def parse_data_config(section: Any, base_dir: Path, task: str = "classification") -> DataConfig:
     """Validate ``[workload.data]`` (None = synthetic inputs). Paths resolve against base_dir.
 
     ``task`` sets what the data must hold: ImageFolder classes (classification), a COCO file
@@ -106,7 +104,7 @@ def parse_data_config(
             continue
         if owner != task:
             raise UsageError(
-                f"`workload.data.{key}`: only for `task = \"{owner}\"` (this workload's task "
+                f'`workload.data.{key}`: only for `task = "{owner}"` (this workload\'s task '
                 f"is {task!r})"
             )
         reader = _file if kind == "file" else _directory

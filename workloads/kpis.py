@@ -208,7 +208,7 @@ def resolve_classes(classes: tuple[Any, ...], data: WorkloadData) -> tuple[int, 
         elif isinstance(c, str) and c in names:
             out.append(names.index(c))
         else:
-            known = names or list(range(data.num_classes))
+            known: list[Any] = list(names) or list(range(data.num_classes))
             raise UsageError(
                 f"`evaluation.positive_classes`: {c!r} is not a class of this workload "
                 f"(class indices 0..{data.num_classes - 1}"

@@ -175,7 +175,7 @@ class OnnxWorkload(Workload):
     def recipe(self) -> dict[str, Any]:
         from workloads.imagefolder import data_fingerprint
 
-        recipe = {
+        recipe: dict[str, Any] = {
             "workload": "onnx",
             "onnx_sha256": hash_file(self.path),
             "data": data_fingerprint(self.data_config),

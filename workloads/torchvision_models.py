@@ -45,14 +45,13 @@ def torchvision_model(arch: str, num_classes: int) -> nn.Module:
 
 
 def check_model_section(
-    section: dict[str, Any], base_dir: Path
+    section: dict[str, Any], base_dir: Path, known: tuple[str, ...] = tuple(ARCHITECTURES)
 ) -> tuple[str, Path | None, int | None]:
-    """Validate ``model``, ``weights`` and ``num_classes`` of a ``[workload]`` table."""
+    """Validate ``model`` (one of ``known``), ``weights`` and ``num_classes`` of a
+    ``[workload]`` table."""
     arch = section["model"]
-    if arch not in ARCHITECTURES:
-        raise UsageError(
-            f"`workload.model`: expected one of {', '.join(ARCHITECTURES)}, got {arch!r}"
-        )
+    if arch not in known:
+        raise UsageError(f"`workload.model`: expected one of {', '.join(known)}, got {arch!r}")
     weights = None
     if "weights" in section:
         value = section["weights"]

@@ -1,9 +1,13 @@
-"""`farm gate`: CI gate on budgets and regressions. Exit 0 pass, 1 fail, 2 bad input."""
+"""`farm gate`: CI gate on budgets and regressions. Exit 0 pass, 1 fail, 2 bad input.
+
+Latency regressions are confirmed before they fail the gate: both artifacts re-measured,
+interleaved, on one node serving the target (:mod:`farm.confirm`, docs/ci.md)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,6 +16,7 @@ from farm.store import Store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from farm.confirm import DEFAULT_DRIFT, DEFAULT_LIMIT, DEFAULT_MAX_ROUNDS
     from farm.gate import DEFAULT_ACCURACY_TOLERANCE
     from farm.significance import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
@@ -40,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"accuracy drop that counts as a regression (default {DEFAULT_ACCURACY_TOLERANCE})",
     )
     parser.add_argument(
+        "--kpi-tolerance",
+        action="append",
+        metavar="NAME=VALUE",
+        help="largest change of a release KPI in its bad direction that is not a regression, "
+        "e.g. ece=0.02 (repeatable; defaults in docs/ci.md)",
+    )
+    parser.add_argument(
         "--confidence", type=float, help="confidence of the tail-latency bound (default: budget's)"
     )
     parser.add_argument(
@@ -52,6 +64,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="compare even when the measurement contracts differ",
     )
+    confirm = parser.add_argument_group(
+        "confirmation", "re-measuring both artifacts, interleaved, before a latency verdict"
+    )
+    confirm.add_argument(
+        "--no-confirm",
+        action="store_true",
+        help="judge latency on the stored samples alone (the store-only rule; no re-measurement)",
+    )
+    confirm.add_argument(
+        "--baseline-artifacts",
+        metavar="DIR",
+        help="folder holding the baseline's artifacts (`farm export --with-artifacts DIR`); "
+        "default: the folder the export file records, then this store's artifact cache",
+    )
+    confirm.add_argument("--address", help="Ray cluster to measure on (default: start one here)")
+    confirm.add_argument(
+        "--drift",
+        type=float,
+        default=DEFAULT_DRIFT,
+        help="between-job drift the stored numbers may carry: configurations whose stored "
+        f"slowdown is above threshold - drift are re-measured (default {DEFAULT_DRIFT})",
+    )
+    confirm.add_argument(
+        "--confirm-rounds",
+        type=int,
+        default=DEFAULT_MAX_ROUNDS,
+        help="at most this many interleaved rounds per configuration "
+        f"(default {DEFAULT_MAX_ROUNDS})",
+    )
+    confirm.add_argument(
+        "--confirm-limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        help="re-measure at most this many configurations, largest stored slowdown first "
+        f"(default {DEFAULT_LIMIT})",
+    )
     parser.add_argument("--markdown", help="write a GitHub-flavoured markdown summary here")
     parser.add_argument("--junit", help="write JUnit XML here")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
@@ -59,6 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from farm.budget import load_budget
+    from farm.confirm import Confirmer, ConfirmOptions, min_rounds
     from farm.gate import (
         GateOptions,
         Snapshot,
@@ -67,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         render_text,
         run_gate,
     )
+    from farm.kpi_gate import parse_tolerances
 
     if args.budget is None and args.baseline is None and args.baseline_file is None:
         raise UsageError("nothing to check: give --budget, --baseline or --baseline-file")
@@ -76,6 +126,22 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--alpha: expected a number in (0, 1), got {args.alpha}")
     if args.confidence is not None and not 0.5 <= args.confidence < 1:
         raise UsageError(f"--confidence: expected a number in [0.5, 1), got {args.confidence}")
+    if args.drift < 0:
+        raise UsageError(f"--drift: expected a fraction >= 0, got {args.drift}")
+    if args.confirm_rounds < min_rounds(args.alpha):
+        raise UsageError(
+            f"--confirm-rounds: expected at least {min_rounds(args.alpha)} (the fewest rounds "
+            f"with a {1 - args.alpha:.0%} interval of the median at --alpha {args.alpha:g}), "
+            f"got {args.confirm_rounds}"
+        )
+    if args.confirm_limit < 1:
+        raise UsageError(f"--confirm-limit: expected at least 1, got {args.confirm_limit}")
+    artifacts = Path(args.baseline_artifacts) if args.baseline_artifacts else None
+    if artifacts is not None and not artifacts.is_dir():
+        raise UsageError(
+            f"--baseline-artifacts {artifacts}: not a folder (expected the DIR of "
+            "`farm export --with-artifacts DIR`)"
+        )
     budget = load_budget(args.budget) if args.budget else None
     store = Store(args.db)
     candidate = Snapshot.from_store(store, args.candidate)
@@ -89,11 +155,26 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         alpha=args.alpha,
         accuracy_tolerance=args.accuracy_tolerance,
+        kpi_tolerances=parse_tolerances(args.kpi_tolerance),
         confidence=args.confidence,
         allow_different_env=args.allow_different_env,
         allow_different_contract=args.allow_different_contract,
     )
-    result = run_gate(candidate, budget, baseline, options)
+    confirmer = None
+    if baseline is not None and not args.no_confirm:
+        confirm_options = ConfirmOptions(
+            drift=args.drift,
+            max_rounds=args.confirm_rounds,
+            limit=args.confirm_limit,
+            baseline_artifacts=artifacts,
+            address=args.address,
+        )
+        confirmer = Confirmer(candidate, baseline, confirm_options, store, _progress)
+    try:
+        result = run_gate(candidate, budget, baseline, options, confirmer)
+    finally:
+        if confirmer is not None:
+            confirmer.close()
     if args.markdown:
         _write(args.markdown, render_markdown(result))
     if args.junit:
@@ -104,6 +185,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render_text(result))
     return 0 if result.passed else 1
+
+
+def _progress(line: str) -> None:
+    """Confirmation progress, on stderr so that stdout stays the verdict (or the JSON)."""
+    print(f"farm gate: {line}", file=sys.stderr, flush=True)
 
 
 def _write(path: str, text: str) -> None:

@@ -2,7 +2,8 @@
 
 Job ids and names are what people copy into every other command, so they are never cut: the
 table drops or shortens the other columns first to fit the terminal (and folds an id only when
-it alone is wider than the terminal). ``--json`` prints every column.
+it alone is wider than the terminal). ``--json`` prints every column, and per job where its
+trials' time went (``trial_time``).
 """
 
 from __future__ import annotations
@@ -61,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
     from farm.api import open_store
     from farm.display import make_console
 
-    jobs = open_store(args.db).job_list()
+    store = open_store(args.db)
+    jobs = store.job_list()
     if args.json:
+        times = store.trial_times()
+        for job in jobs:  # where the trials' time went (docs/measurement.md, trial time)
+            job["trial_time"] = times.get(job["job_id"])
         print(json.dumps(jobs, default=str, indent=2))
         return 0
     print_jobs(make_console(), jobs)

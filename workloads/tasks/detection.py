@@ -55,6 +55,13 @@ class Detections:
         keep = self.scores >= score
         return Detections(self.boxes[keep], self.scores[keep], self.labels[keep])
 
+    def with_area(self) -> Detections:
+        """Only the boxes of positive width and height (clipping to the image can flatten a box
+        to a line, which no box can overlap: not a detection anything could reproduce)."""
+        b = self.boxes.reshape(-1, 4)
+        keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        return Detections(b[keep], self.scores[keep], self.labels[keep])
+
 
 @dataclass(frozen=True)
 class Detection(Task):
@@ -258,10 +265,14 @@ def class_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou: fl
     if len(scores) == 0:
         return np.zeros(0, dtype=np.int64)
     xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
-    kept = cv2.dnn.NMSBoxesBatched(
-        xywh.astype(np.float64), scores.astype(np.float32), labels.astype(np.int32), 0.0, iou
+    found = cv2.dnn.NMSBoxesBatched(
+        xywh.astype(np.float64),  # type: ignore[arg-type]  # OpenCV takes arrays
+        scores.astype(np.float32),  # type: ignore[arg-type]
+        labels.astype(np.int32),  # type: ignore[arg-type]
+        0.0,
+        iou,
     )
-    kept = np.asarray(kept, dtype=np.int64).reshape(-1)
+    kept = np.asarray(found, dtype=np.int64).reshape(-1)
     return kept[np.argsort(-scores[kept], kind="stable")]
 
 
@@ -322,7 +333,7 @@ def fidelity(
     """mAP of ``predictions`` against the reference's confident detections as ground truth."""
     from workloads import coco
 
-    truth = [r.above(FIDELITY_SCORE) for r in reference]
+    truth = [r.above(FIDELITY_SCORE).with_area() for r in reference]
     if sum(len(t) for t in truth) == 0:
         # Nothing to find: a candidate that finds nothing above the same score agrees fully.
         agree = float(all(len(p.above(FIDELITY_SCORE)) == 0 for p in predictions))

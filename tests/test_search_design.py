@@ -1,0 +1,115 @@
+"""A search that finds the optimum (issue 12, part 3): every study starts with its baseline and a
+one-factor-at-a-time screening design (``farm.space.screening_design``) before its sampler.
+
+Engine logic, tested with a real Optuna study and no Ray.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import optuna
+
+from farm.engine import JobRunner, Study
+from farm.space import baseline_params, initial_points, plan, screening_design, target_space
+from farm.spec import parse_job
+
+KNOBS = {
+    "quantize_nncf.preset": ["performance", "mixed"],
+    "quantize_nncf.keep_float_layers": [0, 1, 2],
+    "runtime.performance_hint": ["LATENCY", "THROUGHPUT"],
+}
+
+
+def job(target: str = "cpu-openvino", **search: Any) -> Any:
+    raw = {
+        "name": "design",
+        "targets": [target],
+        "workload": {"model": "resnet18"},
+        "search": {
+            "precision": ["fp32", "bf16", "int8"],
+            "batch_size": [1, 4],
+            "threads": [1, 2],
+            "knobs": KNOBS if target == "cpu-openvino" else {},
+            **search,
+        },
+    }
+    return parse_job(raw, source="design.toml")
+
+
+def differences(a: dict[str, Any], b: dict[str, Any]) -> set[str]:
+    return {k for k in a if a[k] != b[k]}
+
+
+def test_each_design_point_changes_one_knob_of_the_baseline_or_of_its_int8_point() -> None:
+    space = target_space(job(), "cpu-openvino", max_threads=2)
+    base = baseline_params(space)
+    int8 = {**base, "precision": "int8"}
+    design = screening_design(space, "cpu-openvino")
+    assert len(design) == len({tuple(sorted(p.items())) for p in design})  # no repeats
+    for point in design:
+        assert len(differences(point, base)) == 1 or len(differences(point, int8)) == 1, point
+    # every value of every knob is measured once the design is done
+    for knob, dist in space.items():
+        seen = {base[knob], *(p[knob] for p in design)}
+        assert seen == set(getattr(dist, "choices", ())), knob
+
+
+def test_the_design_measures_artifacts_at_batch_1_before_runtime_options() -> None:
+    space = target_space(job(), "cpu-openvino", max_threads=2)
+    design = screening_design(space, "cpu-openvino")
+    first_runtime = next(i for i, p in enumerate(design) if p["precision"] == "fp32")
+    artifacts, runtime = design[:first_runtime], design[first_runtime:]
+    assert [p["precision"] for p in artifacts[:2]] == ["bf16", "int8"]  # precisions first
+    assert all(p["batch_size"] == 1 and p["threads"] == 2 for p in artifacts)
+    assert all(p["precision"] == "fp32" for p in runtime)
+    assert {p["batch_size"] for p in runtime} == {1, 4}
+
+
+def test_quantizer_knobs_are_varied_only_at_int8() -> None:
+    # a target with a quantizer, a job without int8: nothing of the quantizer is varied
+    space = target_space(job(precision=["fp32", "bf16"]), "cpu-openvino", max_threads=2)
+    assert "quantize_nncf.preset" not in space
+    assert all(p["precision"] != "int8" for p in screening_design(space, "cpu-openvino"))
+
+
+def studied(spec: Any, seen: set[str] | None = None) -> tuple[Any, Study]:
+    """A JobRunner with one real Optuna study and no cluster: what ``_enqueue_first_points``
+    reads."""
+    runner = JobRunner.__new__(JobRunner)
+    runner.spec = spec
+    runner.workload = SimpleNamespace(recipe_hash="w", allows_torch_transforms=True)  # type: ignore[assignment]
+    target = spec.targets[0]
+    space = target_space(spec, target, max_threads=2)
+    s = Study(target, optuna.create_study(directions=["maximize"] * 3), space, budget=100)
+    s.seen = set(seen or ())
+    return runner, s
+
+
+def asked_in_order(s: Study, count: int) -> list[dict[str, Any]]:
+    out = []
+    for _ in range(count):
+        trial = s.study.ask(s.space)
+        out.append(dict(trial.params))
+        s.study.tell(trial, [1.0, 1.0, 1.0])
+    return out
+
+
+def test_a_study_asks_its_baseline_then_the_design() -> None:
+    spec = job()
+    runner, s = studied(spec)
+    runner._enqueue_first_points(s)
+    points = initial_points(s.space, s.target)
+    assert asked_in_order(s, len(points)) == points
+    assert points[0] == baseline_params(s.space)
+
+
+def test_a_resumed_study_skips_what_it_measured() -> None:
+    spec = job("cpu-onnxruntime")
+    space = target_space(spec, "cpu-onnxruntime", max_threads=2)
+    points = initial_points(space, "cpu-onnxruntime")
+    measured = {plan(spec, "cpu-onnxruntime", p, "w").content_hash for p in points[:3]}
+    runner, s = studied(spec, measured)
+    runner._enqueue_first_points(s)
+    assert asked_in_order(s, len(points) - 3) == points[3:]

@@ -1,0 +1,568 @@
+"""Torchvision detectors and segmenters as farm models: tensor-only I/O, the user's weights,
+and the ONNX helpers for exported detectors."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from farm.errors import UsageError
+from optimizers import graph
+from workloads import torchvision_dense as td
+from workloads.torchvision_models import load_state_dict_file
+
+DET = "ssdlite320_mobilenet_v3_large"  # the fastest detector to build and run
+SEG = "lraspp_mobilenet_v3_large"
+#: Random SSDlite weights give every class the same softmax score (1 / classes), so all
+#: candidates pass the 0.001 threshold and NMS cost grows with the class count: keep it small.
+FEW = 3
+
+
+def _plain_detector(arch: str, num_classes: int, seed: int = 1) -> Any:
+    """What a user fine-tunes and saves: the plain torchvision model (no farm wrapper)."""
+    import torch
+    from torchvision.models import detection
+
+    torch.manual_seed(seed)
+    model = getattr(detection, arch)(weights=None, weights_backbone=None, num_classes=num_classes)
+    return model.eval()
+
+
+def _save(state: dict[str, Any], path: Path) -> Path:
+    import torch
+
+    torch.save(state, path)
+    return path
+
+
+def _image(h: int, w: int, seed: int = 0) -> Any:
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 3, h, w, generator=g) * 0.3 + 0.2
+    x[:, :, h // 4 : h // 2, w // 3 : 2 * w // 3] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]
+    return x
+
+
+@pytest.fixture(scope="module")
+def ssdlite() -> Any:
+    """One random SSDlite at a non-square input size, shared by the read-only tests."""
+    return td.build_detector(DET, FEW, [128, 192])
+
+
+def test_importing_the_module_does_not_import_torch() -> None:
+    code = (
+        "import sys, workloads.torchvision_dense as m; "
+        "assert 'torch' not in sys.modules, 'torch imported'; "
+        "assert set(m.DETECTORS) and set(m.SEGMENTERS)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+def test_detector_outputs_boxes_scores_labels_in_input_pixels(ssdlite: Any) -> None:
+    import torch
+
+    h, w = 128, 192
+    model = ssdlite
+    seen: list[tuple[int, ...]] = []
+    hook = model.model.backbone.register_forward_pre_hook(
+        lambda m, args: seen.append(args[0].shape)
+    )
+    with torch.no_grad():
+        boxes, scores, labels = model(_image(h, w))
+    hook.remove()
+    # no resize inside the model: the backbone sees the input size
+    assert seen == [(1, 3, h, w)]
+    n = boxes.shape[0]
+    assert 0 < n <= td.DEFAULT_DETECTIONS_PER_IMG
+    assert boxes.shape == (n, 4) and boxes.dtype == torch.float32
+    assert scores.shape == (n,) and scores.dtype == torch.float32
+    assert labels.shape == (n,) and labels.dtype == torch.int64
+    assert bool((boxes[:, 0] >= 0).all() and (boxes[:, 2] <= w).all())
+    assert bool((boxes[:, 1] >= 0).all() and (boxes[:, 3] <= h).all())
+    assert bool((boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all())
+    assert bool((scores >= td.DEFAULT_SCORE_THRESH).all() and (scores <= 1).all())
+    assert bool(((labels >= 1) & (labels < FEW)).all())  # 0 is background, never predicted
+    assert not model.training
+    assert model.builder_kwargs == {
+        "arch": DET,
+        "num_classes": FEW,
+        "input_size": [h, w],
+        "score_thresh": td.DEFAULT_SCORE_THRESH,
+        "detections_per_img": td.DEFAULT_DETECTIONS_PER_IMG,
+        "frozen_bn": False,
+    }
+
+
+def test_detector_rejects_other_input_sizes_and_batches(ssdlite: Any) -> None:
+    import torch
+
+    with pytest.raises(ValueError, match=r"expected an input of shape \(1, 3, 128, 192\)"):
+        ssdlite(torch.zeros(1, 3, 192, 128))
+    with pytest.raises(ValueError, match=r"got \(2, 3, 128, 192\)"):
+        ssdlite(torch.zeros(2, 3, 128, 192))
+
+
+def test_detector_post_processing_settings_are_applied() -> None:
+    import torch
+
+    arch = "fasterrcnn_mobilenet_v3_large_320_fpn"  # two-stage: the settings live on roi_heads
+    model: Any = td.build_detector(arch, FEW, [128, 128], score_thresh=0.2, detections_per_img=7)
+    heads = model.model.roi_heads
+    assert heads.score_thresh == 0.2 and heads.detections_per_img == 7
+    with torch.no_grad():
+        _, scores, _ = model(_image(128, 128))
+    assert 0 < len(scores) <= 7 and bool((scores > 0.2).all())
+    single: Any = td.build_detector(DET, FEW, [128, 128], score_thresh=0.3, detections_per_img=5)
+    assert single.model.score_thresh == 0.3 and single.model.detections_per_img == 5
+
+
+def test_detector_weights_round_trip_match_the_plain_torchvision_model(tmp_path: Path) -> None:
+    """The user's file is the plain model's state_dict; outputs equal torchvision's own, and the
+    wrapper's state_dict rebuilds through the registered builder (the artifact path)."""
+    import torch
+
+    from farm.artifact import Artifact
+    from workloads.base import build_module, state_dict_bytes
+
+    plain = _plain_detector(DET, FEW)
+    plain.detections_per_img = td.DEFAULT_DETECTIONS_PER_IMG
+    path = _save(plain.state_dict(), tmp_path / "ssd.pt")
+    state = load_state_dict_file(path)
+    assert td.num_classes_from_state(DET, state) == FEW
+
+    model = td.build_detector(DET, FEW, [320, 320], state, source=path)
+    x = _image(320, 320)  # torchvision's own SSDlite input size: its resize is then the identity
+    with torch.no_grad():
+        expected = plain([x[0]])[0]
+        boxes, scores, labels = model(x)
+    assert torch.equal(boxes, expected["boxes"])
+    assert torch.equal(scores, expected["scores"])
+    assert torch.equal(labels, expected["labels"])
+
+    artifact = Artifact(
+        "torch-state",
+        {"state_dict.pt": state_dict_bytes(model)},
+        {"builder": model.builder_name, "builder_kwargs": model.builder_kwargs},
+    )
+    rebuilt = build_module(artifact)
+    with torch.no_grad():
+        again = rebuilt(x)
+    assert all(torch.equal(a, b) for a, b in zip(again, (boxes, scores, labels), strict=True))
+
+
+def test_random_weights_are_seeded_and_leave_the_global_rng_alone() -> None:
+    import torch
+
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = td.build_segmenter(SEG, 3)
+    after = torch.rand(1)
+    b = td.build_segmenter(SEG, 3)
+    assert torch.equal(before, after)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_segmenter_outputs_logits_at_input_size_and_round_trips(tmp_path: Path) -> None:
+    import torch
+    from torchvision.models import segmentation
+
+    torch.manual_seed(2)
+    plain = segmentation.lraspp_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=4
+    ).eval()
+    path = _save(plain.state_dict(), tmp_path / "lraspp.pt")
+    state = load_state_dict_file(path)
+    assert td.num_classes_from_state(SEG, state) == 4
+    model = td.build_segmenter(SEG, 4, state, source=path)
+    x = torch.randn(2, 3, 96, 128)
+    with torch.no_grad():
+        logits = model(x)
+        expected = plain(x)["out"]
+    assert logits.shape == (2, 4, 96, 128) and logits.dtype == torch.float32
+    assert torch.equal(logits, expected)
+    assert set(model.state_dict()) == {f"model.{k}" for k in plain.state_dict()}
+    # the wrapper pickles (its class is reachable from the module)
+    clone = pickle.loads(pickle.dumps(model))
+    with torch.no_grad():
+        assert torch.equal(clone(x), logits)
+
+
+def test_segmenter_weights_with_an_aux_head_load_and_the_aux_head_is_dropped(
+    tmp_path: Path,
+) -> None:
+    import torch
+    from torchvision.models import segmentation
+
+    arch = "deeplabv3_mobilenet_v3_large"
+    torch.manual_seed(3)
+    plain = segmentation.deeplabv3_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=3, aux_loss=True
+    ).eval()
+    state = plain.state_dict()
+    assert any(k.startswith("aux_classifier.") for k in state)
+    model: Any = td.build_segmenter(arch, 3, state, source=tmp_path / "deeplab.pt")
+    assert model.model.aux_classifier is None
+    assert not any("aux_classifier" in k for k in model.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x), plain(x)["out"])
+
+
+def test_weights_fine_tuned_from_pretrained_get_frozen_batchnorm() -> None:
+    """torchvision builds Faster R-CNN's backbone with FrozenBatchNorm2d (eps 1e-5, no
+    num_batches_tracked) when given pretrained weights; such weights load exactly."""
+    from unittest import mock
+
+    import torch
+    from torchvision.models import MobileNet_V3_Large_Weights, detection
+    from torchvision.models.detection import faster_rcnn
+    from torchvision.ops import FrozenBatchNorm2d
+
+    arch = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    real = faster_rcnn.mobilenet_v3_large
+    # what `weights_backbone=IMAGENET1K_V1` builds, without downloading anything
+    with mock.patch.object(
+        faster_rcnn, "mobilenet_v3_large", lambda weights, **kw: real(weights=None, **kw)
+    ):
+        torch.manual_seed(4)
+        plain = detection.fasterrcnn_mobilenet_v3_large_320_fpn(
+            weights=None, weights_backbone=MobileNet_V3_Large_Weights.IMAGENET1K_V1, num_classes=3
+        ).eval()
+    state = plain.state_dict()
+    assert not any(k.endswith("num_batches_tracked") for k in state)
+    model: Any = td.build_detector(arch, 3, [128, 128], state)
+    assert model.builder_kwargs["frozen_bn"] is True
+    assert any(isinstance(m, FrozenBatchNorm2d) for m in model.model.backbone.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.model.backbone.modules())
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        got, expected = model.model.backbone(x), plain.backbone(x)
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+    # weights of a model trained from scratch keep ordinary BatchNorm
+    fresh: Any = td.build_detector(arch, 3, [128, 128])
+    again: Any = td.build_detector(arch, 3, [128, 128], fresh.model.state_dict())
+    assert again.builder_kwargs["frozen_bn"] is False
+
+
+def test_weights_of_another_architecture_name_the_field_the_file_and_the_keys(
+    tmp_path: Path,
+) -> None:
+    import torch
+    from torchvision.models import segmentation
+
+    torch.manual_seed(5)
+    lraspp = segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None)
+    path = _save(lraspp.state_dict(), tmp_path / "lraspp.pt")
+    state = load_state_dict_file(path)
+    with pytest.raises(UsageError) as info:
+        td.build_segmenter("deeplabv3_mobilenet_v3_large", 21, state, source=path)
+    message = str(info.value)
+    assert message.startswith("`workload.weights`: ")
+    assert str(path) in message and "'deeplabv3_mobilenet_v3_large'" in message
+    assert "missing keys ['classifier.0.convs.0.0.weight'" in message
+    assert "unexpected keys ['classifier.cbr.0.weight'" in message
+
+
+def test_weights_with_another_class_count_name_the_mismatched_shape(tmp_path: Path) -> None:
+    arch = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    plain = _plain_detector(arch, 6)
+    path = _save(plain.state_dict(), tmp_path / "frcnn6.pt")
+    with pytest.raises(
+        UsageError, match=r"`workload\.weights`: .*frcnn6\.pt .*shape mismatch"
+    ) as e:
+        td.build_detector(arch, 4, [128, 128], load_state_dict_file(path), source=path)
+    assert "roi_heads.box_predictor.cls_score.weight: file (6, 1024) vs model (4, 1024)" in str(
+        e.value
+    )
+
+
+def test_a_pickled_model_is_refused_by_the_shared_loader(tmp_path: Path) -> None:
+    import torch
+
+    path = tmp_path / "whole-model.pt"
+    torch.save(td.build_segmenter(SEG, 2), path)
+    with pytest.raises(UsageError, match=r"`workload.weights`: .*whole-model.pt is not a plain"):
+        load_state_dict_file(path)
+
+
+def test_num_classes_from_state() -> None:
+    import torch
+
+    assert td.num_classes_from_state(DET, {}) is None
+    rows = {"head.classification_head.module_list.0.1.weight": torch.zeros(6 * 11, 8, 1, 1)}
+    assert td.num_classes_from_state(DET, rows) == 11
+    bad = {"head.classification_head.module_list.0.1.weight": torch.zeros(13, 8, 1, 1)}
+    with pytest.raises(UsageError, match=r"13 rows, not a multiple of the 6 anchors"):
+        td.num_classes_from_state(DET, bad)
+    retina = {"head.classification_head.cls_logits.weight": torch.zeros(9 * 91, 256, 3, 3)}
+    assert td.num_classes_from_state("retinanet_resnet50_fpn_v2", retina) == 91
+    fcn = {"classifier.4.weight": torch.zeros(21, 512, 1, 1)}
+    assert td.num_classes_from_state("fcn_resnet50", fcn) == 21
+    with pytest.raises(UsageError, match=r"`workload.model`: expected one of .*got 'yolo'"):
+        td.num_classes_from_state("yolo", {})
+
+
+@pytest.mark.parametrize(
+    "arch",
+    ["fasterrcnn_mobilenet_v3_large_320_fpn", "deeplabv3_mobilenet_v3_large", SEG, DET],
+)
+def test_classes_key_of_each_spec_matches_torchvision(arch: str) -> None:
+    """The table's key and anchor count give back the class count the model was built with."""
+    model: Any = (
+        td.build_detector(arch, 7, [128, 128])
+        if arch in td.DETECTORS
+        else td.build_segmenter(arch, 7)
+    )
+    assert td.num_classes_from_state(arch, model.model.state_dict()) == 7
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["retinanet_resnet50_fpn_v2", "fcos_resnet50_fpn", "fcn_resnet50"])
+def test_classes_key_of_each_resnet50_spec_matches_torchvision(arch: str) -> None:
+    model: Any = (
+        td.build_detector(arch, 7, [128, 128])
+        if arch in td.DETECTORS
+        else td.build_segmenter(arch, 7)
+    )
+    assert td.num_classes_from_state(arch, model.model.state_dict()) == 7
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"arch": "yolov8n"}, r"`workload.model`: expected one of ssdlite320"),
+        ({"num_classes": 1}, r"`workload.num_classes`: expected an integer >= 2, got 1"),
+        ({"input_size": [128]}, r"`workload.input_size`: expected \[H, W\]"),
+        ({"input_size": [32, 128]}, r"integers in \[64, 2048\], got \[32, 128\]"),
+        ({"score_thresh": 1.5}, r"`score_thresh`: expected a number in \[0, 1\), got 1.5"),
+        ({"score_thresh": "0.1"}, r"`score_thresh`: expected a number in \[0, 1\), got '0.1'"),
+        ({"detections_per_img": 0}, r"`detections_per_img`: expected an integer >= 1"),
+    ],
+)
+def test_bad_builder_arguments(kwargs: dict[str, Any], message: str) -> None:
+    args: dict[str, Any] = {"arch": DET, "num_classes": 3, "input_size": [128, 128], **kwargs}
+    with pytest.raises(UsageError, match=message):
+        td.build_detector(**args)
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX helpers, on small hand-made graphs
+
+
+def _graph(nodes: list[Any], inputs: list[str], outputs: list[str]) -> Any:
+    from onnx import TensorProto, helper
+
+    def value(name: str) -> Any:
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n"])
+
+    graph = helper.make_graph(nodes, "g", [value(n) for n in inputs], [value(n) for n in outputs])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_postprocessing_nodes_are_those_that_feed_no_conv_or_matmul() -> None:
+    from onnx import helper
+
+    n = helper.make_node
+    model = _graph(
+        [
+            n("Sub", ["x", "mean"], ["xn"], name="normalise"),  # feeds the backbone
+            n("Conv", ["xn", "w1"], ["f"], name="backbone"),
+            n("Conv", ["f", "w2"], ["logits"], name="head"),
+            n("Sigmoid", ["logits"], ["s"], name="score"),
+            n("Mul", ["logits", "k"], ["deltas"], name="decode"),
+            n("TopK", ["s", "k8"], ["top", "idx"], name="topk"),
+            n("Gather", ["deltas", "idx"], ["rois"], name="gather"),
+            # two-stage: proposals enter RoIAlign's rois input, features its data input
+            n("RoIAlign", ["f", "rois", "bidx"], ["pooled"], name="roialign"),
+            n("Flatten", ["pooled"], ["flat"], name="flatten"),
+            n("MatMul", ["flat", "w3"], ["box_logits"], name="box_head"),
+            n("Softmax", ["box_logits"], ["probs"], name="softmax"),
+        ],
+        ["x", "mean", "w1", "w2", "k", "k8", "bidx", "w3"],
+        ["probs"],
+    )
+    assert graph.postprocessing_nodes(model) == ["score", "decode", "topk", "gather", "softmax"]
+
+
+def test_inline_empty_ifs_keeps_the_else_branch_and_the_outer_references() -> None:
+    import onnxruntime as ort
+    from onnx import TensorProto, checker, helper, numpy_helper
+
+    n = helper.make_node
+    empty = numpy_helper.from_array(np.zeros((0,), np.float32))
+    then_branch = helper.make_graph(
+        [n("Constant", [], ["e"], value=empty)],
+        "then",
+        [],
+        [helper.make_tensor_value_info("e", TensorProto.FLOAT, ["n"])],
+    )
+    else_branch = helper.make_graph(
+        [n("Add", ["x", "x"], ["twice"]), n("Mul", ["twice", "x"], ["out_else"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("out_else", TensorProto.FLOAT, ["n"])],
+    )
+    model = _graph(
+        [
+            n("Size", ["x"], ["size"], name="size"),
+            n(
+                "Constant",
+                [],
+                ["zero"],
+                name="zero",
+                value=numpy_helper.from_array(np.array(0, np.int64)),
+            ),
+            n("Equal", ["size", "zero"], ["is_empty"], name="eq"),
+            n(
+                "If",
+                ["is_empty"],
+                ["y"],
+                name="guard",
+                then_branch=then_branch,
+                else_branch=else_branch,
+            ),
+            n("Neg", ["y"], ["z"], name="after"),
+        ],
+        ["x"],
+        ["z"],
+    )
+    assert graph.inline_empty_ifs(model) == 1
+    checker.check_model(model)
+    assert "If" not in {node.op_type for node in model.graph.node}
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.array([1.0, 2.0], np.float32)
+    np.testing.assert_array_equal(session.run(None, {"x": x})[0], -(2 * x * x))
+    assert session.run(None, {"x": np.zeros((0,), np.float32)})[0].shape == (0,)
+    # an If whose then-branch does real work is left alone
+    model2 = _graph(
+        [n("If", ["c"], ["y"], name="real", then_branch=else_branch, else_branch=else_branch)],
+        ["c", "x"],
+        ["y"],
+    )
+    assert graph.inline_empty_ifs(model2) == 0
+
+
+@pytest.mark.slow
+def test_exported_detector_runs_on_onnxruntime_and_openvino_without_the_if(
+    tmp_path: Path,
+) -> None:
+    """The TorchScript ONNX export of a wrapped detector matches eager; with its empty-NMS ``If``
+    inlined, OpenVINO returns no detection when nothing passes the threshold (with the ``If`` it
+    returned one garbage row)."""
+    import warnings
+
+    import onnx
+    import onnxruntime as ort
+    import openvino as ov
+    import torch
+
+    def export(model: Any, path: Path) -> onnx.ModelProto:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (_image(160, 160),),
+                str(path),
+                dynamo=False,
+                opset_version=17,
+                input_names=["input"],
+                output_names=["boxes", "scores", "labels"],
+                dynamic_axes={k: {0: "n"} for k in ("boxes", "scores", "labels")},
+            )
+        proto = onnx.load(str(path))
+        assert graph.inline_empty_ifs(proto) == 1
+        return proto
+
+    model = td.build_detector(DET, FEW, [160, 160])
+    proto = export(model, tmp_path / "ssd.onnx")
+    post = set(graph.postprocessing_nodes(proto))
+    types = {node.op_type for node in proto.graph.node if node.name in post}
+    assert {"NonMaxSuppression", "TopK", "Softmax"} <= types and "Conv" not in types
+    x = _image(160, 160, seed=1)
+    with torch.no_grad():
+        ref_boxes, ref_scores, _ = model(x)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    boxes, scores, labels = session.run(None, {"input": x.numpy()})
+    assert boxes.shape == tuple(ref_boxes.shape) and labels.dtype == np.int64
+    np.testing.assert_allclose(np.sort(scores), np.sort(ref_scores.numpy()), atol=1e-5)
+
+    nothing = td.build_detector(DET, FEW, [160, 160], score_thresh=0.99)
+    proto = export(nothing, tmp_path / "none.onnx")
+    onnx.save(proto, str(tmp_path / "none-inlined.onnx"))
+    compiled = ov.Core().compile_model(
+        str(tmp_path / "none-inlined.onnx"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
+    )
+    result = compiled(x.numpy())
+    assert [result[o].shape[0] for o in compiled.outputs] == [0, 0, 0]
+
+
+@pytest.mark.slow
+def test_a_torchvision_detector_exported_by_the_user_is_scored_as_an_onnx_workload(
+    tmp_path: Path,
+) -> None:
+    """The user's path for a detector the farm did not build: SSDlite exported to ONNX in
+    torchvision's convention (``outputs = "boxes_scores_labels"``), letterboxed COCO images.
+    The farm's decoded detections are the eager model's on the same input, mapped back to the
+    original pixels; the reference scores itself as fidelity 1."""
+    import warnings
+
+    import onnxruntime as ort
+    import torch
+    from _dense_fixtures import write_squares
+
+    from farm.engine import reference_predictions
+    from workloads import load_workload
+
+    torch.manual_seed(0)
+    model = td.build_detector(DET, FEW, [160, 160])
+    with torch.no_grad():  # random SSDlite scores tie (1 / classes): spread them
+        for p in model.model.head.classification_head.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (torch.rand(1, 3, 160, 160),),
+                str(tmp_path / "ssd.onnx"),
+                dynamo=False,
+                opset_version=17,
+                input_names=["images"],
+                output_names=["boxes", "scores", "labels"],
+                dynamic_axes={k: {0: "n"} for k in ("boxes", "scores", "labels")},
+            )
+    write_squares(tmp_path / "val", n=6, size=(120, 160))  # letterboxed: 20 px bands
+    section = {
+        "onnx": "ssd.onnx",
+        "task": "detection",
+        "outputs": "boxes_scores_labels",
+        "input_size": [160, 160],
+        "letterbox": True,
+        "data": {"eval": "val/images", "eval_annotations": "val/instances.json"},
+    }
+    workload = load_workload(section, tmp_path)
+    data = workload.data()
+    ref = reference_predictions(workload.source_artifact(tmp_path), data, workload.task)
+    session = ort.InferenceSession(str(tmp_path / "ssd.onnx"), providers=["CPUExecutionProvider"])
+    boxes, scores, labels = session.run(None, {"images": data.eval.x[:1]})
+    with torch.no_grad():
+        eager = model(torch.from_numpy(data.eval.x[:1]))
+    np.testing.assert_allclose(np.sort(scores), np.sort(eager[1].numpy()), atol=1e-5)
+    kept = scores >= 0.001
+    expected = boxes[kept] - np.array([0, 20, 0, 20], np.float32)  # the letterbox band
+    expected = expected.clip(0, [160, 120, 160, 120])
+    got = ref[0]
+    np.testing.assert_array_equal(got.scores, scores[kept])
+    np.testing.assert_array_equal(got.labels, labels[kept])
+    np.testing.assert_allclose(got.boxes, expected, atol=1e-4)
+    metrics = workload.task.quality(ref, data.eval, ref, data)
+    assert metrics["map_vs_fp32"] == pytest.approx(1.0)
+    assert {"map", "map50", "ap/red", "ap/green"} <= set(metrics)
