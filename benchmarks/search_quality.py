@@ -435,7 +435,12 @@ def simulate(
     study = optuna.create_study(
         directions=["maximize", "minimize", "minimize"], sampler=make_sampler(run_spec, seed)
     )
-    first = initial_points(grid.space, grid.target) if screening else [baseline_params(grid.space)]
+    budget = min(spec.search.trials_per_target, grid.size)
+    first = (
+        initial_points(grid.space, grid.target, budget)
+        if screening
+        else [baseline_params(grid.space)]
+    )
     for point in first:
         study.enqueue_trial(point)
     rng = np.random.default_rng(seed)

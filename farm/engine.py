@@ -253,7 +253,7 @@ class JobRunner:
         """Queue what the study measures before its sampler proposes anything: the baseline,
         then the screening design (:func:`farm.space.initial_points`); a resumed study skips
         what it has already measured."""
-        for point in initial_points(s.space, s.target):
+        for point in initial_points(s.space, s.target, s.budget):
             candidate = plan(
                 self.spec,
                 s.target,

@@ -146,15 +146,16 @@ def screening_design(space: dict[str, BaseDistribution], target_name: str) -> li
     1 within the quality limit; varying one knob at a time first measures every knob's effect,
     the artifact knobs at the baseline's runtime options (batch 1, all threads), so the sampler
     combines knowns instead of guessing. The quantizer's knobs are varied around the int8 point
-    (at a float precision they do not exist). Order: precisions, the quantizer's knobs, the
-    other transforms' knobs, then the runtime's. Picked by ``benchmarks/search_quality.py``
+    (at a float precision they do not exist). Order: precisions, batch sizes (throughput and
+    cost, the fronts' other two axes, and no new build), the quantizer's knobs, the other
+    transforms' knobs, then the rest of the runtime's. Picked by ``benchmarks/search_quality.py``
     (``--simulate`` compares it with the samplers alone on the measured grid).
     """
     base = baseline_params(space)
     int8 = get_target(target_name).int8_transform
     quantizer = [k for k in space if int8 and k.startswith(f"{int8}.")]
-    runtime = ["batch_size", "threads", *(k for k in space if k.startswith(RUNTIME_PREFIX))]
-    transforms = [k for k in space if k not in {"precision", *quantizer, *runtime}]
+    runtime = ["threads", *(k for k in space if k.startswith(RUNTIME_PREFIX))]
+    transforms = [k for k in space if k not in {"precision", "batch_size", *quantizer, *runtime}]
     points: list[dict[str, Any]] = []
 
     def vary(center: dict[str, Any], knobs: list[str]) -> None:
@@ -164,16 +165,22 @@ def screening_design(space: dict[str, BaseDistribution], target_name: str) -> li
                 if point != base and point not in points:
                     points.append(point)
 
-    vary(base, ["precision"])
+    vary(base, ["precision", "batch_size"])
     if "int8" in getattr(space["precision"], "choices", ()):
         vary({**base, "precision": "int8"}, quantizer)
     vary(base, transforms + runtime)
     return points
 
 
-def initial_points(space: dict[str, BaseDistribution], target_name: str) -> list[dict[str, Any]]:
-    """What a study measures first, in order: the baseline, then the screening design."""
-    return [baseline_params(space), *screening_design(space, target_name)]
+def initial_points(
+    space: dict[str, BaseDistribution], target_name: str, budget: int | None = None
+) -> list[dict[str, Any]]:
+    """What a study measures first, in order: the baseline, then the screening design, cut to
+    half the study's ``budget`` (rounded up) so that its sampler always has the other half: a
+    small study would otherwise spend every trial on one-knob variations (a 9-trial digits
+    study never combined int8 with a large batch)."""
+    points = [baseline_params(space), *screening_design(space, target_name)]
+    return points if budget is None else points[: max(1, -(-budget // 2))]
 
 
 def plan(

@@ -56,15 +56,27 @@ def test_each_design_point_changes_one_knob_of_the_baseline_or_of_its_int8_point
         assert seen == set(getattr(dist, "choices", ())), knob
 
 
-def test_the_design_measures_artifacts_at_batch_1_before_runtime_options() -> None:
+def test_the_design_varies_precision_then_batch_then_the_artifacts_knobs() -> None:
     space = target_space(job(), "cpu-openvino", max_threads=2)
     design = screening_design(space, "cpu-openvino")
-    first_runtime = next(i for i, p in enumerate(design) if p["precision"] == "fp32")
-    artifacts, runtime = design[:first_runtime], design[first_runtime:]
-    assert [p["precision"] for p in artifacts[:2]] == ["bf16", "int8"]  # precisions first
-    assert all(p["batch_size"] == 1 and p["threads"] == 2 for p in artifacts)
-    assert all(p["precision"] == "fp32" for p in runtime)
-    assert {p["batch_size"] for p in runtime} == {1, 4}
+    assert [(p["precision"], p["batch_size"]) for p in design[:3]] == [
+        ("bf16", 1),
+        ("int8", 1),
+        ("fp32", 4),
+    ]
+    quantizer = [p for p in design[3:] if p["precision"] == "int8"]
+    assert quantizer and all(p["batch_size"] == 1 and p["threads"] == 2 for p in quantizer)
+    rest = design[3 + len(quantizer) :]
+    assert rest and all(p["precision"] == "fp32" and p["batch_size"] == 1 for p in rest)
+
+
+def test_the_design_takes_at_most_half_a_small_budget() -> None:
+    space = target_space(job(), "cpu-openvino", max_threads=2)
+    everything = initial_points(space, "cpu-openvino")
+    assert len(everything) > 5
+    assert initial_points(space, "cpu-openvino", budget=9) == everything[:5]
+    assert initial_points(space, "cpu-openvino", budget=1) == everything[:1]
+    assert initial_points(space, "cpu-openvino", budget=100) == everything
 
 
 def test_quantizer_knobs_are_varied_only_at_int8() -> None:
