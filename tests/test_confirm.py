@@ -10,6 +10,7 @@ The store-only fallback and the choice of configurations are tested in tests/tes
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -225,7 +226,9 @@ def test_identical_rerun_that_looks_30_percent_slower_passes_once_re_measured(
     out = capsys.readouterr().out
     assert code == 0, out
     assert "latency: ok (confirmed by re-measurement)" in out
-    assert "the store alone said REGRESSION +3" in out and "(between-job drift)" in out
+    # ~+30 %: the stored samples were scaled by np.median; the gate's median follows the
+    # contract's percentile method (an even count may give +29.9 %).
+    assert re.search(r"the store alone said REGRESSION \+(29|30)\.\d% \(between-job drift\)", out)
     assert "per-round ratios (p10, in order)" in out
 
     rows = Store(jobs.db).confirmations(jobs.inflated)
