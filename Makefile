@@ -16,11 +16,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/farm run farm/jobs/digits.toml
 
-# The suite without the tests marked `slow` (about 6 minutes on 2 cores).
+# The suite without the tests marked `slow` (about 5 minutes on 2 cores).
 test: $(STAMP)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-# Only the `slow` ones: real multi-node clusters, demo training, end-to-end dense jobs (~9 min).
+# Only the `slow` ones: real multi-node clusters, demo training, end-to-end dense jobs (~15 min).
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
