@@ -264,3 +264,36 @@ def build_module(artifact: Artifact) -> nn.Module:
     state = torch.load(io.BytesIO(artifact.files["state_dict.pt"]), weights_only=True)
     module.load_state_dict(state)
     return module.eval()
+
+
+def cached_training(
+    path: Path, train: Callable[[], tuple[bytes, dict[str, Any]]]
+) -> tuple[bytes, dict[str, Any]]:
+    """An embedded model's state and training report, from ``path`` (and ``path`` with the
+    ``.json`` suffix) or trained now by ``train()`` and written there atomically (readers never
+    see a torn file; two processes training at once both write whole files)."""
+    import json
+
+    report_path = path.with_suffix(".json")
+    if not path.exists():
+        state, report = train()
+        atomic_write(report_path, json.dumps(report, indent=2).encode())
+        atomic_write(path, state)
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    return path.read_bytes(), report
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename (no torn files for readers)."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -291,3 +291,26 @@ def synthetic_data(
         class_names=class_names,
         normalization=(pre.mean, pre.std),
     )
+
+
+def task_data(
+    task: str,
+    cfg: DataConfig,
+    pre: Preprocess,
+    num_classes: int,
+    section: dict[str, Any],
+) -> WorkloadData:
+    """A dense workload's data as its ``[workload.data]`` table describes it: synthetic images,
+    COCO detections, or image + mask folders (class names from ``section``, the ``[workload]``
+    table)."""
+    from workloads import tasks
+
+    if task == "detection":
+        if cfg.synthetic:
+            return synthetic_data(cfg, pre, num_classes)
+        data, _ = detection_data(cfg, pre, num_classes)
+        return data
+    names = tasks.class_names(section, num_classes)
+    if cfg.synthetic:
+        return synthetic_data(cfg, pre, num_classes, names)
+    return segmentation_data(cfg, pre, num_classes, names)

@@ -12,9 +12,6 @@ later calls load the cached weights.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from functools import cached_property
 from importlib.metadata import version
@@ -99,17 +96,13 @@ class DigitsWorkload(Workload):
     def source_artifact(self, cache_dir: Path) -> Artifact:
         """The trained fp32 CNN, from ``cache_dir/digits/<recipe_hash>.pt`` or trained now."""
         from farm.artifact import Artifact
+        from workloads.base import cached_training
 
         path = Path(cache_dir) / "digits" / f"{self.recipe_hash}.pt"
-        report_path = path.with_suffix(".json")
-        if not path.exists():
-            state, report = self._train()
-            _atomic_write(report_path, json.dumps(report, indent=2).encode())
-            _atomic_write(path, state)
-        report = json.loads(report_path.read_text()) if report_path.exists() else {}
+        state, report = cached_training(path, self._train)
         return Artifact(
             "torch-state",
-            {"state_dict.pt": path.read_bytes()},
+            {"state_dict.pt": state},
             {
                 "builder": "digits_cnn",
                 "builder_kwargs": dict(ARCH_KWARGS),
@@ -178,16 +171,3 @@ def split_indices(y: Any, fractions: tuple[float, float, float], seed: int) -> t
         rest, test_size=calib_frac / (1 - eval_frac), stratify=y[rest], random_state=seed
     )
     return np.sort(train_idx), np.sort(calib_idx), np.sort(eval_idx)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename (no torn files for readers)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -194,7 +194,6 @@ class OnnxWorkload(Workload):
 
     @cached_property
     def _data(self) -> WorkloadData:
-        from workloads import tasks
 
         if self.task_name == "classification":
             from workloads.imagefolder import load_data
@@ -211,15 +210,7 @@ class OnnxWorkload(Workload):
             cfg.mean,
             cfg.std,
         )
-        if self.task_name == "detection":
-            if cfg.synthetic:
-                return dense.synthetic_data(cfg, pre, self.num_classes)
-            data, _ = dense.detection_data(cfg, pre, self.num_classes)
-            return data
-        names = tasks.class_names(self.section, self.num_classes)
-        if cfg.synthetic:
-            return dense.synthetic_data(cfg, pre, self.num_classes, names)
-        return dense.segmentation_data(cfg, pre, self.num_classes, names)
+        return dense.task_data(self.task_name, cfg, pre, self.num_classes, self.section)
 
     def source_artifact(self, cache_dir: Path) -> Artifact:
         from farm.artifact import Artifact

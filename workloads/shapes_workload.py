@@ -14,9 +14,6 @@ into the categories); the segmenter's a score map. Both take RGB in [0, 1], 64×
 from __future__ import annotations
 
 import inspect
-import json
-import os
-import tempfile
 import time
 from functools import cached_property
 from importlib.metadata import version
@@ -146,18 +143,14 @@ class ShapesWorkload(Workload):
     def source_artifact(self, cache_dir: Path) -> Artifact:
         """The trained model, from ``cache_dir/shapes/<recipe_hash>.pt`` or trained now."""
         from farm.artifact import Artifact
+        from workloads.base import cached_training
 
         path = Path(cache_dir) / "shapes" / f"{self.recipe_hash}.pt"
-        report_path = path.with_suffix(".json")
-        if not path.exists():
-            state, report = self._train()
-            _atomic_write(report_path, json.dumps(report, indent=2).encode())
-            _atomic_write(path, state)
-        report = json.loads(report_path.read_text()) if report_path.exists() else {}
+        state, report = cached_training(path, self._train)
         builder, kwargs = self.builder
         return Artifact(
             "torch-state",
-            {"state_dict.pt": path.read_bytes()},
+            {"state_dict.pt": state},
             {
                 "builder": builder,
                 "builder_kwargs": kwargs,
@@ -214,15 +207,3 @@ class ShapesWorkload(Workload):
         split = dense.mask_split(p.train_images, p.train_masks, pre, classes, "train")
         assert split.truth is not None
         return shapes_nets.train_segmenter(model, split.x, np.stack(split.truth), seed=TRAIN_SEED)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

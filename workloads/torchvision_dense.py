@@ -530,19 +530,12 @@ class TorchvisionDenseWorkload(Workload):
 
     @cache  # noqa: B019 - one workload object per job
     def data(self) -> Any:
-        from workloads import dense, tasks
+        from workloads import dense
 
         cfg = self.data_config
         pre = dense.Preprocess(self.size, self.letterbox, cfg.mean, cfg.std)
-        if self.detector:
-            if cfg.synthetic:
-                return dense.synthetic_data(cfg, pre, self.num_classes)
-            data, _ = dense.detection_data(cfg, pre, self.num_classes)
-            return data
-        names = tasks.class_names(self.section, self.num_classes)
-        if cfg.synthetic:
-            return dense.synthetic_data(cfg, pre, self.num_classes, names)
-        return dense.segmentation_data(cfg, pre, self.num_classes, names)
+        task = "detection" if self.detector else "segmentation"
+        return dense.task_data(task, cfg, pre, self.num_classes, self.section)
 
     def source_artifact(self, cache_dir: Path) -> Any:
         from farm.artifact import Artifact
