@@ -105,15 +105,20 @@ def trial_step(step: str, what: str) -> Iterator[None]:
 
 
 def input_size(artifact: Artifact) -> tuple[int, int] | None:
-    """The (H, W) the artifact takes (``meta["input_shape"]``), None when it does not say."""
+    """The (H, W) the artifact takes (``meta["input_shape"]`` in its ``layout``), None when it
+    does not say."""
     shape = artifact.meta.get("input_shape")
-    return (int(shape[1]), int(shape[2])) if shape else None
+    if not shape:
+        return None
+    if artifact.meta.get("layout") == "NHWC":
+        return int(shape[0]), int(shape[1])
+    return int(shape[1]), int(shape[2])
 
 
 def data_for(artifact: Artifact, data: WorkloadData) -> WorkloadData:
     """``data`` resized to the artifact's input H×W when they differ."""
     size = input_size(artifact)
-    if size is None or size == tuple(data.input_shape[1:]):
+    if size is None or size == data.image_size:
         return data
     from workloads import resize_data
 
@@ -326,7 +331,9 @@ def trial_gpu(target: TargetSpec, environment: dict[str, Any]) -> str | None:
 def compile_session(
     artifact: Artifact, target: TargetSpec, options: RuntimeOptions, workdir: Path
 ) -> tuple[Session, float]:
-    """Compile ``artifact`` on the target's runtime; returns the session and the compile time."""
+    """Compile ``artifact`` on the target's runtime; returns the session and the compile time
+    (the runtime's import included: naming its version imports it)."""
+    start = time.perf_counter()
     runtime_cls = runtime_class(target.runtime)
     what = runtime_label(target)
     if not runtime_cls.available():
@@ -337,7 +344,6 @@ def compile_session(
         raise StepError(
             "compile", what, f"{target.runtime} cannot compile a {artifact.format} artifact"
         )
-    start = time.perf_counter()
     with trial_step("compile", what):
         session = runtime_cls().compile(artifact, options, workdir)
     return session, time.perf_counter() - start
@@ -405,7 +411,7 @@ def evaluate(
     options = prepare_process(target, options)
     eval_split = data.eval
     size = input_size(artifact)
-    if size is not None and size != tuple(data.input_shape[1:]):
+    if size is not None and size != data.image_size:
         eval_split = resize_split(data.eval, size)
     measured_contract = contract_for(contract, task, target)
 
@@ -426,7 +432,7 @@ def evaluate(
                 metrics = task.quality(predictions, eval_split, reference, data)
 
                 def predict(split: Split) -> Any:
-                    if size is not None and size != tuple(data.input_shape[1:]):
+                    if size is not None and size != data.image_size:
                         split = resize_split(split, size)
                     return predict_split(session, task, split, options.batch_size)
 

@@ -52,7 +52,7 @@ from workloads.tasks import TASK_FIELDS, task_name
 _KEYS = {
     "name": {"name", "data"},
     "model": {"model", "weights", "num_classes", "data", *TASK_FIELDS},
-    "onnx": {"onnx", "data", "num_classes", *TASK_FIELDS},
+    "onnx": {"onnx", "data", "num_classes", "layout", *TASK_FIELDS},
 }
 
 

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """One data split: ``x`` float32 NCHW, already preprocessed and normalised.
+    """One data split: ``x`` float32 images in the model's layout (NCHW, or NHWC for a
+    channels-last ONNX model, see :attr:`WorkloadData.layout`), preprocessed and normalised.
 
     ``y`` holds int64 class labels (classification). Dense tasks keep their ground truth per
     sample in ``truth`` (detection: a dict of ``boxes`` xyxy in original image pixels, ``labels``
@@ -95,6 +96,37 @@ class WorkloadData:
     slices: dict[str, np.ndarray] | None = None
     corrupted: dict[tuple[str, int], Split] | None = None
     positive_classes: tuple[int, ...] = ()
+    #: The layout of every split's ``x`` and of ``input_shape``: ``NCHW`` (C, H, W) or, for a
+    #: channels-last model, ``NHWC`` (H, W, C).
+    layout: str = "NCHW"
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) of the model's input, whatever the layout."""
+        shape = self.input_shape
+        return (shape[0], shape[1]) if self.layout == "NHWC" else (shape[1], shape[2])
+
+
+def channels_last(data: WorkloadData) -> WorkloadData:
+    """``data`` (NCHW) with every split's images transposed to NHWC, for a channels-last model:
+    the model is then fed as it is served, with no transpose inside the timed query."""
+    import numpy as np
+
+    if data.layout == "NHWC":
+        return data
+
+    def nhwc(split: Split) -> Split:
+        return replace(split, x=np.ascontiguousarray(split.x.transpose(0, 2, 3, 1)))
+
+    c, h, w = data.input_shape
+    return replace(
+        data,
+        train=None if data.train is None else nhwc(data.train),
+        calib=nhwc(data.calib),
+        eval=nhwc(data.eval),
+        input_shape=(h, w, c),
+        layout="NHWC",
+    )
 
 
 def resize_split(split: Split, size: tuple[int, int]) -> Split:
@@ -126,8 +158,10 @@ def resize_split(split: Split, size: tuple[int, int]) -> Split:
 def resize_data(data: WorkloadData, size: tuple[int, int]) -> WorkloadData:
     """Every split of ``data`` resized to ``size`` = (H, W) (see :func:`resize_split`)."""
     h, w = (int(s) for s in size)
-    if tuple(data.input_shape[1:]) == (h, w):
+    if data.image_size == (h, w):
         return data
+    if data.layout != "NCHW":  # resizing is a torch-model transform; ONNX models keep their size
+        raise ValueError(f"resize_data takes NCHW data, got {data.layout}")
     return replace(
         data,
         train=None if data.train is None else resize_split(data.train, (h, w)),

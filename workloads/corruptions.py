@@ -88,13 +88,18 @@ def corrupt_split(
     mean: tuple[float, ...],
     std: tuple[float, ...],
     seed: int = 0,
+    channels_last: bool = False,
 ) -> Split:
-    """``split`` with every image corrupted (labels, ground truth and facts kept)."""
+    """``split`` with every image corrupted (labels, ground truth and facts kept). Its images
+    are NCHW, or NHWC with ``channels_last``; the result keeps their layout."""
     from dataclasses import replace
 
-    m = np.asarray(mean, dtype=np.float32)[None, :, None, None]
-    s = np.asarray(std, dtype=np.float32)[None, :, None, None]
-    pixels = np.clip((split.x * s + m) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    corrupted = corrupt_images(pixels.transpose(0, 2, 3, 1).copy(), name, severity, seed)
-    x = (corrupted.transpose(0, 3, 1, 2).astype(np.float32) / 255.0 - m) / s
-    return replace(split, x=np.ascontiguousarray(x, dtype=np.float32))
+    x = split.x if channels_last else split.x.transpose(0, 2, 3, 1)
+    m = np.asarray(mean, dtype=np.float32)
+    s = np.asarray(std, dtype=np.float32)
+    pixels = np.clip((x * s + m) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    corrupted = corrupt_images(np.ascontiguousarray(pixels), name, severity, seed)
+    out = (corrupted.astype(np.float32) / 255.0 - m) / s
+    if not channels_last:
+        out = out.transpose(0, 3, 1, 2)
+    return replace(split, x=np.ascontiguousarray(out, dtype=np.float32))

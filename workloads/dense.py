@@ -293,6 +293,20 @@ def synthetic_data(
     )
 
 
+def unlabelled_data(cfg: DataConfig, pre: Preprocess) -> WorkloadData:
+    """A folder of images without ground truth (the generic task): eval images, and calibration
+    images from their own folder or carved from the eval ones."""
+    assert cfg.eval is not None
+    ev = image_split(cfg.eval, pre, "eval")
+    if cfg.calib is not None:
+        calib = image_split(cfg.calib, pre, "calib")
+    else:
+        ev, calib = carve(ev, cfg.calib_fraction, cfg.seed)
+    return WorkloadData(
+        None, calib, ev, 0, (3, *pre.size), has_labels=False, normalization=(pre.mean, pre.std)
+    )
+
+
 def task_data(
     task: str,
     cfg: DataConfig,
@@ -300,10 +314,13 @@ def task_data(
     num_classes: int,
     section: dict[str, Any],
 ) -> WorkloadData:
-    """A dense workload's data as its ``[workload.data]`` table describes it: synthetic images,
-    COCO detections, or image + mask folders (class names from ``section``, the ``[workload]``
-    table)."""
+    """A dense or generic workload's data as its ``[workload.data]`` table describes it:
+    synthetic images, COCO detections, image + mask folders (class names from ``section``, the
+    ``[workload]`` table), or a folder of images alone (generic)."""
     from workloads import tasks
+
+    if task == "generic":
+        return synthetic_data(cfg, pre, 0) if cfg.synthetic else unlabelled_data(cfg, pre)
 
     if task == "detection":
         if cfg.synthetic:

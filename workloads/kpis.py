@@ -183,7 +183,9 @@ def with_kpi_data(
             )
         mean, std = data.normalization
         corrupted = {
-            (name, severity): corrupt_split(data.eval, name, severity, mean, std, seed)
+            (name, severity): corrupt_split(
+                data.eval, name, severity, mean, std, seed, channels_last=data.layout == "NHWC"
+            )
             for name in spec.corruptions
             for severity in spec.severities
         }

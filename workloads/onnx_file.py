@@ -1,11 +1,16 @@
 """A user's ONNX file as the model source (torch-only transforms such as pruning are off).
 
-The file is checked with ``onnx.checker``; its one image input must be NCHW. The input size is
-the graph's static H and W, else the job's declared size (``[workload] input_size``, or the
-data's ``crop`` for a square classifier input); a model with a dynamic height or width and no
-declared size is refused, naming the field to set. The task (``[workload] task``) says what the
-outputs mean: class scores (classification), boxes in one of the declared conventions
-(detection, ``outputs``), or per-pixel class scores (segmentation).
+The file is checked with ``onnx.checker``; it must have one float32 image input, 4-D, channels
+first (NCHW) or last (NHWC, as tf2onnx exports Keras models). The layout is read from the
+static dims (a channel axis of 1 or 3 at one end and not the other), else taken from
+``[workload] layout``; channels-last models get their data in their own layout, so that what is
+measured is the model as it is served, with no transpose added. The input size is the graph's
+static H and W, else the job's declared size (``[workload] input_size``, or the data's ``crop``
+for a square classifier input); a model with a dynamic height or width and no declared size is
+refused, naming the field to set. The task (``[workload] task``) says what the outputs mean:
+class scores (classification), boxes in one of the declared conventions (detection,
+``outputs``), per-pixel class scores (segmentation), or any tensors judged by their agreement
+with the fp32 model's (generic).
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ if TYPE_CHECKING:
 
 #: The largest model (protobuf) that can hold its weights inline.
 MAX_INLINE_BYTES = 2**31 - 1
+#: Input layouts the farm feeds: channels first or last.
+LAYOUTS = ("NCHW", "NHWC")
+#: Channel counts that identify the channel axis of an image input.
+IMAGE_CHANNELS = (1, 3)
 
 
 class OnnxWorkload(Workload):
@@ -74,7 +83,16 @@ class OnnxWorkload(Workload):
         in_dims = _dims(inputs[0])
         if len(in_dims) != 4:
             raise UsageError(
-                f"`workload.onnx`: {self.path}: expected an NCHW image input, got dims {in_dims}"
+                f"`workload.onnx`: {self.path}: expected a 4-D image input (NCHW or NHWC), got "
+                f"input {inputs[0].name!r} with dims {in_dims}"
+            )
+        elem = inputs[0].type.tensor_type.elem_type
+        if elem != onnx.TensorProto.FLOAT:
+            raise UsageError(
+                f"`workload.onnx`: {self.path}: input {inputs[0].name!r} is "
+                f"{onnx.TensorProto.DataType.Name(elem).lower()}; the farm feeds float32 images "
+                "(normalised as `workload.data` says) and makes the other precisions itself: "
+                "export the model with a float32 input"
             )
         return {
             # external data (``torch.onnx.export(dynamo=True)`` writes ``<model>.onnx.data``)
@@ -84,7 +102,9 @@ class OnnxWorkload(Workload):
             "input_name": inputs[0].name,
             "output_name": model.graph.output[0].name,
             "input_dims": in_dims,
+            "layout": _layout_from_dims(in_dims),
             "output_dims": _dims(model.graph.output[0]),
+            "all_output_dims": [_dims(o) for o in model.graph.output],
             "outputs": [o.name for o in model.graph.output],
         }
 
@@ -97,6 +117,9 @@ class OnnxWorkload(Workload):
             num_classes = self.num_classes
         task = tasks.make_task(self.section, num_classes=num_classes)
         outputs = self._graph_facts["outputs"]
+        if task.name == "generic":
+            self._check_batch_first()
+            self.num_classes  # noqa: B018 - refuses a `num_classes` the task does not use
         if getattr(task, "outputs", None) == "boxes_scores_labels" and len(outputs) < 3:
             raise UsageError(
                 f'`workload.outputs`: "boxes_scores_labels" needs three outputs (boxes, scores, '
@@ -104,10 +127,50 @@ class OnnxWorkload(Workload):
             )
         return task
 
+    def _check_batch_first(self) -> None:
+        """The generic task splits every output into samples along its first axis: refuse an
+        output whose dims show the batch elsewhere (a ``[T, N, C]`` sequence output)."""
+        facts = self._graph_facts
+        batch = facts["input_dims"][0]
+        for name, dims in zip(facts["outputs"], facts["all_output_dims"], strict=True):
+            elsewhere = isinstance(batch, str) and batch != "?" and batch in dims[1:]
+            fixed = bool(dims) and isinstance(dims[0], int) and dims[0] != batch
+            if not dims or elsewhere or fixed:
+                raise UsageError(
+                    f'`workload.task`: "generic" compares outputs sample by sample along their '
+                    f"first axis, the batch; {self.path}'s output {name!r} has dims {dims} for "
+                    f"an input batch of {batch!r}: export it batch-first"
+                )
+
+    @cached_property
+    def layout(self) -> str:
+        """``NCHW`` or ``NHWC``: from the graph's static dims, else ``[workload] layout``
+        (default NCHW); a declared layout the dims contradict is refused."""
+        declared = self.section.get("layout")
+        if declared is not None and declared not in LAYOUTS:
+            raise UsageError(
+                f"`workload.layout`: expected one of {list(LAYOUTS)}, got {declared!r}"
+            )
+        seen = self._graph_facts["layout"]
+        if declared is not None and seen is not None and declared != seen:
+            raise UsageError(
+                f"`workload.layout`: {declared!r}, but {self.path}'s input dims "
+                f"{self._graph_facts['input_dims']} are {seen}"
+            )
+        return str(declared or seen or "NCHW")
+
     @property
     def input_shape(self) -> tuple[int, int, int]:
+        """The input's dims without the batch, in the model's own layout: (C, H, W) or, for a
+        channels-last model, (H, W, C). See :attr:`image_shape` for (C, H, W) either way."""
+        c, h, w = self.image_shape
+        return (h, w, c) if self.layout == "NHWC" else (c, h, w)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
         """C, H, W: static dims from the graph, else the declared size (see the module doc)."""
-        _, c, h, w = self._graph_facts["input_dims"]
+        _, *dims = self._graph_facts["input_dims"]
+        c, h, w = (dims[2], dims[0], dims[1]) if self.layout == "NHWC" else dims
         declared = self.declared_size
         if declared is None and self.task_name == "classification" and self.data_config.crop_given:
             declared = (self.data_config.crop, self.data_config.crop)
@@ -146,6 +209,13 @@ class OnnxWorkload(Workload):
             raise UsageError(
                 f"`workload.num_classes`: expected a positive integer, got {explicit!r}"
             )
+        if self.task_name == "generic":
+            if explicit is not None:
+                raise UsageError(
+                    '`workload.num_classes`: not used by `task = "generic"` (its outputs are '
+                    "compared with the fp32 model's whole)"
+                )
+            return 0
         if self.task_name == "segmentation":
             static = dims[1] if len(dims) == 4 and isinstance(dims[1], int) else None
             if explicit is not None and static is not None and explicit != static:
@@ -161,6 +231,8 @@ class OnnxWorkload(Workload):
             return n
         if self.task_name == "detection":
             return int(explicit or 0)  # known from the annotations once the data is read
+        while len(dims) > 2 and dims[-1] == 1:  # (N, classes, 1, 1): a convolutional head
+            dims = dims[:-1]
         if dims and isinstance(dims[-1], int):
             return dims[-1]
         if explicit is not None:
@@ -187,6 +259,8 @@ class OnnxWorkload(Workload):
             recipe["task"] = {k: v for k, v in sorted(self.section.items()) if k != "data"}
         elif self.declared_size is not None:
             recipe["input_size"] = list(self.declared_size)
+        if "layout" in self.section:
+            recipe["layout"] = self.layout
         return recipe
 
     def data(self) -> WorkloadData:
@@ -194,18 +268,30 @@ class OnnxWorkload(Workload):
 
     @cached_property
     def _data(self) -> WorkloadData:
+        from workloads.base import channels_last
 
-        if self.task_name == "classification":
+        data = self._image_data()
+        return channels_last(data) if self.layout == "NHWC" else data
+
+    def _image_data(self) -> WorkloadData:
+        """The splits as NCHW images (the loaders' layout)."""
+        cfg = self.data_config
+        generic = self.task_name == "generic"
+        if self.task_name == "classification" or (generic and cfg.synthetic):
             from workloads.imagefolder import load_data
 
-            return load_data(
-                self.data_config, self.num_classes, self.input_shape, self.declared_size
+            num_classes = 0 if generic else self.num_classes
+            return load_data(cfg, num_classes, self.image_shape, self.declared_size)
+        if self.image_shape[0] != 3:
+            raise UsageError(
+                f"`workload.data.eval`: {self.path} takes {self.image_shape[0]}-channel images; "
+                "image folders are read as RGB (3 channels): leave out `data.eval` to measure "
+                "it on synthetic inputs"
             )
         from workloads import dense
 
-        cfg = self.data_config
         pre = dense.Preprocess(
-            tuple(self.input_shape[1:]),  # type: ignore[arg-type]
+            tuple(self.image_shape[1:]),  # type: ignore[arg-type]
             self.letterbox and self.task_name == "detection",
             cfg.mean,
             cfg.std,
@@ -221,6 +307,7 @@ class OnnxWorkload(Workload):
             {"model.onnx": facts["model_bytes"] or self.path.read_bytes()},
             {
                 "input_shape": list(self.input_shape),
+                "layout": self.layout,
                 "num_classes": self.num_classes,
                 "input_name": facts["input_name"],
                 "output_name": facts["output_name"],
@@ -250,6 +337,15 @@ def _external_files(model: Any, path: Path) -> list[Path]:
             "missing: keep the data file(s) the exporter wrote beside the model"
         )
     return files
+
+
+def _layout_from_dims(dims: list[int | str]) -> str | None:
+    """``NCHW`` / ``NHWC`` when exactly one end of an image input's dims is a channel count
+    (1 or 3); None when the dims do not tell (both, or neither, e.g. all dynamic)."""
+    first, last = dims[1] in IMAGE_CHANNELS, dims[3] in IMAGE_CHANNELS
+    if first != last:
+        return "NCHW" if first else "NHWC"
+    return None
 
 
 def _dims(value_info: Any) -> list[int | str]:

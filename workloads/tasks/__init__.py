@@ -1,8 +1,9 @@
 """Tasks: what a model's outputs mean and how they are judged (see :mod:`workloads.tasks.base`).
 
-``[workload] task = "classification" | "detection" | "segmentation"`` in a job file picks one
-(classification is the default). The registry is a fixed table: user input never chooses what
-gets imported. Importing this package imports numpy only.
+``[workload] task = "classification" | "detection" | "segmentation" | "generic"`` in a job file
+picks one (classification is the default; generic judges any outputs by their fidelity to the
+fp32 model's, for ONNX models that are none of the others). The registry is a fixed table:
+user input never chooses what gets imported. Importing this package imports numpy only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ TASKS: dict[str, str] = {
     "classification": "workloads.tasks.classification:Classification",
     "detection": "workloads.tasks.detection:Detection",
     "segmentation": "workloads.tasks.segmentation:Segmentation",
+    "generic": "workloads.tasks.generic:Generic",
 }
 DEFAULT_TASK = "classification"
 
@@ -88,6 +90,10 @@ def make_task(
             raise UsageError(f'`workload.{key}`: only for `task = "{owner}"`, not {name!r}')
     if name == "classification":
         return Classification()
+    if name == "generic":
+        from workloads.tasks.generic import Generic
+
+        return Generic()
     if name == "segmentation":
         from workloads.tasks.segmentation import Segmentation
 

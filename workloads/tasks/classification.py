@@ -43,7 +43,7 @@ class Classification(Task):
     def decode(
         self, outputs: Sequence[np.ndarray], infos: Sequence[dict[str, Any] | None]
     ) -> list[Any]:
-        logits = np.asarray(outputs[0], dtype=np.float32)
+        logits = class_scores(np.asarray(outputs[0], dtype=np.float32))
         return list(logits[: len(infos)])
 
     def collect(self, predictions: list[Any]) -> np.ndarray:
@@ -81,9 +81,19 @@ class Classification(Task):
     def check_outputs(
         self, outputs: Sequence[np.ndarray], where: str, data: WorkloadData | None = None
     ) -> None:
-        first = np.asarray(outputs[0])
+        first = class_scores(np.asarray(outputs[0]))
         if first.ndim != 2:
             raise ValueError(
-                f"{where}: a classifier's first output must be class scores (N, classes), "
-                f"got shape {first.shape}"
+                f"{where}: a classifier's first output must be class scores (N, classes) (or "
+                f"(N, classes, 1, 1)), got shape {np.asarray(outputs[0]).shape}; for a model "
+                'whose outputs are not class scores (OCR, a backbone) set `task = "generic"` '
+                "in [workload]"
             )
+
+
+def class_scores(first_output: np.ndarray) -> np.ndarray:
+    """A classifier's first output as (N, classes): trailing axes of length 1 (the
+    ``(N, classes, 1, 1)`` of a convolutional head) dropped."""
+    while first_output.ndim > 2 and first_output.shape[-1] == 1:
+        first_output = first_output.reshape(first_output.shape[:-1])
+    return first_output

@@ -1,0 +1,300 @@
+"""ONNX models other tools export (issue 14, "models you will not see"): channels-last inputs,
+non-float inputs, convolutional heads, and models that are not classifiers at all (text
+recognisers, backbones) through the generic task.
+
+The models are tiny ``onnx.helper`` graphs (``tests/_third_party_models.py``); builds and
+evaluations run the farm's own worker code on real ONNX Runtime and OpenVINO sessions. One job
+through ``farm run`` (Ray, the store) is marked ``slow``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import _third_party_models as models
+import numpy as np
+import pytest
+
+from farm.errors import UsageError
+from targets import RuntimeOptions
+from workloads import load_workload
+
+QUICK = {"warmup_s": 0.0, "warmup_iters": 1, "min_duration_s": 0.0, "min_samples": 4}
+RUNTIMES = ("cpu-onnxruntime", "cpu-openvino")
+#: The int8 build of each ONNX target.
+QUANTIZER = {"cpu-onnxruntime": "quantize_ort", "cpu-openvino": "quantize_nncf"}
+
+
+def write_images(folder: Path, count: int, classes: int = 0) -> None:
+    """``count`` random RGB images of other sizes than the models take; in ``classes`` class
+    folders (ImageFolder) when given, else flat."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        where = folder / f"class{i % classes}" if classes else folder
+        where.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 255, (41, 57, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(where / f"{i}.png")
+
+
+def evaluate_on(workload: Any, tmp_path: Path, target: str, int8: bool = False) -> dict[str, float]:
+    """The workload's baseline (or its int8 build) evaluated on ``target`` as a trial does it:
+    quality against the fp32 reference, then a (short) measurement."""
+    from farm.engine import reference_predictions
+    from farm.worker import build, evaluate
+
+    source, data = workload.source_artifact(tmp_path), workload.data()
+    reference = reference_predictions(source, data, workload.task)
+    artifact = build(source, [(QUANTIZER[target], ())], data, seed=0)[-1] if int8 else source
+    result = evaluate(
+        artifact, target, RuntimeOptions(threads=1), data, reference, QUICK, task=workload.task
+    )
+    assert result.measurement["p50_ms"] > 0
+    return result.metrics
+
+
+# -- channels-last inputs -------------------------------------------------------------------------
+
+
+def test_a_channels_last_model_gets_its_data_in_its_own_layout(tmp_path: Path) -> None:
+    models.nhwc(tmp_path / "model.onnx")
+    workload = load_workload({"onnx": "model.onnx", "data": {"synthetic_samples": 6}}, tmp_path)
+    assert workload.layout == "NHWC"
+    assert workload.input_shape == (32, 32, 3) and workload.image_shape == (3, 32, 32)
+    data = workload.data()
+    assert data.layout == "NHWC" and data.image_size == (32, 32)
+    assert data.eval.x.shape == (6, 32, 32, 3) and data.calib.x.shape == (6, 32, 32, 3)
+    meta = workload.source_artifact(tmp_path).meta
+    assert meta["layout"] == "NHWC" and meta["input_shape"] == [32, 32, 3]
+
+
+def test_channels_last_images_are_the_channels_first_images_transposed(tmp_path: Path) -> None:
+    """The same folder read for an NHWC and an NCHW model of the same size: the same pixels,
+    only the axes differ (a channels-last model used to get its images resized to 32×3)."""
+    models.nhwc(tmp_path / "nhwc.onnx")
+    models.conv_head(tmp_path / "nchw.onnx")
+    write_images(tmp_path / "val", 20, classes=10)
+    data = {"eval": "val", "resize": 32, "crop": 32}
+    last = load_workload({"onnx": "nhwc.onnx", "data": data}, tmp_path).data()
+    first = load_workload({"onnx": "nchw.onnx", "data": data}, tmp_path).data()
+    assert last.eval.x.shape[1:] == (32, 32, 3)
+    np.testing.assert_array_equal(last.eval.x, first.eval.x.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(last.eval.y, first.eval.y)
+
+
+def test_a_layout_the_dims_contradict_or_an_unknown_one_is_refused(tmp_path: Path) -> None:
+    models.nhwc(tmp_path / "model.onnx")
+    for layout, expected in [
+        ("NCHW", r"`workload.layout`: 'NCHW', but .* are NHWC"),
+        ("nhwc", r"`workload.layout`: expected one of \['NCHW', 'NHWC'\], got 'nhwc'"),
+    ]:
+        workload = load_workload({"onnx": "model.onnx", "layout": layout}, tmp_path)
+        with pytest.raises(UsageError, match=expected):
+            workload.input_shape  # noqa: B018
+
+
+@pytest.mark.parametrize("target", RUNTIMES)
+def test_a_channels_last_model_runs_and_quantizes_on_both_onnx_targets(
+    tmp_path: Path, target: str
+) -> None:
+    models.nhwc(tmp_path / "model.onnx")
+    workload = load_workload({"onnx": "model.onnx", "data": {"synthetic_samples": 8}}, tmp_path)
+    fp32 = evaluate_on(workload, tmp_path, target)
+    assert fp32["top1_agreement"] == 1.0 and fp32["max_abs_logit_diff"] < 1e-3
+    int8 = evaluate_on(workload, tmp_path, target, int8=True)
+    assert 0.0 < int8["mean_abs_logit_diff"] < 0.2  # quantized: close, not identical
+
+
+def test_corrupting_channels_last_images_equals_corrupting_them_channels_first() -> None:
+    from workloads.base import Split
+    from workloads.corruptions import corrupt_split
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 3, 24, 24)).astype(np.float32)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    first = corrupt_split(Split(x), "motion_blur", 3, mean, std, seed=1)
+    last = corrupt_split(
+        Split(np.ascontiguousarray(x.transpose(0, 2, 3, 1))),
+        "motion_blur",
+        3,
+        mean,
+        std,
+        seed=1,
+        channels_last=True,
+    )
+    assert not np.allclose(first.x, x)  # it did corrupt
+    np.testing.assert_allclose(last.x, first.x.transpose(0, 2, 3, 1), atol=1e-6)
+
+
+# -- inputs the farm cannot feed -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("elem_type", ["uint8", "float16"])
+def test_a_non_float32_input_is_refused_by_farm_run_naming_the_input(
+    tmp_path: Path, elem_type: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from farm.cli import main
+
+    models.typed_input(tmp_path / "model.onnx", elem_type)
+    job = tmp_path / "job.toml"
+    job.write_text(
+        'name = "typed"\ntargets = ["cpu-onnxruntime"]\n[workload]\nonnx = "model.onnx"\n'
+        '[search]\ntrials_per_target = 1\nprecision = ["fp32"]\nbatch_size = [1]\n'
+    )
+    db = tmp_path / "farm.duckdb"
+    assert main(["run", str(job), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert f"`workload.onnx`: {tmp_path / 'model.onnx'}: input 'image' is {elem_type}" in err
+    assert "float32" in err
+    assert not db.exists()
+
+
+# -- classifier heads ----------------------------------------------------------------------------
+
+
+def test_logits_from_a_convolutional_head_count_as_class_scores(tmp_path: Path) -> None:
+    models.conv_head(tmp_path / "model.onnx")
+    workload = load_workload({"onnx": "model.onnx", "data": {"synthetic_samples": 8}}, tmp_path)
+    assert workload.num_classes == 10
+    metrics = evaluate_on(workload, tmp_path, "cpu-onnxruntime")
+    assert metrics["top1_agreement"] == 1.0
+
+
+def test_a_backbone_run_as_a_classifier_is_told_about_the_generic_task(tmp_path: Path) -> None:
+    from farm.engine import reference_predictions
+
+    models.backbone(tmp_path / "model.onnx")
+    workload = load_workload({"onnx": "model.onnx", "data": {"synthetic_samples": 4}}, tmp_path)
+    with pytest.raises(UsageError, match=r'class scores .* set `task = "generic"`'):
+        reference_predictions(workload.source_artifact(tmp_path), workload.data())
+
+
+# -- the generic task ------------------------------------------------------------------------------
+
+
+def test_output_fidelity_metrics() -> None:
+    from workloads.tasks.generic import output_fidelity
+
+    rng = np.random.default_rng(0)
+    ref = [rng.standard_normal((5, 7, 3)), rng.standard_normal((5, 4))]
+    same = output_fidelity(ref, ref)
+    assert same == {"output_cosine": 1.0, "output_rel_error": 0.0, "max_abs_output_diff": 0.0}
+    doubled = output_fidelity([ref[0], 2 * ref[1]], ref)  # same direction, twice the size
+    assert doubled["output_cosine"] == pytest.approx(1.0)
+    assert doubled["output_rel_error"] == pytest.approx(1.0)
+    flipped = output_fidelity([ref[0], -ref[1]], ref)  # the worst output decides
+    assert flipped["output_cosine"] == pytest.approx(-1.0)
+    zeros = [np.zeros((2, 3))]
+    assert output_fidelity(zeros, zeros)["output_cosine"] == 1.0
+    one_zero = output_fidelity([np.ones((2, 3))], zeros)
+    assert one_zero["output_cosine"] == 0.0 and one_zero["output_rel_error"] == 1.0
+    with pytest.raises(ValueError, match="output 0 has shape"):
+        output_fidelity([np.ones((2, 3))], [np.ones((2, 4))])
+
+
+def test_a_generic_task_keeps_fidelity_as_its_only_quality() -> None:
+    from workloads.tasks import make_task
+
+    task = make_task({"task": "generic"})
+    assert task.primary_metric(True) == task.primary_metric(False) == "output_cosine"
+    assert task.metric_names() == ("output_cosine", "output_rel_error", "max_abs_output_diff")
+
+
+@pytest.mark.parametrize("target", RUNTIMES)
+def test_a_text_recognizer_is_judged_by_its_outputs_fidelity(tmp_path: Path, target: str) -> None:
+    models.text_recognizer(tmp_path / "model.onnx")
+    section = {
+        "onnx": "model.onnx",
+        "task": "generic",
+        "input_size": [32, 96],
+        "data": {"synthetic_samples": 8},
+    }
+    workload = load_workload(section, tmp_path)
+    assert workload.input_shape == (3, 32, 96)
+    fp32 = evaluate_on(workload, tmp_path, target)
+    assert fp32["output_cosine"] == pytest.approx(1.0, abs=1e-6)
+    assert fp32["output_rel_error"] < 1e-4
+    int8 = evaluate_on(workload, tmp_path, target, int8=True)
+    assert 0.9 < int8["output_cosine"] < 1.0 and int8["output_rel_error"] > 0.0
+
+
+def test_a_backbone_with_two_feature_maps_is_judged_by_its_worst_output(tmp_path: Path) -> None:
+    from farm.engine import reference_predictions
+
+    models.backbone(tmp_path / "model.onnx")
+    section = {"onnx": "model.onnx", "task": "generic", "data": {"synthetic_samples": 4}}
+    workload = load_workload(section, tmp_path)
+    data, task = workload.data(), workload.task
+    reference = reference_predictions(workload.source_artifact(tmp_path), data, task)
+    assert [r.shape for r in reference] == [(4, 16, 32, 32), (4, 32, 16, 16)]
+    noisy = [reference[0], reference[1] + np.random.default_rng(0).normal(0, 1, reference[1].shape)]
+    worse = task.quality(noisy, data.eval, reference, data)
+    assert worse["output_cosine"] < 0.99 and worse["max_abs_output_diff"] > 1.0
+    assert task.quality(reference, data.eval, reference, data)["output_cosine"] == 1.0
+
+
+def test_a_sequence_first_output_is_refused_for_the_generic_task(tmp_path: Path) -> None:
+    models.text_recognizer(tmp_path / "model.onnx", sequence_first=True)
+    section = {"onnx": "model.onnx", "task": "generic", "input_size": [32, 96]}
+    with pytest.raises(UsageError, match=r"output 'ctc' has dims \['T', 'N', 37\]"):
+        load_workload(section, tmp_path)
+
+
+def test_a_generic_model_reads_a_flat_image_folder(tmp_path: Path) -> None:
+    models.backbone(tmp_path / "model.onnx")
+    write_images(tmp_path / "images", 10)
+    section = {"onnx": "model.onnx", "task": "generic", "data": {"eval": "images"}}
+    data = load_workload(section, tmp_path).data()
+    assert not data.has_labels
+    assert data.eval.x.shape[1:] == (3, 64, 64) and len(data.eval) + len(data.calib) == 10
+    with pytest.raises(UsageError, match=r"`workload.num_classes`: not used"):
+        load_workload({**section, "num_classes": 3}, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_text_recognizer_job_runs_on_both_targets(tmp_path: Path) -> None:
+    """`farm run` as a user runs it (Ray, the store): fp32 and int8 on both ONNX targets, the
+    store's quality column is the generic task's primary metric."""
+    from farm.cli import main
+    from farm.store import Store
+
+    models.text_recognizer(tmp_path / "ocr.onnx")
+    job = tmp_path / "job.toml"
+    job.write_text(
+        """
+name = "ocr"
+targets = ["cpu-onnxruntime", "cpu-openvino"]
+[workload]
+onnx = "ocr.onnx"
+task = "generic"
+input_size = [32, 96]
+[workload.data]
+synthetic_samples = 16
+[search]
+trials_per_target = 2
+precision = ["fp32", "int8"]
+batch_size = [1]
+threads = [1]
+[constraints]
+max_quality_drop = 0.5
+[measurement]
+min_duration_s = 0.0
+min_samples = 8
+warmup_s = 0.0
+"""
+    )
+    db = tmp_path / "farm.duckdb"
+    assert main(["run", str(job), "--db", str(db)]) == 0
+    store = Store(db)
+    trials = store.trials(store.jobs()[0]["job_id"])
+    assert {(t["target"], t["status"]) for t in trials} == {
+        ("cpu-onnxruntime", "completed"),
+        ("cpu-openvino", "completed"),
+    }
+    assert len(trials) == 4
+    for t in trials:
+        if t["precision_actual"] == "fp32" or t["precision_actual"] == "f32":
+            assert t["accuracy"] == pytest.approx(1.0, abs=1e-6)
+        assert 0.9 < t["accuracy"] <= 1.0 + 1e-6
