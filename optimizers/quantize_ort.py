@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from farm.artifact import Artifact
+from farm.errors import TrialError
 from optimizers.base import BuildContext, check_choice, register_space, register_transform
 from optimizers.calib import calibration_batches, sensitivity_ranking_offered
 
@@ -34,6 +35,8 @@ QUANTIZABLE_OPS = ("Conv", "Gemm", "MatMul")
 RANKING_SAMPLES = 64
 #: Calibration batch size for models with a dynamic batch (others use their own batch size).
 CALIBRATION_BATCH = 8
+#: The oldest default-domain opset quantized as it is; older models are converted first.
+MIN_OPSET = 13
 _RANKINGS: dict[str, list[str]] = {}
 
 
@@ -124,6 +127,7 @@ def _preprocess(artifact: Artifact, work: Path) -> tuple[Path, dict[str, Any]]:
 
     src = work / "model.onnx"
     src.write_bytes(artifact.files[artifact.main_file])
+    upgraded = _upgrade_opset(src)
     errors: list[str] = []
     for label, kwargs in PREPROCESS_ATTEMPTS:
         dst = work / f"preprocessed-{len(errors)}.onnx"
@@ -133,12 +137,40 @@ def _preprocess(artifact: Artifact, work: Path) -> tuple[Path, dict[str, Any]]:
         except Exception as exc:
             errors.append(f"{label}: {_one_line(exc)}")
             continue
-        return dst, _preprocess_meta(label, errors)
-    return src, _preprocess_meta("none", errors)
+        return dst, _preprocess_meta(label, errors, upgraded)
+    return src, _preprocess_meta("none", errors, upgraded)
 
 
-def _preprocess_meta(label: str, errors: list[str]) -> dict[str, Any]:
-    return {"quant_preprocess": label, **({"quant_preprocess_errors": errors} if errors else {})}
+def _preprocess_meta(label: str, errors: list[str], upgraded: str | None) -> dict[str, Any]:
+    return {
+        "quant_preprocess": label,
+        **({"quant_preprocess_errors": errors} if errors else {}),
+        **({"opset_upgraded": upgraded} if upgraded else {}),
+    }
+
+
+def _upgrade_opset(path: Path) -> str | None:
+    """Convert a model older than :data:`MIN_OPSET` in place (``onnx.version_converter``);
+    returns ``"9->13"`` when it did. Per-channel QDQ needs DequantizeLinear's ``axis`` (opset
+    13): ONNX Runtime's quantizer would otherwise write a model no runtime loads."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(path))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None or opset >= MIN_OPSET:
+        return None
+    try:
+        converted = version_converter.convert_version(model, MIN_OPSET)
+        onnx.checker.check_model(converted)
+    except Exception as exc:
+        raise TrialError(
+            f"the model's opset {opset} is older than the {MIN_OPSET} per-channel int8 needs, and "
+            f"onnx.version_converter could not convert it: {_one_line(exc)}; re-export it "
+            f"with opset_version >= {MIN_OPSET}"
+        ) from None
+    onnx.save(converted, str(path))
+    return f"{opset}->{MIN_OPSET}"
 
 
 def _one_line(exc: BaseException) -> str:

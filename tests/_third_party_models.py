@@ -8,6 +8,7 @@
 * :func:`text_recognizer`: a CRNN-style text recogniser, ``[N, 3, 32, W]`` (dynamic width) to
   CTC scores ``[N, W/2, 37]`` (or ``[W/2, N, 37]``, sequence-first, with ``sequence_first``).
 * :func:`backbone`: a detection backbone: two feature maps, no head.
+* :func:`old_opset`: a plain NCHW classifier saved at an old opset (9), as old exporters wrote.
 """
 
 from __future__ import annotations
@@ -62,13 +63,18 @@ def _head(dtype: Any = np.float32) -> tuple[list[Any], list[Any]]:
 
 
 def _save(
-    path: Path, nodes: list[Any], inits: list[Any], inputs: list[Any], outputs: list[Any]
+    path: Path,
+    nodes: list[Any],
+    inits: list[Any],
+    inputs: list[Any],
+    outputs: list[Any],
+    opset: int = OPSET,
 ) -> Path:
     import onnx
     from onnx import helper
 
     graph = helper.make_graph(nodes, path.stem, inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
@@ -174,4 +180,19 @@ def backbone(path: Path) -> Path:
             helper.make_tensor_value_info("r2", TensorProto.FLOAT, ["N", 16, 32, 32]),
             helper.make_tensor_value_info("p4", TensorProto.FLOAT, ["N", 32, 16, 16]),
         ],
+    )
+
+
+def old_opset(path: Path, opset: int = 9) -> Path:
+    from onnx import TensorProto, helper
+
+    trunk, inits = _trunk("x")
+    head, head_inits = _head()
+    return _save(
+        path,
+        trunk + head,
+        inits + head_inits,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        opset=opset,
     )

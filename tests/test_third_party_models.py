@@ -151,6 +151,28 @@ def test_a_non_float32_input_is_refused_by_farm_run_naming_the_input(
     assert not db.exists()
 
 
+# -- old opsets ----------------------------------------------------------------------------------
+
+
+def test_an_old_opset_model_is_converted_before_ort_quantizes_it(tmp_path: Path) -> None:
+    """Per-channel QDQ needs opset 13: quantizing an opset-9 graph as it is wrote a model ONNX
+    Runtime refused to load ("This is an invalid model ... DequantizeLinear")."""
+    import onnx
+
+    from farm.worker import build
+
+    models.old_opset(tmp_path / "model.onnx", opset=9)
+    workload = load_workload({"onnx": "model.onnx", "data": {"synthetic_samples": 8}}, tmp_path)
+    (artifact,) = build(
+        workload.source_artifact(tmp_path), [("quantize_ort", ())], workload.data(), 0
+    )
+    assert artifact.meta["opset_upgraded"] == "9->13"
+    model = onnx.load_from_string(artifact.files["model.onnx"])
+    assert {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")} == {13}
+    int8 = evaluate_on(workload, tmp_path, "cpu-onnxruntime", int8=True)
+    assert int8["top1_agreement"] == 1.0 and 0.0 < int8["mean_abs_logit_diff"] < 0.1
+
+
 # -- classifier heads ----------------------------------------------------------------------------
 
 
