@@ -51,6 +51,16 @@ def target_space(
 ) -> dict[str, BaseDistribution]:
     """The distributions of one study. Raises SpecError when the space would be empty."""
     target = get_target(target_name)
+    quantized = getattr(workload, "prequantized", 0)
+    if quantized and "int8" in spec.search.precision:
+        raise SpecError(
+            spec.source,
+            "search.precision",
+            f"no int8: {workload.name} is already quantized ({quantized} quantization operators "
+            "such as QuantizeLinear); it is measured as given (its trials record "
+            "precision_actual int8+fp32), not quantized again",
+            spec.search.precision,
+        )
     precisions = [p for p in spec.search.precision if p in target.precisions]
     if "fp32" not in precisions:
         precisions.insert(0, "fp32")  # the baseline needs it

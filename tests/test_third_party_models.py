@@ -151,6 +151,47 @@ def test_a_non_float32_input_is_refused_by_farm_run_naming_the_input(
     assert not db.exists()
 
 
+# -- models that come quantized -------------------------------------------------------------------
+
+
+def test_an_already_quantized_model_is_measured_as_given_not_quantized_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A QDQ model (here: the farm's own int8 build of a float model, as a user would bring an
+    int8 export): quantizing it again failed on ONNX Runtime with "two nodes with same node
+    name" and re-quantized it silently with NNCF."""
+    from farm.cli import main
+    from farm.engine import reference_predictions
+    from farm.worker import build, evaluate
+
+    models.conv_head(tmp_path / "float.onnx")
+    section = {"onnx": "float.onnx", "data": {"synthetic_samples": 8}}
+    float_model = load_workload(section, tmp_path)
+    (int8,) = build(
+        float_model.source_artifact(tmp_path), [("quantize_ort", ())], float_model.data(), 0
+    )
+    (tmp_path / "int8.onnx").write_bytes(int8.files["model.onnx"])
+    workload = load_workload({**section, "onnx": "int8.onnx"}, tmp_path)
+    assert workload.prequantized > 0 and float_model.prequantized == 0
+
+    job = tmp_path / "job.toml"
+    job.write_text(
+        'name = "int8-export"\ntargets = ["cpu-onnxruntime"]\n[workload]\nonnx = "int8.onnx"\n'
+        '[search]\ntrials_per_target = 2\nprecision = ["fp32", "int8"]\nbatch_size = [1]\n'
+    )
+    db = tmp_path / "farm.duckdb"
+    assert main(["run", str(job), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "field `search.precision`: expected no int8: int8.onnx is already quantized" in err
+    assert not db.exists()
+
+    source, data = workload.source_artifact(tmp_path), workload.data()
+    reference = reference_predictions(source, data)
+    for target in RUNTIMES:  # as given, and labelled with what it runs
+        result = evaluate(source, target, RuntimeOptions(threads=1), data, reference, QUICK)
+        assert result.precision_actual == "int8+fp32", target
+
+
 # -- old opsets ----------------------------------------------------------------------------------
 
 

@@ -34,6 +34,18 @@ MAX_INLINE_BYTES = 2**31 - 1
 LAYOUTS = ("NCHW", "NHWC")
 #: Channel counts that identify the channel axis of an image input.
 IMAGE_CHANNELS = (1, 3)
+#: Operators of an already quantized graph (QDQ or integer-operator form).
+QUANTIZED_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "ConvInteger",
+        "MatMulInteger",
+    }
+)
 
 
 class OnnxWorkload(Workload):
@@ -106,6 +118,7 @@ class OnnxWorkload(Workload):
             "output_dims": _dims(model.graph.output[0]),
             "all_output_dims": [_dims(o) for o in model.graph.output],
             "outputs": [o.name for o in model.graph.output],
+            "quantized_nodes": sum(n.op_type in QUANTIZED_OPS for n in model.graph.node),
         }
 
     @cached_property
@@ -141,6 +154,12 @@ class OnnxWorkload(Workload):
                     f"first axis, the batch; {self.path}'s output {name!r} has dims {dims} for "
                     f"an input batch of {batch!r}: export it batch-first"
                 )
+
+    @property
+    def prequantized(self) -> int:
+        """How many quantization operators the file already has (0 for a float model): such a
+        model is measured as given, not quantized again."""
+        return int(self._graph_facts["quantized_nodes"])
 
     @cached_property
     def layout(self) -> str:
