@@ -36,6 +36,9 @@ threads × runtime options (ORT execution mode, OpenVINO performance hint).
     .venv/bin/python benchmarks/search_quality.py --quick       # smoke run, minutes
     .venv/bin/python benchmarks/search_quality.py               # full: >= 200 configs/target
     .venv/bin/python benchmarks/search_quality.py --simulate 20 # strategies on the stored grid
+    # measure afresh (a quiet machine), reusing an earlier run's builds; batch 1 only: figure (a)
+    .venv/bin/python benchmarks/search_quality.py --results results/sq-quiet \
+        --artifacts results/search_quality/artifacts --grid-batch 1
 """
 
 from __future__ import annotations
@@ -145,6 +148,15 @@ def job_spec(mode: Mode, target: str) -> JobSpec:
     return parse_job(raw, source="benchmarks/search_quality.py")
 
 
+#: ``--artifacts``: where built candidates are cached (default ``<results>/artifacts``); another
+#: results directory can share the builds of an earlier one and measure everything afresh.
+ARTIFACTS: Path | None = None
+
+
+def artifacts_dir(results: Path) -> Path:
+    return ARTIFACTS or results / "artifacts"
+
+
 # -- the grid ----------------------------------------------------------------------------------
 
 
@@ -165,7 +177,7 @@ class Grid:
 
         self.spec, self.target, self.shard = spec, target, shard
         self.path = out if shard is None else out.with_suffix(f".shard-{shard[0]}.json")
-        self.cache = ArtifactCache(results / "artifacts")
+        self.cache = ArtifactCache(artifacts_dir(results))
         self.models = results / "models"
         self.workload = load_workload(spec.workload, ROOT)
         self._refs: tuple[Any, Any] | None = None
@@ -187,12 +199,15 @@ class Grid:
             seen.setdefault(cand.content_hash, (params, cand))
         return list(seen.values())
 
-    def run(self) -> list[dict[str, Any]]:
+    def run(self, batches: list[int] | None = None) -> list[dict[str, Any]]:
+        """Measure what is left (only the configurations of ``batches`` when given)."""
         from farm.engine import reference_predictions
 
         candidates = self.candidates()
         current = {c.content_hash for _, c in candidates}
         todo = [(p, c) for p, c in candidates if c.content_hash not in self.records]
+        if batches:
+            todo = [(p, c) for p, c in todo if c.options.batch_size in batches]
         # batch 1 first: figure (a) needs only those, so a grid cut short still gives it
         todo.sort(key=lambda pc: pc[1].options.batch_size != 1)
         if self.shard is not None:
@@ -324,7 +339,7 @@ def run_search(spec: JobSpec, results: Path) -> list[dict[str, Any]]:
     runner = JobRunner(
         spec,
         store,
-        cache=ArtifactCache(results / "artifacts"),
+        cache=ArtifactCache(artifacts_dir(results)),
         models_dir=results / "models",
         label=SEARCH_STRATEGY,
     )
@@ -544,8 +559,13 @@ def hypervolume_3d(points: list[tuple[float, float, float]], ref: tuple[float, .
 
 
 def figures(
-    grid: list[dict[str, Any]], grid_by_hash: dict[str, Any], search: list[dict[str, Any]]
+    grid: list[dict[str, Any]],
+    grid_by_hash: dict[str, Any],
+    search: list[dict[str, Any]],
+    complete: bool = True,
 ) -> dict[str, Any]:
+    """The figures of the module docstring; the hypervolumes only for a ``complete`` grid (a
+    front of part of the space is no reference)."""
     ref = (
         1.0,
         1.1 * max(p["p95_ms"] for p in grid),
@@ -559,7 +579,8 @@ def figures(
         best = best_batch1_p50(pts)
         out[f"{label}_best_b1_p50_ms"] = best
         out[f"{label}_latency_ratio"] = best / grid_best if best and grid_best else None
-        out[f"{label}_hv_ratio"] = hypervolume_3d([objectives(p) for p in pts], ref) / grid_hv
+        hv = hypervolume_3d([objectives(p) for p in pts], ref) / grid_hv
+        out[f"{label}_hv_ratio"] = hv if complete else None
     out["search_visited_in_grid"] = f"{len(rescored)}/{len(search)}"
     return out
 
@@ -574,6 +595,19 @@ def main() -> int:
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "search_quality")
     parser.add_argument("--grid-only", action="store_true", help="measure (resume) the grid only")
+    parser.add_argument(
+        "--grid-batch",
+        type=int,
+        nargs="+",
+        metavar="B",
+        help="measure only the grid's configurations of these batch sizes (figure (a) needs 1); "
+        "the hypervolume is then not given",
+    )
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        help="the build cache (default RESULTS/artifacts): share an earlier run's builds",
+    )
     parser.add_argument(
         "--shard",
         metavar="I/N",
@@ -595,6 +629,8 @@ def main() -> int:
     args = parser.parse_args()
     mode = QUICK if args.quick else FULL
     results: Path = args.results
+    global ARTIFACTS
+    ARTIFACTS = args.artifacts
     if args.simulate:
         for target in args.targets:
             spec = job_spec(mode, target)
@@ -623,7 +659,7 @@ def main() -> int:
             shard = (int(i), int(n))
         grid = Grid(spec, target, results / f"{mode.name}-{target}-grid.json", results, shard)
         t0 = time.perf_counter()
-        grid_points = grid.run()
+        grid_points = grid.run(args.grid_batch)
         grid_s = time.perf_counter() - t0
         print(
             f"  space: {len(grid.space)} knobs, {grid.size} distinct configurations; "
@@ -635,7 +671,7 @@ def main() -> int:
         t0 = time.perf_counter()
         search_points = run_search(spec, results)
         search_s = time.perf_counter() - t0
-        f = figures(grid_points, by_hash, search_points)
+        f = figures(grid_points, by_hash, search_points, len(grid_points) == grid.size)
         print(f"  {target}: the best batch-1 configurations re-measured in turns")
         f["confirmed"] = confirm_best(grid, search_points, args.confirm_rounds)
         rows.append((target, grid.size, grid_s, search_s, f))
