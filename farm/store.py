@@ -233,7 +233,11 @@ def db_path(explicit: str | Path | None = None) -> Path:
 
 
 def _is_lock_error(exc: Exception) -> bool:
+    """A transient refusal: another process holds the file's lock, or (within this process) a
+    connection of the other mode, read-only or read-write, is open on it for the moment."""
     text = str(exc).lower()
+    if "different configuration than existing connections" in text:
+        return True
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
 
@@ -251,7 +255,7 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             break
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
             waited = time.monotonic() - start
             if not _is_lock_error(exc):
                 raise UsageError(f"{path}: not a farm store ({exc})") from None

@@ -107,6 +107,24 @@ def test_a_failing_trial_is_recorded_and_the_job_goes_on(
     assert not trials[1]["on_front"] and trials[1]["latency_p50_ms"] is None
 
 
+def test_a_write_waits_for_a_read_only_connection_of_the_same_process(tmp_path: Path) -> None:
+    """DuckDB refuses a read-write connection while the same process holds a read-only one
+    ("different configuration than existing connections"): the driver's write must wait for a
+    reader in its own process (a notebook, the live-read test below), not fail the job."""
+    from farm.store import connect
+
+    db = tmp_path / "farm.duckdb"
+    Store(db).set_job_status("nothing", "completed")  # creates the store
+    reader = duckdb.connect(str(db), read_only=True)
+    closer = threading.Timer(0.5, reader.close)
+    closer.start()
+    start = time.monotonic()
+    with connect(db) as con:
+        con.execute("SELECT 1")
+    assert time.monotonic() - start >= 0.4  # it waited for the reader, then wrote
+    closer.join()
+
+
 def test_pareto_and_jobs_read_the_store_while_a_job_runs(results_dir: Path) -> None:
     store = Store(results_dir / "live.duckdb")
     runner = JobRunner(small_spec(trials_per_target=4), store)

@@ -55,6 +55,24 @@ def evaluate_on(workload: Any, tmp_path: Path, target: str, int8: bool = False) 
     return result.metrics
 
 
+def refused_by_farm_run(
+    tmp_path: Path, onnx: str, precision: list[str], capsys: pytest.CaptureFixture[str]
+) -> str:
+    """`farm run` of a one-target job on ``onnx``: asserts exit 2 with nothing written, returns
+    what it printed on stderr."""
+    from farm.cli import main
+
+    job = tmp_path / "job.toml"
+    job.write_text(
+        f'name = "third-party"\ntargets = ["cpu-onnxruntime"]\n[workload]\nonnx = "{onnx}"\n'
+        f"[search]\ntrials_per_target = 2\nprecision = {precision}\nbatch_size = [1]\n"
+    )
+    db = tmp_path / "farm.duckdb"
+    assert main(["run", str(job), "--db", str(db)]) == 2
+    assert not db.exists()
+    return capsys.readouterr().err
+
+
 # -- channels-last inputs -------------------------------------------------------------------------
 
 
@@ -135,20 +153,10 @@ def test_corrupting_channels_last_images_equals_corrupting_them_channels_first()
 def test_a_non_float32_input_is_refused_by_farm_run_naming_the_input(
     tmp_path: Path, elem_type: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from farm.cli import main
-
     models.typed_input(tmp_path / "model.onnx", elem_type)
-    job = tmp_path / "job.toml"
-    job.write_text(
-        'name = "typed"\ntargets = ["cpu-onnxruntime"]\n[workload]\nonnx = "model.onnx"\n'
-        '[search]\ntrials_per_target = 1\nprecision = ["fp32"]\nbatch_size = [1]\n'
-    )
-    db = tmp_path / "farm.duckdb"
-    assert main(["run", str(job), "--db", str(db)]) == 2
-    err = capsys.readouterr().err
+    err = refused_by_farm_run(tmp_path, "model.onnx", ["fp32"], capsys)
     assert f"`workload.onnx`: {tmp_path / 'model.onnx'}: input 'image' is {elem_type}" in err
     assert "float32" in err
-    assert not db.exists()
 
 
 # -- models that come quantized -------------------------------------------------------------------
@@ -160,7 +168,6 @@ def test_an_already_quantized_model_is_measured_as_given_not_quantized_again(
     """A QDQ model (here: the farm's own int8 build of a float model, as a user would bring an
     int8 export): quantizing it again failed on ONNX Runtime with "two nodes with same node
     name" and re-quantized it silently with NNCF."""
-    from farm.cli import main
     from farm.engine import reference_predictions
     from farm.worker import build, evaluate
 
@@ -174,16 +181,8 @@ def test_an_already_quantized_model_is_measured_as_given_not_quantized_again(
     workload = load_workload({**section, "onnx": "int8.onnx"}, tmp_path)
     assert workload.prequantized > 0 and float_model.prequantized == 0
 
-    job = tmp_path / "job.toml"
-    job.write_text(
-        'name = "int8-export"\ntargets = ["cpu-onnxruntime"]\n[workload]\nonnx = "int8.onnx"\n'
-        '[search]\ntrials_per_target = 2\nprecision = ["fp32", "int8"]\nbatch_size = [1]\n'
-    )
-    db = tmp_path / "farm.duckdb"
-    assert main(["run", str(job), "--db", str(db)]) == 2
-    err = capsys.readouterr().err
+    err = refused_by_farm_run(tmp_path, "int8.onnx", ["fp32", "int8"], capsys)
     assert "field `search.precision`: expected no int8: int8.onnx is already quantized" in err
-    assert not db.exists()
 
     source, data = workload.source_artifact(tmp_path), workload.data()
     reference = reference_predictions(source, data)
