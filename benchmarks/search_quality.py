@@ -148,15 +148,6 @@ def job_spec(mode: Mode, target: str) -> JobSpec:
     return parse_job(raw, source="benchmarks/search_quality.py")
 
 
-#: ``--artifacts``: where built candidates are cached (default ``<results>/artifacts``); another
-#: results directory can share the builds of an earlier one and measure everything afresh.
-ARTIFACTS: Path | None = None
-
-
-def artifacts_dir(results: Path) -> Path:
-    return ARTIFACTS or results / "artifacts"
-
-
 # -- the grid ----------------------------------------------------------------------------------
 
 
@@ -170,6 +161,7 @@ class Grid:
         out: Path,
         results: Path,
         shard: tuple[int, int] | None = None,
+        artifacts: Path | None = None,
     ) -> None:
         """``shard`` (i, n): measure only every n-th configuration still to do, from the i-th,
         into a file of its own, so that n processes share a grid (every run reads them all)."""
@@ -177,7 +169,9 @@ class Grid:
 
         self.spec, self.target, self.shard = spec, target, shard
         self.path = out if shard is None else out.with_suffix(f".shard-{shard[0]}.json")
-        self.cache = ArtifactCache(artifacts_dir(results))
+        # ``artifacts``: the build cache (default ``<results>/artifacts``); a fresh results
+        # directory can share an earlier run's builds and measure everything afresh
+        self.cache = ArtifactCache(artifacts or results / "artifacts")
         self.models = results / "models"
         self.workload = load_workload(spec.workload, ROOT)
         self._refs: tuple[Any, Any] | None = None
@@ -316,7 +310,7 @@ def _result(r: dict[str, Any]) -> str:
 SEARCH_STRATEGY = "baseline + screening design + sampler"
 
 
-def run_search(spec: JobSpec, results: Path) -> list[dict[str, Any]]:
+def run_search(spec: JobSpec, results: Path, artifacts: Path | None = None) -> list[dict[str, Any]]:
     """A real job on the engine; a finished job with the same spec and strategy is reused."""
     from farm.engine import JobRunner
     from farm.store import Store
@@ -339,7 +333,7 @@ def run_search(spec: JobSpec, results: Path) -> list[dict[str, Any]]:
     runner = JobRunner(
         spec,
         store,
-        cache=ArtifactCache(artifacts_dir(results)),
+        cache=ArtifactCache(artifacts or results / "artifacts"),
         models_dir=results / "models",
         label=SEARCH_STRATEGY,
     )
@@ -629,12 +623,17 @@ def main() -> int:
     args = parser.parse_args()
     mode = QUICK if args.quick else FULL
     results: Path = args.results
-    global ARTIFACTS
-    ARTIFACTS = args.artifacts
     if args.simulate:
         for target in args.targets:
             spec = job_spec(mode, target)
-            grid = Grid(spec, target, results / f"{mode.name}-{target}-grid.json", results)
+            grid = Grid(
+                spec,
+                target,
+                results / f"{mode.name}-{target}-grid.json",
+                results,
+                None,
+                args.artifacts,
+            )
             print(f"{target}: {len(grid.points())}/{grid.size} configurations in the grid")
             print_strategies(target, compare_strategies(spec, grid, args.simulate, args.noise))
         return 0
@@ -657,7 +656,14 @@ def main() -> int:
         if args.shard:
             i, n = args.shard.split("/")
             shard = (int(i), int(n))
-        grid = Grid(spec, target, results / f"{mode.name}-{target}-grid.json", results, shard)
+        grid = Grid(
+            spec,
+            target,
+            results / f"{mode.name}-{target}-grid.json",
+            results,
+            shard,
+            args.artifacts,
+        )
         t0 = time.perf_counter()
         grid_points = grid.run(args.grid_batch)
         grid_s = time.perf_counter() - t0
@@ -669,7 +675,7 @@ def main() -> int:
             continue
         by_hash = {h: r for h, r in grid.records.items() if "error" not in r}
         t0 = time.perf_counter()
-        search_points = run_search(spec, results)
+        search_points = run_search(spec, results, args.artifacts)
         search_s = time.perf_counter() - t0
         f = figures(grid_points, by_hash, search_points, len(grid_points) == grid.size)
         print(f"  {target}: the best batch-1 configurations re-measured in turns")

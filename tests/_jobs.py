@@ -58,3 +58,14 @@ def wait_for_trials(db: Path, count: int, driver: subprocess.Popen[str], timeout
         except Exception:  # no store or no job yet, or a write holds the file
             pass
         time.sleep(0.2)
+
+
+def run_refused(job_file: Path, capsys: Any) -> str:
+    """`farm run JOB` in this process, refused: asserts exit 2 and that no store was written
+    beside the job; returns what it printed on stderr."""
+    from farm.cli import main
+
+    db = job_file.parent / "farm.duckdb"
+    assert main(["run", str(job_file), "--db", str(db)]) == 2
+    assert not db.exists()
+    return str(capsys.readouterr().err)

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pytest
+from _jobs import run_refused
 
 from farm.engine import JobRunner
 from farm.spec import parse_job
@@ -271,18 +272,13 @@ def test_job_on_a_user_onnx_file_with_synthetic_inputs(user_onnx: Path, tmp_path
 def test_cpu_torch_on_a_user_onnx_file_is_refused(
     user_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from farm.cli import main
-
     job = tmp_path / "onnx-torch.toml"
     job.write_text(
         f'name = "onnx-on-torch"\ntargets = ["cpu-torch", "cpu-onnxruntime"]\n'
         f"[workload]\nonnx = {json.dumps(str(user_onnx))}\n"
     )
-    db = tmp_path / "farm.duckdb"
-    assert main(["run", str(job), "--db", str(db)]) == 2
-    err = capsys.readouterr().err
+    err = run_refused(job, capsys)
     assert "`targets`" in err and "cpu-torch" in err and str(job) in err
-    assert not db.exists()
 
 
 # -- 4. a rerun is served by the artifact cache ------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 import _third_party_models as models
 import numpy as np
 import pytest
+from _jobs import run_refused
 
 from farm.errors import UsageError
 from targets import RuntimeOptions
@@ -58,19 +59,13 @@ def evaluate_on(workload: Any, tmp_path: Path, target: str, int8: bool = False) 
 def refused_by_farm_run(
     tmp_path: Path, onnx: str, precision: list[str], capsys: pytest.CaptureFixture[str]
 ) -> str:
-    """`farm run` of a one-target job on ``onnx``: asserts exit 2 with nothing written, returns
-    what it printed on stderr."""
-    from farm.cli import main
-
+    """`farm run` of a one-target job on ``onnx``, refused (see :func:`_jobs.run_refused`)."""
     job = tmp_path / "job.toml"
     job.write_text(
         f'name = "third-party"\ntargets = ["cpu-onnxruntime"]\n[workload]\nonnx = "{onnx}"\n'
         f"[search]\ntrials_per_target = 2\nprecision = {precision}\nbatch_size = [1]\n"
     )
-    db = tmp_path / "farm.duckdb"
-    assert main(["run", str(job), "--db", str(db)]) == 2
-    assert not db.exists()
-    return capsys.readouterr().err
+    return run_refused(job, capsys)
 
 
 # -- channels-last inputs -------------------------------------------------------------------------
