@@ -528,6 +528,9 @@ class JobRunner:
                 num_cpus=1, resources=node_slot(node), scheduling_strategy=strategy
             ).remote(source, steps, self.data_ref, self.spec.search.seed)
             run.cache_hit = False
+            if any(t in node.targets for t in self.studies):
+                # the evaluation's fresh worker starts while the node builds (farm.tasks)
+                tasks.start_worker.options(scheduling_strategy=strategy).remote()
         else:
             threads = run.candidate.options.threads
             serving = [n for n in self._nodes if run.target in n.targets and n.cpus >= threads]
