@@ -750,13 +750,23 @@ def select(all_names: Iterable[str], sweep: Sweep, args: argparse.Namespace) -> 
 
 
 def run_all(sweep: Sweep, names: list[str], redo: str, jobs: int) -> None:
-    """Sweep ``names``, ``jobs`` models at a time (each model's cells run one after another)."""
+    """Sweep ``names``, ``jobs`` models at a time (each model's cells run one after another).
+    The run's wall time is saved after every model, so a run stopped half-way still counts."""
     from concurrent.futures import ThreadPoolExecutor
+
+    start = time.perf_counter()
+    with sweep.lock:
+        run = {"date": dt.date.today().isoformat(), "models": len(names), "jobs": jobs}
+        run["wall_s"] = 0.0
+        sweep.data.setdefault("runs", []).append(run)
 
     def one(item: tuple[int, str]) -> None:
         i, name = item
         print(f"[{i}/{len(names)}] {name}", flush=True)
         sweep.run_model(name, sweep.todo(name, redo), lambda s: print(s, flush=True))
+        with sweep.lock:
+            run["wall_s"] = round(time.perf_counter() - start, 1)
+            sweep.save()
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(one, enumerate(names, 1)))
@@ -792,13 +802,7 @@ def main(argv: list[str] | None = None) -> int:
             start_or_connect(None)
             sweep.data.update(environment())
             sweep.data["date"] = dt.date.today().isoformat()
-            start = time.perf_counter()
             run_all(sweep, names, args.redo, max(1, args.jobs))
-            with sweep.lock:
-                run = {"date": sweep.data["date"], "models": len(names), "jobs": args.jobs}
-                run["wall_s"] = round(time.perf_counter() - start, 1)
-                sweep.data.setdefault("runs", []).append(run)
-                sweep.save()
     body = markdown(sweep.data, time_note(sweep.data))
     print(body)
     if args.markdown:

@@ -110,6 +110,26 @@ def test_the_matrix_numbers_each_reason_once_and_keeps_the_hand_written_text(
     assert "Written by hand." in text and "Also by hand." in text
 
 
+def test_a_run_stopped_half_way_keeps_its_wall_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's wall time is saved after each model, not only when the whole run ends."""
+    sweep = Sweep(tmp_path)
+    swept: list[str] = []
+
+    def run_model(self: Sweep, name: str, todo: Any, say: Any) -> None:
+        if swept:
+            raise KeyboardInterrupt  # the user stops the sweep during the second model
+        swept.append(name)
+
+    monkeypatch.setattr(Sweep, "run_model", run_model)
+    with pytest.raises(KeyboardInterrupt):
+        model_zoo.run_all(sweep, ["a", "b"], "none", 1)
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert len(runs) == 1 and runs[0]["models"] == 2 and runs[0]["wall_s"] >= 0.0
+    assert "in 1 run(s)" in model_zoo.time_note(json.loads(sweep.path.read_text()))
+
+
 @pytest.mark.slow
 def test_a_model_is_swept_through_the_farm_and_resumed(tmp_path: Path) -> None:
     """squeezenet1_1 (1.2M parameters): every column runs through the farm's tasks; a second
@@ -130,4 +150,5 @@ def test_a_model_is_swept_through_the_farm_and_resumed(tmp_path: Path) -> None:
     int8 = record["cells"]["torchscript/cpu-onnxruntime/int8"]
     assert int8["precision_actual"] == "int8+fp32"
     assert "| squeezenet1_1 | 1.2M | 32 |" in doc.read_text()
+    assert json.loads((out / "results.json").read_text())["runs"][0]["wall_s"] > 0
     assert Sweep(out).todo("squeezenet1_1", "none") == []
