@@ -30,7 +30,7 @@ from farm.cluster import (
     shares_gpus,
     start_or_connect,
 )
-from farm.errors import UsageError, WrongHardwareError
+from farm.errors import NotFreshProcessError, UsageError, WrongHardwareError
 from farm.pricing import UnpricedHardwareError, check_gpu_prices, price_trial
 from farm.space import check_baseline, check_knobs, initial_points, plan, target_space
 from farm.spec import JobSpec
@@ -591,6 +591,9 @@ class JobRunner:
                 self.pending.append(run)
                 self._fail_targets_without_nodes(self._nodes)
                 return
+            if isinstance(cause, NotFreshProcessError):
+                self._retry(run, _short_error(cause))  # another worker will be fresh
+                return
             self._fail(run, _short_error(cause))
             return
         except RayError as exc:  # the system failed it: worker killed, node lost
@@ -600,15 +603,20 @@ class JobRunner:
                 self.lost_nodes.add(run.node.node_id)
                 self._nodes = [n for n in self._nodes if n.node_id not in self.lost_nodes]
                 self._fail_targets_without_nodes(self._nodes)
-            if run.attempts < MAX_ATTEMPTS:
-                self.pending.append(run)
-            else:
-                self._fail(run, f"gave up after {run.attempts} attempts: {run.last_error}")
+            self._retry(run, run.last_error)
             return
         if run.stage == "build":
             self._built(run, result)
         else:
             self._evaluated(run, result)
+
+    def _retry(self, run: TrialRun, error: str) -> None:
+        """Run the task again (the system failed it), or fail the trial after MAX_ATTEMPTS."""
+        run.last_error = error
+        if run.attempts < MAX_ATTEMPTS:
+            self.pending.append(run)
+        else:
+            self._fail(run, f"gave up after {run.attempts} attempts: {error}")
 
     def _built(self, run: TrialRun, artifacts: list[Any]) -> None:
         import ray

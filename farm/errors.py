@@ -37,3 +37,9 @@ class TrialError(FarmError):
 
 class WrongHardwareError(TrialError):
     """A node was asked to measure a target its hardware does not match."""
+
+
+class NotFreshProcessError(RuntimeError):
+    """An evaluation was handed a worker process that is not fresh (a runtime loaded, or a build
+    worker). Not the candidate's fault: the worker exits after the refusal (``max_calls=1``),
+    so the driver retries the evaluation in another one."""

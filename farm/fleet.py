@@ -127,7 +127,9 @@ def probe_cluster(timeout_s: float = DEFAULT_TIMEOUT_S) -> list[NodeReport]:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    remote_probe = ray.remote(num_cpus=0, max_retries=0)(probe_node)
+    # max_calls=1: asking a runtime may import it; the worker exits rather than stay in the pool
+    # an evaluation's fresh worker is taken from (farm.tasks)
+    remote_probe = ray.remote(num_cpus=0, max_retries=0, max_calls=1)(probe_node)
     reports: dict[Any, NodeReport] = {}
     for node in alive_nodes():
         report = NodeReport(node.node_id, node.host, node.cpus, list(node.targets))

@@ -23,6 +23,7 @@ from typing import Any
 import ray
 
 from farm import worker
+from farm.errors import NotFreshProcessError
 
 #: The runtime environment of build tasks: their own pool of worker processes.
 BUILD_POOL = {"env_vars": {"FARM_WORKER_POOL": "build"}}
@@ -36,7 +37,7 @@ def check_fresh_process() -> None:
     loaded = [m for m in RUNTIME_MODULES if m in sys.modules]
     if loaded or os.environ.get("FARM_WORKER_POOL") == "build":
         what = f"with {', '.join(loaded)} loaded" if loaded else "of the build pool"
-        raise RuntimeError(f"refusing to measure in a worker process {what} (not fresh)")
+        raise NotFreshProcessError(f"refusing to measure in a worker process {what} (not fresh)")
 
 
 @ray.remote(max_retries=0, runtime_env=BUILD_POOL)

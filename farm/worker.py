@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from farm.errors import TrialError, WrongHardwareError
+from farm.errors import NotFreshProcessError, TrialError, WrongHardwareError
 from targets import get_target, runtime_class
 
 if TYPE_CHECKING:
@@ -183,7 +183,8 @@ class Evaluation:
 def injected_fault(faults: str, trial_key: str) -> str | None:
     """Test hook for fault handling: ``$FARM_TEST_FAULTS`` on the driver is a comma-separated
     list of ``target:trial_number:attempt=kind`` (kind: ``crash`` kills the worker process,
-    ``error`` raises, ``nan`` poisons the outputs). Empty in normal use."""
+    ``error`` raises, ``nan`` poisons the outputs, ``stale`` refuses the worker as not fresh).
+    Empty in normal use."""
     for item in filter(None, (f.strip() for f in faults.split(","))):
         key, _, kind = item.partition("=")
         if key == trial_key:
@@ -423,6 +424,8 @@ def evaluate(
                 os._exit(17)  # a worker process dying mid-trial, as an OOM kill would
             if fault == "error":
                 raise TrialError(f"injected fault for {trial_key}")
+            if fault == "stale":
+                raise NotFreshProcessError(f"injected stale worker for {trial_key} (not fresh)")
             start = time.perf_counter()
             what = runtime_label(target)
             with trial_step("evaluate", what):

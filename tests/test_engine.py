@@ -107,6 +107,25 @@ def test_a_failing_trial_is_recorded_and_the_job_goes_on(
     assert not trials[1]["on_front"] and trials[1]["latency_p50_ms"] is None
 
 
+def test_an_evaluation_refused_by_a_stale_worker_is_retried_in_a_fresh_one(
+    results_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that is not fresh (farm.tasks.check_fresh_process) is the system's fault, not
+    the candidate's: the evaluation runs again, and the trial fails only after MAX_ATTEMPTS."""
+    stale = ["cpu-onnxruntime:1:1"] + [f"cpu-onnxruntime:2:{a}" for a in (1, 2, 3)]
+    monkeypatch.setenv("FARM_TEST_FAULTS", ",".join(f"{k}=stale" for k in stale))
+    store = Store(results_dir / "stale.duckdb")
+    runner = JobRunner(small_spec(trials_per_target=3), store)
+    assert runner.run() == "completed"
+    trials = store.trials(runner.job_id)
+    assert [(t["status"], t["attempts"]) for t in trials] == [
+        ("completed", 1),
+        ("completed", 2),
+        ("failed", 3),
+    ]
+    assert "gave up after 3 attempts" in trials[2]["error"] and "not fresh" in trials[2]["error"]
+
+
 def test_a_write_waits_for_a_read_only_connection_of_the_same_process(tmp_path: Path) -> None:
     """DuckDB refuses a read-write connection while the same process holds a read-only one
     ("different configuration than existing connections"): the driver's write must wait for a
