@@ -36,10 +36,19 @@ class SmallJob:
     results: Path
 
 
+#: `python -m farm.cli` with Ctrl-C's default handler: a process started from a background
+#: shell (`cmd &`, as a CI runner may start the suite) inherits SIGINT *ignored*, and Python
+#: keeps it ignored, so the interrupt a test sends would never arrive.
+DRIVER = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from farm.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
 def start_driver(job_file: Path, db: Path, **popen: Any) -> subprocess.Popen[str]:
     """`farm run JOB --db DB` in its own process: a driver a test can interrupt or kill."""
     return subprocess.Popen(
-        [sys.executable, "-m", "farm.cli", "run", str(job_file), "--db", str(db)],
+        [sys.executable, "-c", DRIVER, "run", str(job_file), "--db", str(db)],
         text=True,
         **popen,
     )

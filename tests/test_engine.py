@@ -197,9 +197,7 @@ def test_ctrl_c_marks_the_job_interrupted_and_keeps_finished_trials(
     import signal
 
     job_file = tmp_path / "job.toml"
-    # Far more trials than it gets to run: trials take a second or two now, and a job of 8 per
-    # target once completed (in 33 s, exit 0) without being interrupted.
-    job_file.write_text(SMALL_JOB.replace("trials_per_target = 3", "trials_per_target = 30"))
+    job_file.write_text(SMALL_JOB.replace("trials_per_target = 3", "trials_per_target = 8"))
     db = results_dir / "ctrl-c.duckdb"
     driver = start_driver(job_file, db, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     wait_for_trials(db, 1, driver, timeout=240)
@@ -211,7 +209,7 @@ def test_ctrl_c_marks_the_job_interrupted_and_keeps_finished_trials(
     job = store.jobs()[0]
     assert job["status"] == "interrupted" and "interrupted" in job["message"]
     trials = store.trials(job["job_id"])
-    assert 1 <= len(trials) < 60 and all(t["status"] in ("completed", "failed") for t in trials)
+    assert 1 <= len(trials) < 16 and all(t["status"] in ("completed", "failed") for t in trials)
 
 
 def test_the_time_budget_stops_new_trials(results_dir: Path) -> None:
