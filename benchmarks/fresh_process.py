@@ -9,7 +9,7 @@ measurement contract), one int8 artifact is built in the driver first; then, in 
   Runtime's quantizer, a calibration session, their thread pools) and then evaluates the same
   artifact in that same process, as an evaluation that inherited a build's worker did.
 
-Both run ``farm.worker.evaluate`` (compile, quality, measurement), one at a time on this
+Both run ``farm.worker.evaluate.evaluate`` (compile, quality, measurement), one at a time on this
 machine; the order alternates (fresh first, then after-a-build first, …). Printed: each
 measurement's p50 and peak RSS, the medians, and the ratio after-a-build ÷ fresh beside the
 spread of the fresh measurements (the machine's own noise)::
@@ -60,7 +60,8 @@ def evaluate_here(
     build: Any = None,
 ) -> dict[str, float]:
     """Evaluate in this process, after running ``build`` (source, chain, data) when given."""
-    from farm import tasks, worker
+    from farm.worker import evaluate as worker
+    from farm.worker import remote as tasks
 
     if build is None:
         tasks.check_fresh_process()
@@ -78,13 +79,13 @@ def main() -> int:
 
     import ray
 
-    from farm.cache import ArtifactCache
-    from farm.cluster import start_or_connect
-    from farm.engine import JobRunner
-    from farm.space import plan
-    from farm.spec import parse_job
-    from farm.store import Store
-    from farm.worker import build
+    from farm.cluster.lifecycle import start_or_connect
+    from farm.engine.runner import JobRunner
+    from farm.search.space import plan
+    from farm.spec.job import parse_job
+    from farm.store.artifacts import ArtifactCache
+    from farm.store.db import Store
+    from farm.worker.evaluate import build
 
     tmp = Path(tempfile.mkdtemp(prefix="farm-fresh-"))
     os.environ.setdefault("FARM_NODE_CACHE", str(tmp / "node-cache"))

@@ -162,9 +162,9 @@ class Outcome:
 
 def run_job(job: Path, db: Path) -> str:
     """One `farm run` job (the JobRunner the CLI runs), returns its id."""
-    from farm.engine import JobRunner
-    from farm.spec import load_job
-    from farm.store import Store
+    from farm.engine.runner import JobRunner
+    from farm.spec.job import load_job
+    from farm.store.db import Store
 
     runner = JobRunner(load_job(job), Store(db))
     status = runner.run()
@@ -176,9 +176,9 @@ def run_job(job: Path, db: Path) -> str:
 def gate(db: Path, candidate: str, baseline: str, args: argparse.Namespace) -> Outcome:
     """`farm gate --json` on the pair (the CLI's own entry point), and the store-only verdict."""
     from farm.cli import main
-    from farm.gate import Snapshot
-    from farm.significance import compare
-    from farm.store import Store
+    from farm.gate.checks import Snapshot
+    from farm.release.significance import compare
+    from farm.store.db import Store
 
     store = Store(db)
     cand, base = Snapshot.from_store(store, candidate), Snapshot.from_store(store, baseline)

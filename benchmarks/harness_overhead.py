@@ -128,7 +128,8 @@ CHILD = r"""
 import json, math, sys, time
 cfg = json.loads(sys.argv[1])
 if cfg["farm_imports"]:  # what `farm measure` has loaded before it builds its session
-    import onnx, farm.cli, farm.commands.measure, farm.environment, targets.onnxruntime_runtime
+    import onnx, farm.cli, farm.commands.measure, farm.measure.environment,
+    targets.onnxruntime_runtime
 import numpy as np
 import onnxruntime as ort
 if cfg["session"] == "farm":

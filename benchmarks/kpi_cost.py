@@ -1,7 +1,8 @@
 """What the release KPIs cost: a trial's evaluation time with and without robustness.
 
 The digits CNN (fp32 ONNX and ORT int8), evaluated on cpu-onnxruntime through the farm's own
-evaluate step (`farm.worker.evaluate`: compile, quality on the eval split, KPIs, measurement),
+evaluate step (`farm.worker.evaluate.evaluate`: compile, quality on the eval split, KPIs,
+measurement),
 alternating "without" and "with" `[evaluation] robustness = true` (21 corrupted copies of the
 eval split) so that drift hits both alike. Calibration, slices and the operating point are on
 in both runs (they cost next to nothing). Prints the evaluate time (`eval_s`) and the whole
@@ -20,12 +21,12 @@ import time
 from pathlib import Path
 
 import optimizers
-from farm import worker
-from farm.engine import reference_predictions
+from farm.engine.runner import reference_predictions
+from farm.worker import evaluate as worker
 from targets.base import RuntimeOptions
 from workloads import load_workload
-from workloads.evaluation import parse_evaluation
-from workloads.kpis import with_kpi_data
+from workloads.kpis.compute import with_kpi_data
+from workloads.kpis.spec import parse_evaluation
 
 CONTRACT = {"min_duration_s": 0.5, "max_duration_s": 1.5}
 KPIS = {"positive_classes": [8, 9], "target_precision": 0.95}

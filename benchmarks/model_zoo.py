@@ -18,9 +18,11 @@ through the farm's own code:
    both are swept. The exported model's outputs are compared with eager torch.
 4. **The farm's path** for each export, as a job on ``[workload] onnx = ...`` with synthetic
    inputs would run it: ``load_workload`` (the job's validation), the engine's
-   ``reference_predictions``, the trial's candidate from ``farm.space.plan`` (baseline knobs),
-   ``farm.tasks.build_task`` (``farm.worker.build``: the quantizers) and
-   ``farm.tasks.evaluate_task`` (``farm.worker.evaluate``: compile, quality on the eval split,
+   ``reference_predictions``, the trial's candidate from ``farm.search.space.plan`` (baseline
+   knobs),
+   ``farm.worker.remote.build_task`` (``farm.worker.evaluate.build``: the quantizers) and
+   ``farm.worker.remote.evaluate_task`` (``farm.worker.evaluate.evaluate``: compile, quality on the
+   eval split,
    measurement, in a fresh process): fp32 and int8 on cpu-onnxruntime, fp32, bf16 and int8 on
    cpu-openvino. cpu-torch fp32 runs the farm's ``export_torch`` on the model itself.
 
@@ -105,7 +107,7 @@ def one_line(exc: BaseException | str, limit: int = REASON_CHARS) -> str:
     """An error as one line (the farm's own wording for trial errors), cut to ``limit``."""
     if isinstance(exc, BaseException):
         from farm.errors import TrialError
-        from farm.worker import explain
+        from farm.worker.evaluate import explain
 
         cause = getattr(exc, "cause", None)  # a RayTaskError: the task's own exception
         exc = cause if isinstance(cause, BaseException) else exc
@@ -284,7 +286,7 @@ def prepare_model(
 def farm_source(path: Path) -> tuple[Any, Any, Any]:
     """What ``farm run`` makes of ``[workload] onnx = path`` with synthetic data before its
     first trial: the validated workload's source artifact, data and fp32 reference."""
-    from farm.engine import reference_predictions
+    from farm.engine.runner import reference_predictions
     from workloads import load_workload
 
     workload = load_workload({"onnx": str(path), "data": {"synthetic_samples": SAMPLES}}, ROOT)
@@ -306,12 +308,12 @@ def eager_diff(model: Any, data: Any, reference: Any) -> float:
 def farm_torch_source(name: str, model: Any, size: int) -> tuple[Any, Any, Any]:
     """The cpu-torch artifact as the farm builds it from a torch model (``export_torch`` on a
     ``torch-state`` artifact), with synthetic data and the eager reference."""
-    from farm import worker
     from farm.artifact import Artifact
-    from farm.engine import reference_predictions
+    from farm.engine.runner import reference_predictions
+    from farm.worker import evaluate as worker
     from workloads import register_builder
-    from workloads.config import parse_data_config
-    from workloads.imagefolder import load_data
+    from workloads.datasets.config import parse_data_config
+    from workloads.datasets.imagefolder import load_data
 
     register_builder("model_zoo")(zoo_builder)
     cfg = parse_data_config({"synthetic_samples": SAMPLES}, ROOT, "classification")
@@ -477,7 +479,7 @@ class Sweep:
         """Build (when the trial's chain has steps) and evaluate one cell with the farm's tasks.
 
         ``source`` is the ONNX model, or for cpu-torch the already exported program."""
-        from farm import tasks
+        from farm.worker import remote as tasks
 
         exporter, target, precision = column
         start = time.perf_counter()
@@ -544,8 +546,8 @@ class Sweep:
 def trial_candidate(target: str, precision: str) -> Any:
     """The candidate of ``target``'s baseline trial at ``precision`` (batch 1, one thread,
     every quantizer knob at its first value) for an ONNX-file workload, planned by the farm."""
-    from farm.space import baseline_params, plan, target_space
-    from farm.spec import parse_job
+    from farm.search.space import baseline_params, plan, target_space
+    from farm.spec.job import parse_job
 
     spec = parse_job(
         {
@@ -713,7 +715,7 @@ def write_markdown(path: Path, body: str) -> None:
 def environment() -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
-    from farm.environment import fingerprint
+    from farm.measure.environment import fingerprint
 
     versions = {}
     for package in PACKAGES:
@@ -797,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
             paths = [str(ROOT), str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")]
             os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
             os.environ.setdefault("FARM_NODE_CACHE", str(args.results / "node-cache"))
-            from farm.cluster import start_or_connect
+            from farm.cluster.lifecycle import start_or_connect
 
             start_or_connect(None)
             sweep.data.update(environment())

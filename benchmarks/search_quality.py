@@ -2,7 +2,7 @@
 
 ResNet-18 (torchvision, random weights, 224×224, synthetic inputs: quality is top-1 fidelity to
 the fp32 reference) on ``cpu-onnxruntime`` and ``cpu-openvino``, over the space a job gets from
-the engine (``farm.space.target_space``): precision × quantizer knobs (calibration method,
+the engine (``farm.search.space.target_space``): precision × quantizer knobs (calibration method,
 activation type / preset, fast bias correction, keep_float_layers k) × batch {1, 2, 4, 8} ×
 threads × runtime options (ORT execution mode, OpenVINO performance hint).
 
@@ -14,7 +14,7 @@ threads × runtime options (ORT execution mode, OpenVINO performance hint).
    resumable and cached, batch-1 configurations first. ``--shard I/N`` lets N processes share
    what is left (each writes a file of its own; every run reads them all).
 2. The search: a real job per target (``JobRunner``: the baseline, the screening design of
-   ``farm.space.screening_design``, then NSGA-II; 30 trials) on the same space, stored in
+   ``farm.search.space.screening_design``, then NSGA-II; 30 trials) on the same space, stored in
    ``results/search_quality/search.duckdb`` (a finished search of the same strategy is reused).
 3. Figures per target:
    (a) best batch-1 p50 latency with top-1 fidelity ≥ 0.99 found by the search ÷ the grid's best
@@ -56,10 +56,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from farm import pareto  # noqa: E402
-from farm.cache import ArtifactCache  # noqa: E402
-from farm.candidate import Candidate  # noqa: E402
-from farm.spec import JobSpec, parse_job  # noqa: E402
+from farm.search.candidate import Candidate  # noqa: E402
+from farm.spec.job import JobSpec, parse_job  # noqa: E402
+from farm.store import fronts as pareto  # noqa: E402
+from farm.store.artifacts import ArtifactCache  # noqa: E402
 
 TARGETS = ("cpu-onnxruntime", "cpu-openvino")
 FIDELITY_FLOOR = 0.99
@@ -181,7 +181,7 @@ class Grid:
                 self.records.update(json.loads(path.read_text()))
 
     def candidates(self) -> list[tuple[dict[str, Any], Candidate]]:
-        from farm.space import plan, target_space
+        from farm.search.space import plan, target_space
 
         space = target_space(self.spec, self.target, max(self.spec.search.threads))
         self.space = space
@@ -195,7 +195,7 @@ class Grid:
 
     def run(self, batches: list[int] | None = None) -> list[dict[str, Any]]:
         """Measure what is left (only the configurations of ``batches`` when given)."""
-        from farm.engine import reference_predictions
+        from farm.engine.runner import reference_predictions
 
         candidates = self.candidates()
         current = {c.content_hash for _, c in candidates}
@@ -230,7 +230,7 @@ class Grid:
         return [r for h, r in self.records.items() if h in current and "error" not in r]
 
     def _artifact(self, cand: Candidate, source: Any, data: Any) -> tuple[Any, float]:
-        from farm import worker
+        from farm.worker import evaluate as worker
 
         cached = self.cache.load(cand.build_key())
         if cached is not None:
@@ -252,7 +252,7 @@ class Grid:
         mask of its first use, so later 2-thread configurations would run on one core.)"""
         import ray
 
-        from farm import tasks
+        from farm.worker import remote as tasks
 
         if self._refs is None:
             self._refs = (ray.put(data), ray.put(ref))
@@ -312,8 +312,8 @@ SEARCH_STRATEGY = "baseline + screening design + sampler"
 
 def run_search(spec: JobSpec, results: Path, artifacts: Path | None = None) -> list[dict[str, Any]]:
     """A real job on the engine; a finished job with the same spec and strategy is reused."""
-    from farm.engine import JobRunner
-    from farm.store import Store
+    from farm.engine.runner import JobRunner
+    from farm.store.db import Store
 
     store = Store(results / "search.duckdb")
     if store.path.exists():
@@ -374,7 +374,8 @@ def confirm_best(
 
     import ray
 
-    from farm import tasks, worker
+    from farm.worker import evaluate as worker
+    from farm.worker import remote as tasks
 
     def best(points: list[dict[str, Any]], key: str) -> str | None:
         ok = [p for p in points if p["batch_size"] == 1 and p["top1_agreement"] >= FIDELITY_FLOOR]
@@ -414,7 +415,7 @@ def confirm_best(
 # -- the search, simulated on the grid ---------------------------------------------------------
 
 #: Search strategies ``--simulate`` compares: (sampler, whether the study starts with the
-#: screening design of ``farm.space.initial_points``).
+#: screening design of ``farm.search.space.initial_points``).
 STRATEGIES: dict[str, tuple[str, bool]] = {
     "nsga2": ("nsga2", False),
     "tpe": ("tpe", False),
@@ -436,8 +437,8 @@ def simulate(
     import numpy as np
     import optuna
 
-    from farm.engine import DUPLICATE_ASKS, make_sampler
-    from farm.space import baseline_params, initial_points, plan
+    from farm.engine.runner import DUPLICATE_ASKS, make_sampler
+    from farm.search.space import baseline_params, initial_points, plan
 
     sampler, screening = STRATEGIES[strategy]
     run_spec = replace(spec, search=replace(spec.search, sampler=sampler, seed=seed))
@@ -645,7 +646,7 @@ def main() -> int:
 
     # Start the local Ray instance (advertising the targets) before anything asks for a Ray
     # context: the grid's worker calls do, and an implicit ray.init would advertise no targets.
-    from farm.cluster import start_or_connect
+    from farm.cluster.lifecycle import start_or_connect
 
     start_or_connect(None)
     rows = []

@@ -74,9 +74,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from dashboards import load, render
-    from dashboards.fronts import mark_fronts
-    from farm import pareto
-    from farm.store import Store, connect
+    from farm.store import fronts as pareto
+    from farm.store.db import Store, connect
+    from farm.store.fronts import mark_fronts
 
     folder = Path(args.keep or tempfile.mkdtemp(prefix="store_scale-"))
     store = Store(folder / "farm.duckdb")
@@ -113,7 +113,7 @@ def main() -> None:
     t0 = time.perf_counter()
     pareto.pareto_mask(values, [s for _, s in pareto.OBJECTIVES])
     print(
-        f"  of which farm.pareto.pareto_mask on {len(values):,} rows: "
+        f"  of which farm.store.fronts.pareto_mask on {len(values):,} rows: "
         f"{time.perf_counter() - t0:.2f} s"
     )
 

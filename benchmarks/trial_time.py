@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from farm.spec import JobSpec, parse_job  # noqa: E402
+from farm.spec.job import JobSpec, parse_job  # noqa: E402
 
 TARGETS = ("cpu-torch", "cpu-onnxruntime", "cpu-openvino")
 PARTS = ("build_s", "compile_s", "eval_s", "measure_s")
@@ -65,10 +65,10 @@ def run_job(
 ) -> tuple[str, Any, float]:
     """Run the job into a fresh store and cache under ``work``; returns (job id, store, wall).
     With ``replay`` (an earlier run's rows) each study measures exactly those configurations."""
-    from farm.cache import ArtifactCache
-    from farm.cluster import start_or_connect
-    from farm.engine import JobRunner
-    from farm.store import Store
+    from farm.cluster.lifecycle import start_or_connect
+    from farm.engine.runner import JobRunner
+    from farm.store.artifacts import ArtifactCache
+    from farm.store.db import Store
 
     start_or_connect(None)
     store = Store(work / "farm.duckdb")
@@ -92,7 +92,7 @@ def replay_configurations(runner: Any, rows: list[dict[str, Any]]) -> None:
     are then timed on the same trials, whatever their samplers would have proposed."""
     import optuna
 
-    from farm.engine import make_sampler
+    from farm.engine.runner import make_sampler
 
     for i, (target, s) in enumerate(runner.studies.items()):
         s.study = optuna.create_study(

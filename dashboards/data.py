@@ -13,10 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-from farm.budget import Budget
-from farm.history import History, release_history
-from farm.recommend import Recommendation, recommend
-from farm.store import Store, connect
+from farm.release.budget import Budget
+from farm.release.history import History, release_history
+from farm.release.recommend import Recommendation, recommend
+from farm.store.db import Store, connect
 
 #: Jobs of the report's name its history section shows (the newest, up to the report's job).
 HISTORY_JOBS = 30
@@ -45,11 +45,11 @@ class ReportData:
     #: Per target: {objective: {param: importance}}; per target, a note when not computable.
     importances: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     importance_notes: dict[str, str] = field(default_factory=dict)
-    #: The jobs of this job's name up to it (dashboards/history.py draws them).
+    #: The jobs of this job's name up to it (dashboards/history_page.py draws them).
     history: History | None = None
     #: (target, trial_number) -> every metric of the plotted trials (KPIs of front points).
     metrics: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
-    #: The release note (farm/card.py) as HTML.
+    #: The release note (farm/release/card.py) as HTML.
     card_html: str = ""
 
     @property
@@ -123,7 +123,7 @@ def load(
     plotted = set(zip(trials["target"], trials["trial_number"], strict=True))
     data.metrics = {k: v for k, v in store.metrics(job_id).items() if k in plotted}
     candidates = _completed_candidates(store, job_id, trials.to_dict("records"), data.metrics)
-    from farm.card import build_card, to_html
+    from farm.release.card import build_card, to_html
 
     data.card_html = to_html(build_card(store, job_id, budget, trials=candidates))
     data.history = release_history(store, job["name"], budget, until=job_id, last=HISTORY_JOBS)

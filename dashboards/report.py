@@ -19,9 +19,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboards.data import ReportData
-from dashboards.history import history_section
+from dashboards.history_page import history_section
 from farm.display import short_params
-from farm.recommend import RULE
+from farm.release.recommend import RULE
 
 GREY = "#b8b8b8"
 FRONT = "#d62728"

@@ -25,19 +25,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from farm.errors import UsageError
-from farm.spec import JobSpec, parse_job
-from farm.spec import load_job as _load_job_file
-from farm.store import TRIAL_COLUMNS, Store, connect, db_path
+from farm.spec.job import JobSpec, parse_job
+from farm.spec.job import load_job as _load_job_file
+from farm.store.db import TRIAL_COLUMNS, Store, connect, db_path
 
 if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
-    from farm.budget import Budget
-    from farm.engine import JobRunner
-    from farm.gate import GateResult
-    from farm.history import History
-    from farm.recommend import Recommendation
+    from farm.engine.runner import JobRunner
+    from farm.gate.checks import GateResult
+    from farm.release.budget import Budget
+    from farm.release.history import History
+    from farm.release.recommend import Recommendation
 
 #: Columns of :meth:`StoreView.jobs`, in order.
 JOB_COLUMNS = (
@@ -146,7 +146,7 @@ def _execute(
     progress: bool = True,
 ) -> Job:
     from farm.display import make_console
-    from farm.engine import JobRunner
+    from farm.engine.runner import JobRunner
 
     console = make_console() if progress else None
     bars = _Bars(console)
@@ -318,8 +318,8 @@ class StoreView:
     def history(
         self, name: str, budget: str | Path | Budget | None = None, *, last: int | None = None
     ) -> History:
-        """The release history of the jobs named ``name`` (see :mod:`farm.history`)."""
-        from farm.history import release_history
+        """The release history of the jobs named ``name`` (see :mod:`farm.release.history`)."""
+        from farm.release.history import release_history
 
         return release_history(self.store, name, _budget(budget), last=last)
 
@@ -436,8 +436,9 @@ class Job:
 
     def recommend(self, budget: str | Path | Budget) -> Recommendation:
         """The configuration to ship per target and overall under ``budget`` (a budget file or
-        a :class:`farm.budget.Budget`); ``.ok`` says whether every budgeted target has one."""
-        from farm.recommend import recommend
+        a :class:`farm.release.budget.Budget`); ``.ok`` says whether every budgeted target has
+        one."""
+        from farm.release.recommend import recommend
 
         limits = _budget(budget)
         if limits is None:
@@ -468,8 +469,8 @@ class Job:
     ) -> GateResult:
         """``farm gate`` with this job as the candidate. ``baseline``: a :class:`Job`, a job of
         the same store (id, prefix, name), or a ``farm export --format json`` file; ``options``:
-        the fields of :class:`farm.gate.GateOptions` (threshold, alpha, …)."""
-        from farm.gate import GateOptions, Snapshot, run_gate
+        the fields of :class:`farm.gate.checks.GateOptions` (threshold, alpha, …)."""
+        from farm.gate.checks import GateOptions, Snapshot, run_gate
 
         base: Snapshot | None = None
         if isinstance(baseline, Job):
@@ -485,7 +486,7 @@ class Job:
 
     def history(self, budget: str | Path | Budget | None = None) -> History:
         """The release history of this job's name, up to and including this job."""
-        from farm.history import release_history
+        from farm.release.history import release_history
 
         return release_history(self.store, self.name, _budget(budget), until=self.id)
 
@@ -494,7 +495,7 @@ def _budget(budget: str | Path | Budget | None) -> Budget | None:
     if budget is None:
         return None
     if isinstance(budget, str | Path):
-        from farm.budget import load_budget
+        from farm.release.budget import load_budget
 
         return load_budget(budget)
     return budget

@@ -8,7 +8,8 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.table import Table
 
-#: Knobs every candidate has (farm.space.BASE_KNOBS, repeated here to keep this module light).
+#: Knobs every candidate has (farm.search.space.BASE_KNOBS, repeated here to keep this module
+#: light).
 BASE_KNOBS = ("precision", "batch_size", "threads")
 
 FRONT_COLUMNS = (

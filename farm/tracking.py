@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from farm.store import Store
+from farm.store.db import Store
 
 #: Trial columns that identify a trial or hold text/flags: tags or params, never metrics.
 NOT_METRICS = frozenset({"trial_number", "batch_size", "threads"})

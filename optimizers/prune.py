@@ -66,8 +66,8 @@ def prune(cfg: PruneConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
     import torch_pruning as tp
 
     from workloads.base import build_module, get_builder, state_dict_bytes
-    from workloads.digits_net import deterministic_torch, train
-    from workloads.layer_shapes import changed_layer_shapes
+    from workloads.demos.digits_net import deterministic_torch, train
+    from workloads.sources.layer_shapes import changed_layer_shapes
 
     train_split = ctx.data.train
     if cfg.finetune_steps and (train_split is None or train_split.y is None):

@@ -22,7 +22,7 @@ from optimizers.base import (
     register_space,
     register_transform,
 )
-from optimizers.calib import calibration_batches, sensitivity_ranking_offered
+from optimizers.calibration_data import calibration_batches, sensitivity_ranking_offered
 
 if TYPE_CHECKING:
     from targets.base import TargetSpec

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from farm.artifact import Artifact
 from farm.errors import TrialError
 from optimizers.base import BuildContext, check_choice, register_space, register_transform
-from optimizers.calib import calibration_batches, sensitivity_ranking_offered
+from optimizers.calibration_data import calibration_batches, sensitivity_ranking_offered
 
 if TYPE_CHECKING:
     import numpy as np

@@ -69,7 +69,7 @@ def resize_input(cfg: ResizeInputConfig, artifact: Artifact, ctx: BuildContext) 
         return Artifact("torch-state", dict(artifact.files), meta)
 
     from workloads.base import build_module, resize_split, state_dict_bytes
-    from workloads.digits_net import deterministic_torch, train
+    from workloads.demos.digits_net import deterministic_torch, train
 
     train_split = ctx.data.train
     if train_split is None or train_split.y is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_digits
 
-from workloads.digits import SPLIT_FRACTIONS, SPLIT_SEED, split_indices
+from workloads.demos.digits import SPLIT_FRACTIONS, SPLIT_SEED, split_indices
 
 
 def main() -> None:

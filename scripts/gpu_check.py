@@ -1,10 +1,11 @@
 """The GPU proof: the cuda-torch search space against bare PyTorch on this machine's GPU, one run.
 
 For ResNet-18 (random weights, 224×224) it measures, with the farm's own code (the runtime in
-``targets/cuda_torch_runtime.py`` compiled through ``farm.worker.compile_session``, the query of
-``farm.worker.timed_query``, the harness ``farm.measure.measure`` under the contract
-``farm.worker.contract_for`` makes, and CUDA-event device time from
-``farm.worker.device_figures``):
+``targets/cuda_torch_runtime.py`` compiled through ``farm.worker.evaluate.compile_session``, the
+query of
+``farm.worker.evaluate.timed_query``, the harness ``farm.measure.measure`` under the contract
+``farm.worker.evaluate.contract_for`` makes, and CUDA-event device time from
+``farm.worker.evaluate.device_figures``):
 
 - the configurations of the cuda-torch space the engine searches (every precision and every
   value of every ``[cuda-torch.knobs]`` knob of the catalog, batch sizes up to 256, ``io`` host
@@ -50,12 +51,12 @@ from typing import Any
 
 import numpy as np
 
-from farm import worker
 from farm.artifact import Artifact
-from farm.environment import fingerprint
+from farm.engine.pricing import gpu_price
 from farm.errors import TrialError
 from farm.measure import measure
-from farm.pricing import gpu_price
+from farm.measure.environment import fingerprint
+from farm.worker import evaluate as worker
 from targets import RuntimeOptions, catalog, get_target, runtime_class
 from targets.base import TargetSpec
 
@@ -447,7 +448,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     model_spec = MODELS[args.model or ("tiny" if args.dry_run else "resnet18")]
     reference_batch, large = (64, (64, 128, 256)) if gpu else (8, (8,))
     if gpu:
-        from farm.cluster import has_cuda_gpu
+        from farm.cluster.lifecycle import has_cuda_gpu
 
         if not has_cuda_gpu():
             out("no CUDA GPU here (nvidia-smi or /dev/nvidia0 missing): run with --dry-run")

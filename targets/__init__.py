@@ -51,7 +51,7 @@ def catalog() -> dict[str, TargetSpec]:
 
 
 def gpu_price_table() -> dict[str, dict[str, Any]]:
-    """The catalog's ``[gpu-prices]`` rows as written (``farm/pricing.py`` reads them)."""
+    """The catalog's ``[gpu-prices]`` rows as written (``farm/engine/pricing.py`` reads them)."""
     return {name: dict(row) for name, row in _catalog_file().get(GPU_PRICES, {}).items()}
 
 

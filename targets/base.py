@@ -36,7 +36,8 @@ class TargetSpec:
     #: Runtime options a job may search: knob -> accepted values (``[target.knobs]``).
     knobs: dict[str, list[Any]] = field(default_factory=dict)
     #: The machine the price is for (``c7i.large``) and its CPU model as ``/proc/cpuinfo`` names
-    #: it: a trial on another CPU is charged the same price and says so (``farm/pricing.py``).
+    #: it: a trial on another CPU is charged the same price and says so
+    #: (``farm/engine/pricing.py``).
     machine: str | None = None
     machine_cpu: str | None = None
 

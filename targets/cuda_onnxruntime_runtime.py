@@ -60,7 +60,7 @@ _TENSORRT_DISTRIBUTIONS = ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensor
 
 def cuda_ep_unavailable_reason() -> str | None:
     """Why the CUDA execution provider cannot run here, or None when it can."""
-    from farm.cluster import has_cuda_gpu
+    from farm.cluster.lifecycle import has_cuda_gpu
 
     if importlib.util.find_spec("onnxruntime") is None:
         return "onnxruntime not installed"
@@ -304,7 +304,7 @@ class CudaOnnxRuntime(Runtime):
 
 def gpu_name() -> str:
     """The first GPU's model per ``nvidia-smi`` (the engine cache's key), or ``"unknown"``."""
-    from farm.environment import fingerprint
+    from farm.measure.environment import fingerprint
 
     gpus = fingerprint()["gpus"]
     return str(gpus[0]["model"]) if gpus else "unknown"

@@ -56,7 +56,7 @@ def start_driver(job_file: Path, db: Path, **popen: Any) -> subprocess.Popen[str
 
 def wait_for_trials(db: Path, count: int, driver: subprocess.Popen[str], timeout: float) -> None:
     """Wait until the store's newest job has ``count`` trials (or the driver ends)."""
-    from farm.store import Store
+    from farm.store.db import Store
 
     store = Store(db)
     deadline = time.monotonic() + timeout

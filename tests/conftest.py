@@ -24,9 +24,9 @@ def small_job(results_dir: Path) -> SmallJob:
     """A real job of 3 trials on each of two targets, run once per session."""
     import tomllib
 
-    from farm.engine import JobRunner
-    from farm.spec import parse_job
-    from farm.store import Store
+    from farm.engine.runner import JobRunner
+    from farm.spec.job import parse_job
+    from farm.store.db import Store
 
     spec = parse_job(tomllib.loads(SMALL_JOB), source="small.toml")
     store = Store(results_dir / "farm.duckdb")

@@ -23,7 +23,7 @@ import farm
 from farm.api import Job
 from farm.cli import main
 from farm.errors import SpecError, UsageError
-from farm.store import Store
+from farm.store.db import Store
 
 LABEL = "sha-0a1b2c3"
 

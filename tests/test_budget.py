@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from farm.budget import Limits, check, load_budget
 from farm.errors import SpecError
+from farm.release.budget import Limits, check, load_budget
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -9,7 +9,7 @@ import pytest
 from test_recommend import ENV, trial
 
 from farm.cli import main
-from farm.store import Store
+from farm.store.db import Store
 
 BASE = {"accuracy": 0.97, "ece": 0.030, "robustness": 0.90, "slice/thin": 0.95, "acc/8": 0.9}
 INT8 = {"accuracy": 0.97, "ece": 0.045, "robustness": 0.84, "slice/thin": 0.93, "acc/8": 0.9}

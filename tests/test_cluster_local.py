@@ -1,4 +1,5 @@
-"""farm.cluster: a local run starts its own Ray whatever else ran here; joining says what is wrong.
+"""farm.cluster.lifecycle: a local run starts its own Ray whatever else ran here; joining says what
+is wrong.
 
 A leftover ``ray_current_cluster`` is written under a temp dir of the test's own (``RAY_TMPDIR``),
 never under /tmp/ray where every Ray of this machine looks. A "GCS" that wants a token is a small
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.cluster import (
+from farm.cluster.lifecycle import (
     GCS_OK,
     GCS_UNAUTHENTICATED,
     GCS_UNREACHABLE,
@@ -140,7 +141,7 @@ def test_running_cluster_reads_rays_address_file(token_gcs: str, ray_tmpdir: Pat
 
 LOCAL_RUN = """
 import ray
-from farm.cluster import alive_nodes, start_or_connect
+from farm.cluster.lifecycle import alive_nodes, start_or_connect
 start_or_connect(None, num_cpus=1)
 nodes = alive_nodes()
 print("nodes", len(nodes), "ip", nodes[0].ip, "targets", ",".join(nodes[0].targets))

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from farm.cli import main
-from farm.confirm import (
+from farm.gate.checks import Snapshot
+from farm.gate.confirm import (
     DECIDED_BY_CAP,
     DECIDED_BY_INTERVAL,
     Confirmer,
@@ -31,9 +32,8 @@ from farm.confirm import (
     min_rounds,
     wants_confirmation,
 )
-from farm.gate import Snapshot
-from farm.significance import compare
-from farm.store import Store
+from farm.release.significance import compare
+from farm.store.db import Store
 
 # -- the statistics ------------------------------------------------------------------------------
 
@@ -88,7 +88,7 @@ def test_which_comparisons_are_re_measured() -> None:
 
 def test_find_artifact_checks_the_stored_hash(tmp_path: Path) -> None:
     from farm.artifact import Artifact
-    from farm.cache import ArtifactCache
+    from farm.store.artifacts import ArtifactCache
 
     art = Artifact("onnx", {"model.onnx": b"bytes"}, {"input_shape": [3, 8, 8]})
     ArtifactCache(tmp_path / "a").save("k1", art)
@@ -105,7 +105,7 @@ def test_find_artifact_checks_the_stored_hash(tmp_path: Path) -> None:
 def test_a_store_before_migration_3_has_no_confirmations(tmp_path: Path) -> None:
     import duckdb
 
-    from farm.store import MIGRATIONS
+    from farm.store.db import MIGRATIONS
 
     db = tmp_path / "old.duckdb"
     con = duckdb.connect(str(db))
@@ -176,8 +176,8 @@ class Jobs:
 
 @pytest.fixture(scope="module")
 def jobs(tmp_path_factory: pytest.TempPathFactory) -> Jobs:
-    from farm.engine import JobRunner
-    from farm.spec import load_job
+    from farm.engine.runner import JobRunner
+    from farm.spec.job import load_job
 
     folder = tmp_path_factory.mktemp("confirm")
     model, job = folder / "model.onnx", folder / "job.toml"

@@ -266,8 +266,8 @@ def test_inductor_graph_modes_capture_their_own_cuda_graphs() -> None:
 
 
 def test_the_engine_searches_the_knobs_as_runtime_options_with_batches_up_to_256() -> None:
-    from farm.space import baseline_params, plan, target_space
-    from farm.spec import parse_job
+    from farm.search.space import baseline_params, plan, target_space
+    from farm.spec.job import parse_job
 
     spec = parse_job(
         {
@@ -314,7 +314,7 @@ def test_io_is_optional_and_left_out_of_cpu_contracts() -> None:
 
 
 def test_the_worker_states_io_and_node_sharing_for_cuda_targets_only() -> None:
-    from farm.worker import contract_for
+    from farm.worker.evaluate import contract_for
     from workloads.tasks import Classification
 
     task = Classification()
@@ -351,7 +351,7 @@ class FakeGpuSession:
 
 
 def test_device_io_times_the_staged_query_and_host_io_the_numpy_run() -> None:
-    from farm.worker import timed_query
+    from farm.worker.evaluate import timed_query
     from workloads.tasks import Classification
 
     session = FakeGpuSession([])
@@ -366,7 +366,7 @@ def test_device_io_times_the_staged_query_and_host_io_the_numpy_run() -> None:
 
 def test_device_time_is_taken_from_the_calls_the_measurement_reported() -> None:
     from farm.measure import Contract, measure
-    from farm.worker import device_figures
+    from farm.worker.evaluate import device_figures
 
     contract = Contract(warmup_s=0.0, warmup_iters=3, min_duration_s=0.0, min_samples=6)
     m = measure(lambda: None, 1, contract)
@@ -383,7 +383,7 @@ def test_device_time_is_taken_from_the_calls_the_measurement_reported() -> None:
 
 
 def test_the_gpu_a_task_got_sets_its_cores_and_its_price(monkeypatch: pytest.MonkeyPatch) -> None:
-    from farm.worker import gpu_slot, trial_gpu
+    from farm.worker.evaluate import gpu_slot, trial_gpu
 
     fp = {"gpus": [{"model": "NVIDIA H200"}, {"model": "NVIDIA H100 80GB HBM3"}]}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")

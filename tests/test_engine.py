@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from _jobs import SMALL_JOB, SmallJob, start_driver, wait_for_trials
 
-from farm.engine import JobRunner
-from farm.spec import parse_job
-from farm.store import Store
+from farm.engine.runner import JobRunner
+from farm.spec.job import parse_job
+from farm.store.db import Store
 
 
 def rows(db: Path, sql: str, *params: object) -> list[tuple]:
@@ -110,7 +110,8 @@ def test_a_failing_trial_is_recorded_and_the_job_goes_on(
 def test_an_evaluation_refused_by_a_stale_worker_is_retried_in_a_fresh_one(
     results_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A worker that is not fresh (farm.tasks.check_fresh_process) is the system's fault, not
+    """A worker that is not fresh (farm.worker.remote.check_fresh_process) is the system's fault,
+    not
     the candidate's: the evaluation runs again, and the trial fails only after MAX_ATTEMPTS."""
     stale = ["cpu-onnxruntime:1:1"] + [f"cpu-onnxruntime:2:{a}" for a in (1, 2, 3)]
     monkeypatch.setenv("FARM_TEST_FAULTS", ",".join(f"{k}=stale" for k in stale))
@@ -130,7 +131,7 @@ def test_a_write_waits_for_a_read_only_connection_of_the_same_process(tmp_path: 
     """DuckDB refuses a read-write connection while the same process holds a read-only one
     ("different configuration than existing connections"): the driver's write must wait for a
     reader in its own process (a notebook, the live-read test below), not fail the job."""
-    from farm.store import connect
+    from farm.store.db import connect
 
     db = tmp_path / "farm.duckdb"
     Store(db).set_job_status("nothing", "completed")  # creates the store
@@ -225,8 +226,8 @@ def test_the_local_node_is_exclusive_across_jobs(small_job: SmallJob) -> None:
     """A local start gives the node its `farm:node` unit, and every farm task asks for it."""
     import ray
 
-    from farm.cluster import NODE_SLOT, alive_nodes, start_or_connect
-    from farm.engine import node_slot
+    from farm.cluster.lifecycle import NODE_SLOT, alive_nodes, start_or_connect
+    from farm.engine.runner import node_slot
 
     start_or_connect(None)
     nodes = alive_nodes()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.environment import env_id, fingerprint, git_commit, parse_cpuinfo
+from farm.measure.environment import env_id, fingerprint, git_commit, parse_cpuinfo
 
 X86_CPUINFO = """\
 processor\t: 0
@@ -70,7 +70,7 @@ def test_parse_cpuinfo_arm_names_the_part_and_dotprod() -> None:
 
 def test_fingerprint_imports_no_runtime() -> None:
     code = (
-        "import sys; from farm.environment import fingerprint; fingerprint(); "
+        "import sys; from farm.measure.environment import fingerprint; fingerprint(); "
         "print(sorted(m for m in ('torch', 'onnxruntime', 'openvino', 'nncf') if m in sys.modules))"
     )
     root = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ from test_recommend import ROWS, make_store
 
 from farm.cli import main
 from farm.errors import UsageError
-from farm.gate import Snapshot
-from farm.store import Store
+from farm.gate.checks import Snapshot
+from farm.store.db import Store
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_json_records_artifacts_and_with_artifacts_copies_them(
     """Each trial names its artifact (build key + hash); --with-artifacts copies the ones the
     cache holds, checked against the hash, and records the folder relative to the file."""
     from farm.artifact import Artifact
-    from farm.cache import ArtifactCache
+    from farm.store.artifacts import ArtifactCache
 
     art = Artifact("onnx", {"model.onnx": b"model bytes"}, {"input_shape": [3, 8, 8]})
     rows = [

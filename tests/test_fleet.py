@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from _jobs import start_driver, wait_for_trials
 
-from farm.engine import JobRunner
-from farm.spec import JobSpec, parse_job
-from farm.store import Store
+from farm.engine.runner import JobRunner
+from farm.spec.job import JobSpec, parse_job
+from farm.store.db import Store
 
 pytestmark = pytest.mark.slow
 

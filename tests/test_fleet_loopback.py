@@ -198,7 +198,7 @@ def test_targets_lists_both_nodes_with_their_ips(fleet: Fleet) -> None:
 
 
 def test_a_job_runs_across_both_nodes_and_records_their_ips(fleet: Fleet) -> None:
-    from farm.store import Store
+    from farm.store.db import Store
 
     job = fleet.tmp / "job.toml"
     job.write_text(JOB)

@@ -1,4 +1,5 @@
-"""Every measurement runs in a fresh worker process: never in one a build has used (farm.tasks).
+"""Every measurement runs in a fresh worker process: never in one a build has used
+(farm.worker.remote).
 
 Ray starts a ``max_calls=1`` task in any idle worker of its pool; before builds got a pool of
 their own, an evaluation often ran in the worker that had just built its artifact, with torch,
@@ -27,8 +28,8 @@ from pathlib import Path
 
 import ray
 
-from farm import tasks
-from farm.cluster import start_or_connect
+from farm.worker import remote as tasks
+from farm.cluster.lifecycle import start_or_connect
 from workloads import DigitsWorkload
 
 start_or_connect(None, num_cpus=1)
@@ -51,7 +52,7 @@ ray.shutdown()
 
 
 def test_a_process_with_a_runtime_loaded_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    from farm.tasks import check_fresh_process
+    from farm.worker.remote import check_fresh_process
 
     monkeypatch.setattr(sys, "modules", {k: v for k, v in sys.modules.items()})
     for name in ("torch", "onnxruntime", "openvino", "nncf", "tensorrt", "torch_pruning"):
@@ -69,7 +70,9 @@ def test_a_process_with_a_runtime_loaded_is_refused(monkeypatch: pytest.MonkeyPa
 
 def test_the_farms_task_module_loads_no_runtime() -> None:
     """Importing the tasks (what a fresh worker does first) must leave it fresh."""
-    code = "from farm.tasks import check_fresh_process; check_fresh_process(); print('fresh')"
+    code = (
+        "from farm.worker.remote import check_fresh_process; check_fresh_process(); print('fresh')"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
     )

@@ -11,7 +11,7 @@ import pytest
 from test_recommend import CONTRACT, ENV, make_store, trial
 
 from farm.cli import main
-from farm.store import Store
+from farm.store.db import Store
 
 RNG = np.random.default_rng(7)
 
@@ -130,7 +130,7 @@ def test_input_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_nothing_to_judge_is_not_a_pass(tmp_path: Path) -> None:
     """A failed job with no trials, or a budgeted target that never produced one, fails."""
-    from farm.store import Store
+    from farm.store.db import Store
 
     db = tmp_path / "f.duckdb"
     store = Store(db)
@@ -150,7 +150,7 @@ def test_without_artifacts_the_gate_falls_back_to_the_store_and_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Trials that name artifacts missing from the cache: the store-only rule, labelled."""
-    from farm.store import Store
+    from farm.store.db import Store
 
     db = two_jobs(tmp_path, slow=1.15, build_key="k0", artifact_hash="0123456789abcdef")
     md, xml = tmp_path / "s.md", tmp_path / "j.xml"
@@ -181,8 +181,8 @@ def test_no_confirm_keeps_the_store_only_rule_and_its_messages(
 def test_the_largest_stored_slowdowns_are_re_measured_up_to_the_limit() -> None:
     """Which configurations the gate re-measures (a stub confirmer records the calls): the
     store's regressions and anything that drift could turn into one, largest first."""
-    from farm.confirm import Confirmer, ConfirmOptions, NotConfirmed
-    from farm.gate import GateOptions, Snapshot, run_gate
+    from farm.gate.checks import GateOptions, Snapshot, run_gate
+    from farm.gate.confirm import Confirmer, ConfirmOptions, NotConfirmed
 
     def snap(name: str, scales: list[float]) -> Snapshot:
         trials = [

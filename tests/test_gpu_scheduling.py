@@ -3,7 +3,8 @@ own GPU, unless the job asks for exclusive nodes.
 
 The driver's side (leases, capacity) is tested directly; Ray's side with Ray's own accounting, on
 a ``ray.cluster_utils.Cluster`` whose nodes advertise fake GPUs: the tasks are submitted with the
-very options the engine's ``_submit`` computes (``farm.cluster.measurement_resources``). The
+very options the engine's ``_submit`` computes (``farm.cluster.lifecycle.measurement_resources``).
+The
 evaluate task itself checks for a real GPU, so a fault-free fake measurement (it sleeps) stands
 in for it.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from farm.cluster import (
+from farm.cluster.lifecycle import (
     NODE_SLOT,
     Node,
     NodeLeases,
@@ -79,9 +80,9 @@ def test_a_node_leases_one_measurement_per_gpu_and_nothing_beside_them() -> None
 
 
 def test_the_engine_keeps_one_trial_in_flight_per_gpu(tmp_path: Path) -> None:
-    from farm.engine import JobRunner
-    from farm.spec import parse_job
-    from farm.store import Store
+    from farm.engine.runner import JobRunner
+    from farm.spec.job import parse_job
+    from farm.store.db import Store
 
     def runner(**measurement: Any) -> JobRunner:
         raw = {"name": "g", "targets": ["cuda-torch"], "workload": {"name": "digits"}}
@@ -101,7 +102,7 @@ def gpu_cluster() -> Iterator[dict[str, Node]]:
     import ray
     from ray.cluster_utils import Cluster
 
-    from farm.cluster import alive_nodes
+    from farm.cluster.lifecycle import alive_nodes
 
     ray.shutdown()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})

@@ -15,7 +15,7 @@ import pytest
 from test_recommend import ENV, trial
 
 from farm.cli import main
-from farm.store import Store
+from farm.store.db import Store
 
 NAME = "nightly"
 
@@ -104,7 +104,7 @@ def test_with_a_budget_it_follows_the_recommended_configuration(
 
 
 def test_a_quality_drop_is_a_change_point_too(tmp_path: Path) -> None:
-    from farm.history import release_history
+    from farm.release.history import release_history
 
     store = Store(tmp_path / "f.duckdb")
     add_job(store, "nightly-1", "a", seed=1)

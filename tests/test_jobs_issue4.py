@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from _jobs import run_refused
 
-from farm.engine import JobRunner
-from farm.spec import parse_job
-from farm.store import Store
+from farm.engine.runner import JobRunner
+from farm.spec.job import parse_job
+from farm.store.db import Store
 
 #: A short measurement contract: these tests check what is stored, not how fast it runs.
 FAST_MEASUREMENT = {"min_duration_s": 0.1, "max_duration_s": 0.4, "min_samples": 16}

@@ -9,9 +9,9 @@ import pytest
 
 from farm.errors import SpecError, UsageError
 from workloads.base import Split, WorkloadData
-from workloads.calibration import classification_calibration, softmax
-from workloads.evaluation import parse_evaluation
-from workloads.kpis import choose_threshold, operating_point, read_slices, slice_quality
+from workloads.kpis.calibration import classification_calibration, softmax
+from workloads.kpis.compute import choose_threshold, operating_point, read_slices, slice_quality
+from workloads.kpis.spec import parse_evaluation
 from workloads.tasks import Classification
 
 
@@ -132,7 +132,7 @@ def test_bad_evaluation_tables_name_the_field(table: dict, field: str) -> None:
 
 
 def test_corruptions_are_seeded_and_distinct_per_severity() -> None:
-    from workloads.corruptions import corrupt_split
+    from workloads.kpis.corruptions import corrupt_split
 
     x = np.random.default_rng(0).normal(0, 1, (3, 3, 32, 32)).astype(np.float32)
     split = Split(x, np.arange(3))

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from farm.pareto import cost_per_1k, front_rows, pareto_mask
+from farm.store.fronts import cost_per_1k, front_rows, pareto_mask
 
 
 def brute_force(values: np.ndarray, senses: list[int]) -> np.ndarray:

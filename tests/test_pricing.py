@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from farm.errors import UsageError
-from farm.fleet import NodeReport
-from farm.pricing import (
+from farm.cluster.fleet import NodeReport
+from farm.engine.pricing import (
     UnpricedHardwareError,
     check_gpu_prices,
     gpu_price,
@@ -20,7 +19,8 @@ from farm.pricing import (
     trial_gpu_model,
     unpriced_gpus,
 )
-from farm.spec import JobSpec, parse_job
+from farm.errors import UsageError
+from farm.spec.job import JobSpec, parse_job
 from targets import catalog, get_target
 
 #: GPU names as ``nvidia-smi --query-gpu=name`` prints them, and the row that must price them.
@@ -162,8 +162,8 @@ def runner(tmp_path: Path) -> Any:
     feed it an evaluation as a GPU node would return it."""
     import optuna
 
-    from farm.engine import JobRunner, Study
-    from farm.store import Store
+    from farm.engine.runner import JobRunner, Study
+    from farm.store.db import Store
     from workloads.tasks import Classification
 
     spec = gpu_spec()
@@ -179,11 +179,11 @@ def runner(tmp_path: Path) -> Any:
 
 def evaluate_on(runner: Any, gpu: str) -> None:
     """Hand the runner a trial of cuda-torch measured on ``gpu``."""
-    from farm.cluster import Node
-    from farm.engine import TrialRun
+    from farm.cluster.lifecycle import Node
+    from farm.engine.runner import TrialRun
     from farm.measure import Contract, measure
-    from farm.space import plan
-    from farm.worker import Evaluation
+    from farm.search.space import plan
+    from farm.worker.evaluate import Evaluation
 
     s = runner.studies["cuda-torch"]
     trial = s.study.ask(s.space)
@@ -256,8 +256,8 @@ def test_prepare_refuses_a_cluster_whose_gpu_has_no_price_before_storing_anythin
     import ray
     from ray.cluster_utils import Cluster
 
-    from farm.engine import JobRunner
-    from farm.store import Store
+    from farm.engine.runner import JobRunner
+    from farm.store.db import Store
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

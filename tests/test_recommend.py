@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from farm.cli import main
-from farm.store import Store
+from farm.store.db import Store
 
 CONTRACT = {"min_samples": 64, "percentile_method": "inverted_cdf", "scenario": "single-stream"}
 ENV = {"cpu_model": "test cpu", "farm_commit": "abc", "packages": {"onnxruntime": "1.0"}}

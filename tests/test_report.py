@@ -97,7 +97,7 @@ def test_report_is_one_self_contained_file(report: Path, small_job: SmallJob) ->
 
 def test_report_renders_in_headless_chromium(report: Path, small_job: SmallJob) -> None:
     chromium()
-    from farm.store import Store
+    from farm.store.db import Store
 
     n_targets = len({t["target"] for t in Store(small_job.db).trials(small_job.job_id)})
     page = report.read_text()

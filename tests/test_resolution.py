@@ -12,8 +12,8 @@ from _digits_fixtures import digits, digits_artifact, ort_logits
 
 import optimizers
 from farm.errors import UsageError
-from farm.space import baseline_params, plan, target_space
-from farm.spec import parse_job
+from farm.search.space import baseline_params, plan, target_space
+from farm.spec.job import parse_job
 from optimizers import BuildContext, apply
 from workloads import Split, resize_data, resize_split
 
@@ -96,8 +96,8 @@ def test_export_at_the_new_size_makes_an_onnx_with_that_input(digits_artifact, d
 
 def test_each_build_step_sees_the_data_at_its_input_size(digits_artifact, digits, monkeypatch):
     """Later steps (calibration, fine-tune, export) get the data resized to the artifact's size."""
-    from farm.candidate import step
-    from farm.worker import build
+    from farm.search.candidate import step
+    from farm.worker.evaluate import build
 
     seen = []
     real_apply = optimizers.apply
@@ -205,8 +205,8 @@ def test_size_changes_the_build_key_and_the_baseline_is_native():
 def test_digits_job_searches_two_input_sizes(results_dir: Path):
     import tomllib
 
-    from farm.engine import JobRunner
-    from farm.store import Store
+    from farm.engine.runner import JobRunner
+    from farm.store.db import Store
 
     job = """
     name = "digits-resolution"

@@ -1,5 +1,5 @@
 """A search that finds the optimum (issue 12, part 3): every study starts with its baseline and a
-one-factor-at-a-time screening design (``farm.space.screening_design``) before its sampler.
+one-factor-at-a-time screening design (``farm.search.space.screening_design``) before its sampler.
 
 Engine logic, tested with a real Optuna study and no Ray.
 """
@@ -11,9 +11,9 @@ from typing import Any
 
 import optuna
 
-from farm.engine import JobRunner, Study
-from farm.space import baseline_params, initial_points, plan, screening_design, target_space
-from farm.spec import parse_job
+from farm.engine.runner import JobRunner, Study
+from farm.search.space import baseline_params, initial_points, plan, screening_design, target_space
+from farm.spec.job import parse_job
 
 KNOBS = {
     "quantize_nncf.preset": ["performance", "mixed"],

@@ -1,4 +1,5 @@
-"""The embedded shapes datasets (workloads/shapes.py) and their nets (workloads/shapes_nets.py)."""
+"""The embedded shapes datasets (workloads/demos/shapes_data.py) and their nets
+(workloads/demos/shapes_nets.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workloads.shapes import (
+from workloads.demos.shapes_data import (
     CATEGORIES,
     MANIFEST,
     MIN_VISIBLE,
@@ -197,7 +198,7 @@ def test_an_empty_folder_is_filled_and_a_foreign_one_refused(tmp_path: Path) -> 
 
 
 def test_importing_the_data_module_does_not_import_torch() -> None:
-    code = "import sys, workloads.shapes; print('torch' in sys.modules)"
+    code = "import sys, workloads.demos.shapes_data; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -217,7 +218,7 @@ def _tiny_detection_set(
 def test_detector_output_follows_the_yolo_export_layout() -> None:
     import torch
 
-    from workloads.shapes_nets import ShapesDetector
+    from workloads.demos.shapes_nets import ShapesDetector
 
     torch.manual_seed(0)
     model = ShapesDetector().eval()
@@ -247,7 +248,7 @@ def test_detector_output_follows_the_yolo_export_layout() -> None:
 def test_segmenter_returns_logits_at_the_input_size() -> None:
     import torch
 
-    from workloads.shapes_nets import ShapesSegmenter
+    from workloads.demos.shapes_nets import ShapesSegmenter
 
     model = ShapesSegmenter().eval()
     with torch.no_grad():
@@ -256,7 +257,7 @@ def test_segmenter_returns_logits_at_the_input_size() -> None:
 
 
 def test_targets_give_every_object_a_point_inside_its_box() -> None:
-    from workloads.shapes_nets import ShapesDetector, assign_targets
+    from workloads.demos.shapes_nets import ShapesDetector, assign_targets
 
     model = ShapesDetector()
     points = model.anchor_points(64, 64)
@@ -273,7 +274,7 @@ def test_targets_give_every_object_a_point_inside_its_box() -> None:
 
 
 def test_metrics_score_perfect_predictions_as_perfect(det_paths: DetectionPaths) -> None:
-    from workloads.shapes_nets import coco_map, confusion_matrix, mean_iou
+    from workloads.demos.shapes_nets import coco_map, confusion_matrix, mean_iou
 
     coco = json.loads(det_paths.eval_annotations.read_text())
     dets = []
@@ -293,7 +294,7 @@ def test_metrics_score_perfect_predictions_as_perfect(det_paths: DetectionPaths)
 
 
 def test_postprocess_applies_classwise_nms_and_thresholds() -> None:
-    from workloads.shapes_nets import postprocess
+    from workloads.demos.shapes_nets import postprocess
 
     raw = np.zeros((1, 4 + 2, 4), np.float32)
     # Columns are points (cx, cy, w, h, score 0, score 1); points 0 and 1 overlap (IoU 0.95).
@@ -312,7 +313,7 @@ def test_models_export_to_onnx_and_torch_export_with_a_dynamic_batch(tmp_path: P
     import onnxruntime as ort
     import torch
 
-    from workloads.shapes_nets import ShapesDetector, ShapesSegmenter
+    from workloads.demos.shapes_nets import ShapesDetector, ShapesSegmenter
 
     torch.manual_seed(0)
     x = torch.rand(3, 3, 64, 64)
@@ -341,7 +342,7 @@ def test_models_export_to_onnx_and_torch_export_with_a_dynamic_batch(tmp_path: P
 def test_training_is_deterministic_and_lowers_the_loss() -> None:
     import torch
 
-    from workloads.shapes_nets import (
+    from workloads.demos.shapes_nets import (
         ShapesDetector,
         ShapesSegmenter,
         detection_loss,
@@ -365,7 +366,7 @@ def test_training_is_deterministic_and_lowers_the_loss() -> None:
     assert not all(torch.equal(s1[k], s3[k]) for k in s1), "another seed, other weights"
     assert all(t.is_contiguous() for t in s1.values()), "handed back in the default layout"
     # The loss of the trained model is below that of the untrained one on the training data.
-    from workloads.shapes_nets import assign_targets
+    from workloads.demos.shapes_nets import assign_targets
 
     points = m1.anchor_points(64, 64)
     assigned = [assign_targets(points, b, lab, 6.0) for b, lab in zip(boxes, labels, strict=True)]
@@ -456,7 +457,13 @@ def _int8_outputs(model: Any, calib: np.ndarray, x: np.ndarray, work: Path) -> n
 def test_the_demo_detector_reaches_its_quality(tmp_path: Path) -> None:
     import torch
 
-    from workloads.shapes_nets import ShapesDetector, coco_map, postprocess, predict, train_detector
+    from workloads.demos.shapes_nets import (
+        ShapesDetector,
+        coco_map,
+        postprocess,
+        predict,
+        train_detector,
+    )
 
     paths = write_detection_dataset(tmp_path / "det", seed=0)
     x, boxes, labels, _ = _load_coco(paths.train_images, paths.train_annotations)
@@ -478,7 +485,7 @@ def test_the_demo_detector_reaches_its_quality(tmp_path: Path) -> None:
 def test_the_demo_segmenter_reaches_its_quality(tmp_path: Path) -> None:
     import torch
 
-    from workloads.shapes_nets import (
+    from workloads.demos.shapes_nets import (
         ShapesSegmenter,
         confusion_matrix,
         mean_iou,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from farm.cli import main
-from farm.store import Store
+from farm.store.db import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 

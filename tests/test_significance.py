@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from farm.significance import (
+from farm.release.significance import (
     compare,
     mann_whitney_slower,
     min_samples_for_bound,

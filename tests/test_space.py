@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from farm.errors import SpecError
-from farm.space import baseline_params, check_baseline, plan, target_space
-from farm.spec import parse_job
+from farm.search.space import baseline_params, check_baseline, plan, target_space
+from farm.spec.job import parse_job
 from workloads import load_workload
 
 

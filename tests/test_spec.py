@@ -8,7 +8,7 @@ import pytest
 
 from farm.cli import main
 from farm.errors import SpecError
-from farm.spec import JobSpec, load_job
+from farm.spec.job import JobSpec, load_job
 
 GOOD = """
 name = "t"

@@ -117,7 +117,7 @@ def _farm(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[s
 
 @pytest.mark.slow
 def test_submit_runs_a_job_to_completion_into_the_head_store(head: Head, tmp_path: Path) -> None:
-    from farm.store import Store
+    from farm.store.db import Store
 
     db = tmp_path / "results" / "farm.duckdb"  # a path on the head (this machine)
     args = ["submit", JOB, "--address", head.dashboard, "--db", str(db), "--trials", "1", "--wait"]

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from _dense_fixtures import segmenter_onnx, write_squares, yolo_onnx
 
-from farm.engine import reference_predictions
+from farm.engine.runner import reference_predictions
 from farm.errors import UsageError
 from workloads import load_workload
-from workloads.coco import detections, evaluate_bbox, ground_truth, read_coco
-from workloads.dense import Preprocess
+from workloads.datasets.coco import detections, evaluate_bbox, ground_truth, read_coco
+from workloads.datasets.dense import Preprocess
 from workloads.tasks.detection import Detection, Detections, class_nms, to_original
 from workloads.tasks.segmentation import Segmentation, confusion
 

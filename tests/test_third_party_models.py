@@ -43,8 +43,8 @@ def write_images(folder: Path, count: int, classes: int = 0) -> None:
 def evaluate_on(workload: Any, tmp_path: Path, target: str, int8: bool = False) -> dict[str, float]:
     """The workload's baseline (or its int8 build) evaluated on ``target`` as a trial does it:
     quality against the fp32 reference, then a (short) measurement."""
-    from farm.engine import reference_predictions
-    from farm.worker import build, evaluate
+    from farm.engine.runner import reference_predictions
+    from farm.worker.evaluate import build, evaluate
 
     source, data = workload.source_artifact(tmp_path), workload.data()
     reference = reference_predictions(source, data, workload.task)
@@ -122,7 +122,7 @@ def test_a_channels_last_model_runs_and_quantizes_on_both_onnx_targets(
 
 def test_corrupting_channels_last_images_equals_corrupting_them_channels_first() -> None:
     from workloads.base import Split
-    from workloads.corruptions import corrupt_split
+    from workloads.kpis.corruptions import corrupt_split
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 3, 24, 24)).astype(np.float32)
@@ -163,8 +163,8 @@ def test_an_already_quantized_model_is_measured_as_given_not_quantized_again(
     """A QDQ model (here: the farm's own int8 build of a float model, as a user would bring an
     int8 export): quantizing it again failed on ONNX Runtime with "two nodes with same node
     name" and re-quantized it silently with NNCF."""
-    from farm.engine import reference_predictions
-    from farm.worker import build, evaluate
+    from farm.engine.runner import reference_predictions
+    from farm.worker.evaluate import build, evaluate
 
     models.conv_head(tmp_path / "float.onnx")
     section = {"onnx": "float.onnx", "data": {"synthetic_samples": 8}}
@@ -194,7 +194,7 @@ def test_an_old_opset_model_is_converted_before_ort_quantizes_it(tmp_path: Path)
     Runtime refused to load ("This is an invalid model ... DequantizeLinear")."""
     import onnx
 
-    from farm.worker import build
+    from farm.worker.evaluate import build
 
     models.old_opset(tmp_path / "model.onnx", opset=9)
     workload = load_workload({"onnx": "model.onnx", "data": {"synthetic_samples": 8}}, tmp_path)
@@ -220,7 +220,7 @@ def test_logits_from_a_convolutional_head_count_as_class_scores(tmp_path: Path) 
 
 
 def test_a_backbone_run_as_a_classifier_is_told_about_the_generic_task(tmp_path: Path) -> None:
-    from farm.engine import reference_predictions
+    from farm.engine.runner import reference_predictions
 
     models.backbone(tmp_path / "model.onnx")
     workload = load_workload({"onnx": "model.onnx", "data": {"synthetic_samples": 4}}, tmp_path)
@@ -278,7 +278,7 @@ def test_a_text_recognizer_is_judged_by_its_outputs_fidelity(tmp_path: Path, tar
 
 
 def test_a_backbone_with_two_feature_maps_is_judged_by_its_worst_output(tmp_path: Path) -> None:
-    from farm.engine import reference_predictions
+    from farm.engine.runner import reference_predictions
 
     models.backbone(tmp_path / "model.onnx")
     section = {"onnx": "model.onnx", "task": "generic", "data": {"synthetic_samples": 4}}
@@ -315,7 +315,7 @@ def test_a_text_recognizer_job_runs_on_both_targets(tmp_path: Path) -> None:
     """`farm run` as a user runs it (Ray, the store): fp32 and int8 on both ONNX targets, the
     store's quality column is the generic task's primary metric."""
     from farm.cli import main
-    from farm.store import Store
+    from farm.store.db import Store
 
     models.text_recognizer(tmp_path / "ocr.onnx")
     job = tmp_path / "job.toml"

@@ -14,8 +14,8 @@ import pytest
 
 from farm.errors import UsageError
 from optimizers import graph
-from workloads import torchvision_dense as td
-from workloads.torchvision_models import load_state_dict_file
+from workloads.sources import torchvision_dense as td
+from workloads.sources.torchvision import load_state_dict_file
 
 DET = "ssdlite320_mobilenet_v3_large"  # the fastest detector to build and run
 SEG = "lraspp_mobilenet_v3_large"
@@ -58,7 +58,7 @@ def ssdlite() -> Any:
 
 def test_importing_the_module_does_not_import_torch() -> None:
     code = (
-        "import sys, workloads.torchvision_dense as m; "
+        "import sys, workloads.sources.torchvision_dense as m; "
         "assert 'torch' not in sys.modules, 'torch imported'; "
         "assert set(m.DETECTORS) and set(m.SEGMENTERS)"
     )
@@ -519,7 +519,7 @@ def test_a_torchvision_detector_exported_by_the_user_is_scored_as_an_onnx_worklo
     import torch
     from _dense_fixtures import write_squares
 
-    from farm.engine import reference_predictions
+    from farm.engine.runner import reference_predictions
     from workloads import load_workload
 
     torch.manual_seed(0)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from _jobs import SmallJob
 
-from farm.store import Store
+from farm.store.db import Store
 from farm.tracking import track_job, trial_metrics
 
 

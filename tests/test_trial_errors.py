@@ -10,7 +10,7 @@ import pytest
 
 from farm.artifact import Artifact
 from farm.errors import TrialError
-from farm.worker import StepError, build, evaluate, explain, trial_step
+from farm.worker.evaluate import StepError, build, evaluate, explain, trial_step
 from targets.base import RuntimeOptions
 from workloads.base import Split, WorkloadData
 

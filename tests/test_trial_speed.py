@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from farm.cluster import Node, NodeLeases
-from farm.engine import JobRunner, orchestration_s
-from farm.store import Store
+from farm.cluster.lifecycle import Node, NodeLeases
+from farm.engine.runner import JobRunner, orchestration_s
+from farm.store.db import Store
 from optimizers import BuildContext, apply
 
 # -- the breakdown -------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 from _tiny_models import tiny_cnn
 
 from farm.errors import UsageError
-from farm.worker import StepError
+from farm.worker.evaluate import StepError
 from targets import RuntimeOptions
 from workloads import load_workload
 
@@ -135,9 +135,9 @@ def test_a_declared_size_that_contradicts_the_graph_is_refused(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_the_same_model_with_input_size_runs_as_a_job(tmp_path: Path) -> None:
-    from farm.engine import JobRunner
-    from farm.spec import load_job
-    from farm.store import Store
+    from farm.engine.runner import JobRunner
+    from farm.spec.job import load_job
+    from farm.store.db import Store
 
     export_tiny(tmp_path / "model.onnx", dynamic_hw=True)
     job = job_file(tmp_path, 'onnx = "model.onnx"\ninput_size = [24, 40]')
@@ -156,9 +156,9 @@ def test_the_same_model_with_input_size_runs_as_a_job(tmp_path: Path) -> None:
 def test_a_job_whose_every_baseline_fails_is_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from farm.engine import JobRunner
-    from farm.spec import load_job
-    from farm.store import Store
+    from farm.engine.runner import JobRunner
+    from farm.spec.job import load_job
+    from farm.store.db import Store
 
     export_tiny(tmp_path / "model.onnx")
     targets = ["cpu-onnxruntime", "cpu-openvino"]
@@ -258,7 +258,7 @@ def test_quantize_ort_leaves_no_files_in_the_working_directory(
 ) -> None:
     import onnx
 
-    from farm.worker import build
+    from farm.worker.evaluate import build
 
     shape_puzzle_onnx(tmp_path / "model.onnx")
     workload = load_workload({"onnx": "model.onnx", "data": {"synthetic_samples": 8}}, tmp_path)
@@ -284,7 +284,7 @@ def test_a_quantization_failure_names_the_step_and_keeps_the_runtime_message(
 ) -> None:
     from dataclasses import replace
 
-    from farm.worker import build
+    from farm.worker.evaluate import build
     from workloads.base import Split
 
     export_tiny(tmp_path / "model.onnx")
@@ -304,8 +304,8 @@ def test_a_runtime_failure_names_the_step_the_runtime_and_the_node(tmp_path: Pat
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from farm.engine import reference_predictions
-    from farm.worker import evaluate
+    from farm.engine.runner import reference_predictions
+    from farm.worker.evaluate import evaluate
 
     rng = np.random.default_rng(0)
     inits = [
@@ -352,8 +352,8 @@ def test_regnet_exported_with_the_torchscript_exporter_quantizes_and_runs(tmp_pa
     import torch
     import torchvision
 
-    from farm.engine import reference_predictions
-    from farm.worker import build, evaluate
+    from farm.engine.runner import reference_predictions
+    from farm.worker.evaluate import build, evaluate
 
     torch.manual_seed(0)
     model = torchvision.models.regnet_x_400mf(weights=None).eval()
@@ -435,7 +435,7 @@ def test_an_operator_a_runtime_lacks_is_named_when_compiling(tmp_path: Path) -> 
     from onnx import TensorProto, helper, numpy_helper
 
     from farm.artifact import Artifact
-    from farm.worker import compile_session
+    from farm.worker.evaluate import compile_session
     from targets import get_target
 
     rng = np.random.default_rng(0)

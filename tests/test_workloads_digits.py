@@ -22,7 +22,7 @@ except ImportError:  # tests/ imported as a package
 
 from farm.errors import UsageError
 from workloads import DigitsWorkload, load_workload
-from workloads.digits import split_indices
+from workloads.demos.digits import split_indices
 
 __all__ = ["digits", "digits_artifact"]  # fixtures imported for pytest
 
@@ -114,7 +114,7 @@ def test_training_is_deterministic(digits_artifact, tmp_path: Path) -> None:
 
 
 def test_recipe_hash_is_stable_and_covers_the_recipe(monkeypatch) -> None:
-    import workloads.digits as mod
+    import workloads.demos.digits as mod
 
     before = DigitsWorkload().recipe_hash
     assert before == DigitsWorkload().recipe_hash

@@ -42,8 +42,8 @@ from workloads.base import (
     resize_split,
     state_dict_bytes,
 )
-from workloads.config import DataConfig, parse_data_config
-from workloads.digits import DigitsWorkload
+from workloads.datasets.config import DataConfig, parse_data_config
+from workloads.demos.digits import DigitsWorkload
 from workloads.metrics import quality_metrics
 from workloads.tasks import TASK_FIELDS, task_name
 
@@ -109,14 +109,14 @@ def _make(kind: str, section: dict[str, Any], base_dir: Path, results_dir: Path)
                 "only `slices` may be given"
             )
         if section["name"] != "digits":
-            from workloads.shapes_workload import ShapesWorkload
+            from workloads.demos.shapes import ShapesWorkload
 
             return ShapesWorkload(section["name"], results_dir)
         return DigitsWorkload()
     if kind == "model":
         return _torchvision(section, base_dir)
     data = parse_data_config(section.get("data"), base_dir, task_name(section))
-    from workloads.onnx_file import OnnxWorkload
+    from workloads.sources.onnx_file import OnnxWorkload
 
     onnx_path = _path_field(section, "onnx", base_dir)
     onnx_workload = OnnxWorkload(onnx_path, data, section)
@@ -126,8 +126,8 @@ def _make(kind: str, section: dict[str, Any], base_dir: Path, results_dir: Path)
 
 def _torchvision(section: dict[str, Any], base_dir: Path) -> Workload:
     """A torchvision classifier, detector or segmenter; the architecture decides the task."""
-    from workloads import torchvision_dense as dense
-    from workloads.torchvision_models import (
+    from workloads.sources import torchvision_dense as dense
+    from workloads.sources.torchvision import (
         ARCHITECTURES,
         TorchvisionWorkload,
         check_model_section,

@@ -90,7 +90,8 @@ class WorkloadData:
     class_names: tuple[str, ...] | dict[int, str] | None = None
     #: Per-channel (mean, std) the images were normalised with (corruptions undo it).
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
-    #: Release KPIs (workloads/kpis.py), added when a job starts: user slices of the eval split
+    #: Release KPIs (workloads/kpis/compute.py), added when a job starts: user slices of the eval
+    #: split
     #: (name -> sample indices), corrupted copies of it ((corruption, severity) -> split), and
     #: the operating point's positive class indices.
     slices: dict[str, np.ndarray] | None = None
@@ -236,10 +237,10 @@ def hash_file(path: Path) -> str:
 Builder = Callable[..., "nn.Module"]
 _BUILDERS: dict[str, Builder] = {}
 _BUILDER_MODULES = (
-    "workloads.digits",
-    "workloads.torchvision_models",
-    "workloads.torchvision_dense",
-    "workloads.shapes_workload",
+    "workloads.demos.digits",
+    "workloads.sources.torchvision",
+    "workloads.sources.torchvision_dense",
+    "workloads.demos.shapes",
 )
 
 
@@ -292,7 +293,7 @@ def build_module(artifact: Artifact) -> nn.Module:
     meta = artifact.meta
     module = get_builder(meta["builder"])(**meta.get("builder_kwargs", {}))
     if meta.get("pruned_layers"):
-        from workloads.layer_shapes import apply_layer_shapes
+        from workloads.sources.layer_shapes import apply_layer_shapes
 
         apply_layer_shapes(module, meta["pruned_layers"])
     state = torch.load(io.BytesIO(artifact.files["state_dict.pt"]), weights_only=True)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from farm.errors import UsageError
-from farm.store import Store
+from farm.store.db import Store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from farm.budget import load_budget
-    from farm.card import build_card, to_markdown
+    from farm.release.budget import load_budget
+    from farm.release.card import build_card, to_markdown
 
     budget = load_budget(args.budget) if args.budget else None
     text = to_markdown(build_card(Store(args.db), args.job, budget))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.errors import UsageError
-from farm.store import Store
+from farm.store.db import Store
 
 FORMATS = ("parquet", "csv", "json")
 
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from farm.gate import Snapshot
+    from farm.gate.checks import Snapshot
 
     store = Store(args.db)
     out = Path(args.output)
@@ -77,8 +77,8 @@ def copy_artifacts(
     """Copy each completed trial's artifact (by build key, checked against its stored hash)
     from ``cache_dir`` into ``dest``; returns how many distinct artifacts were copied and a line
     per trial whose artifact could not be (it then cannot be confirmed from this export)."""
-    from farm.cache import ArtifactCache
-    from farm.confirm import find_artifact
+    from farm.gate.confirm import find_artifact
+    from farm.store.artifacts import ArtifactCache
 
     target = ArtifactCache(dest)
     copied: set[str] = set()

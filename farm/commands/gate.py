@@ -1,7 +1,7 @@
 """`farm gate`: CI gate on budgets and regressions. Exit 0 pass, 1 fail, 2 bad input.
 
 Latency regressions are confirmed before they fail the gate: both artifacts re-measured,
-interleaved, on one node serving the target (:mod:`farm.confirm`, docs/ci.md)."""
+interleaved, on one node serving the target (:mod:`farm.gate.confirm`, docs/ci.md)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from farm.errors import UsageError
-from farm.store import Store
+from farm.store.db import Store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from farm.confirm import DEFAULT_DRIFT, DEFAULT_LIMIT, DEFAULT_MAX_ROUNDS
-    from farm.gate import DEFAULT_ACCURACY_TOLERANCE
-    from farm.significance import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+    from farm.gate.checks import DEFAULT_ACCURACY_TOLERANCE
+    from farm.gate.confirm import DEFAULT_DRIFT, DEFAULT_LIMIT, DEFAULT_MAX_ROUNDS
+    from farm.release.significance import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
     parser.add_argument("--candidate", required=True, help="the job under test (id, prefix, name)")
     parser.add_argument("--budget", help="budget file (TOML; see docs/budgets.md)")
@@ -106,9 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from farm.budget import load_budget
-    from farm.confirm import Confirmer, ConfirmOptions, min_rounds
-    from farm.gate import (
+    from farm.gate.checks import (
         GateOptions,
         Snapshot,
         render_junit,
@@ -116,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
         render_text,
         run_gate,
     )
-    from farm.kpi_gate import parse_tolerances
+    from farm.gate.confirm import Confirmer, ConfirmOptions, min_rounds
+    from farm.gate.kpi import parse_tolerances
+    from farm.release.budget import load_budget
 
     if args.budget is None and args.baseline is None and args.baseline_file is None:
         raise UsageError("nothing to check: give --budget, --baseline or --baseline-file")

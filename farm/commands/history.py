@@ -2,7 +2,7 @@
 
 Per target it follows the configuration ``farm recommend`` picks under ``--budget``, else the
 target's baseline, job after job (oldest first), and flags change points with the gate's own test
-on the raw latency samples of consecutive jobs (see :mod:`farm.history`). ``--json`` for CI
+on the raw latency samples of consecutive jobs (see :mod:`farm.release.history`). ``--json`` for CI
 dashboards, ``--html`` for a self-contained page with the chart. Exit 0 (a history is a report,
 not a gate: ``farm gate`` fails builds).
 """
@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from farm.history import History
+    from farm.release.history import History
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from farm.commands.run import positive_int
-    from farm.significance import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+    from farm.release.significance import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
     parser.add_argument("name", help="the job name (the `name` of the job file)")
     parser.add_argument("--budget", help="follow the recommended configuration under this budget")
@@ -45,10 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from farm.api import open_store
-    from farm.budget import load_budget
     from farm.display import make_console
     from farm.errors import UsageError
-    from farm.history import release_history
+    from farm.release.budget import load_budget
+    from farm.release.history import release_history
 
     if args.threshold < 0:
         raise UsageError(f"--threshold: expected a fraction >= 0, got {args.threshold}")
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         store, args.name, budget, last=args.last, threshold=args.threshold, alpha=args.alpha
     )
     if args.html:
-        from dashboards.history import write_history
+        from dashboards.history_page import write_history
 
         path = write_history(history, args.html)
         if not args.json:

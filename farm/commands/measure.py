@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from farm.environment import env_id, fingerprint
+    from farm.measure.environment import env_id, fingerprint
 
     contract = _contract(args)
     target, runtime = _runtime(args.target, args.precision)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from farm.store import Store
+from farm.store.db import Store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from farm.store import Store
+from farm.store.db import Store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from farm.api import Job
-    from farm.budget import load_budget
-    from farm.recommend import render_text
+    from farm.release.budget import load_budget
+    from farm.release.recommend import render_text
 
     budget = load_budget(args.budget)
     store = Store(args.db)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from farm.store import Store
+from farm.store.db import Store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from farm.api import Job
-    from farm.budget import load_budget
     from farm.errors import UsageError
+    from farm.release.budget import load_budget
 
     if args.max_points < 1:
         raise UsageError(f"--max-points: expected an integer >= 1, got {args.max_points}")

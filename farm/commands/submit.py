@@ -109,7 +109,7 @@ def _job_in_tree(job: Path) -> Path:
             f"{job}: the job file must be inside {REPO_DIR}, the tree uploaded to the cluster "
             "(relative paths in it resolve there); move or copy it there"
         )
-    from farm.spec import load_job
+    from farm.spec.job import load_job
 
     load_job(resolved)  # a bad job file fails here, with its field path, not on the cluster
     return resolved.relative_to(REPO_DIR)
@@ -126,7 +126,7 @@ def make_entrypoint(job: Path, db: str | None, trials: int | None, python: str) 
 
 def auth_headers() -> dict[str, str]:
     """The bearer token header for a cluster with token authentication (empty if none)."""
-    from farm.cluster import auth_token
+    from farm.cluster.lifecycle import auth_token
 
     if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
         return {}

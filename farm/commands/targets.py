@@ -3,7 +3,7 @@
 Without ``--address`` the farm starts its own Ray instance on this machine (as ``farm run`` does)
 and reports this machine; ``--address auto`` inspects the cluster ``ray start`` started here.
 Each node (hostname, IP, id) is probed by a zero-CPU Ray task pinned to it (see
-:mod:`farm.fleet`). Exit code 1 when a node is mislabelled (advertises a target it cannot
+:mod:`farm.cluster.fleet`). Exit code 1 when a node is mislabelled (advertises a target it cannot
 serve) or does not answer: the fleet needs fixing before a job's numbers can be trusted.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from farm.cluster.fleet import DEFAULT_TIMEOUT_S, NodeReport
 from farm.errors import UsageError
-from farm.fleet import DEFAULT_TIMEOUT_S, NodeReport
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from farm.cluster import alive_nodes, start_or_connect
-    from farm.fleet import probe_cluster
+    from farm.cluster.fleet import probe_cluster
+    from farm.cluster.lifecycle import alive_nodes, start_or_connect
 
     if args.timeout <= 0:
         raise UsageError(f"--timeout: expected a positive number of seconds, got {args.timeout}")

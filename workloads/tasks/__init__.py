@@ -50,7 +50,7 @@ TASK_FIELDS: dict[str, str | None] = {
 def known_metrics(task: str | None = None) -> tuple[set[str], set[str]]:
     """(metric names, per-class prefixes) trials of ``task`` can record; every task's when
     ``task`` is None or unknown (the workload decides, checked again when the job starts)."""
-    from workloads import evaluation as kpi
+    from workloads.kpis import spec as kpi
 
     names: set[str] = {
         *kpi.CALIBRATION_METRICS,

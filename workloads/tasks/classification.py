@@ -65,7 +65,7 @@ class Classification(Task):
         return np.asarray(predictions)[index]
 
     def calibration(self, predictions: Any, split: Split, data: WorkloadData) -> dict[str, float]:
-        from workloads.calibration import classification_calibration
+        from workloads.kpis.calibration import classification_calibration
 
         if split.y is None:
             return {}
@@ -73,7 +73,7 @@ class Classification(Task):
 
     def positive_scores(self, predictions: Any, classes: tuple[int, ...]) -> np.ndarray:
         """The softmax probability mass of the positive classes."""
-        from workloads.calibration import softmax
+        from workloads.kpis.calibration import softmax
 
         probs = softmax(np.asarray(predictions))
         return probs[:, list(classes)].sum(axis=1)

@@ -196,7 +196,7 @@ class Detection(Task):
     def quality(
         self, predictions: Any, split: Split, reference: Any, data: WorkloadData
     ) -> dict[str, float]:
-        from workloads import coco
+        from workloads.datasets import coco
 
         infos = split.info or tuple({"image_id": i} for i in range(len(split)))
         shapes = [_image_shape(info, split) for info in infos]
@@ -228,7 +228,7 @@ class Detection(Task):
         """Detection calibration (D-ECE): the detections scoring at least :data:`FIDELITY_SCORE`,
         each correct when it matches a ground-truth box of its category at IoU >= 0.5 (greedy,
         best score first, as COCO matches), binned by score like a classifier's ECE."""
-        from workloads.calibration import adaptive_ece, ece
+        from workloads.kpis.calibration import adaptive_ece, ece
 
         if split.truth is None:
             return {}
@@ -331,7 +331,7 @@ def fidelity(
     shapes: list[tuple[int, int]],
 ) -> dict[str, float]:
     """mAP of ``predictions`` against the reference's confident detections as ground truth."""
-    from workloads import coco
+    from workloads.datasets import coco
 
     truth = [r.above(FIDELITY_SCORE).with_area() for r in reference]
     if sum(len(t) for t in truth) == 0:

@@ -1,0 +1,83 @@
+"""The gate's release-KPI checks: each KPI of a configuration against the baseline job's.
+
+For every KPI both trials recorded (calibration, robustness, slices, the operating point's
+rates), a change in the bad direction larger than its tolerance is a regression. KPIs are
+computed on the whole eval split, deterministically, so there is no sampling noise to test
+(as for accuracy); the tolerance says how much movement the team accepts. Defaults below; a
+gate run overrides them with ``--kpi-tolerance NAME=VALUE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from workloads.kpis.spec import LOWER_IS_BETTER
+
+#: KPI -> the largest change in the bad direction that is not a regression (absolute units).
+DEFAULT_TOLERANCES: dict[str, float] = {
+    "ece": 0.01,
+    "ece_adaptive": 0.01,
+    "brier": 0.01,
+    "nll": 0.05,
+    "robustness": 0.02,
+    "worst_slice": 0.01,
+    "slice_gap": 0.02,
+    "fp_rate": 0.01,
+    "fn_rate": 0.01,
+}
+
+
+@dataclass(frozen=True)
+class KpiCheck:
+    name: str
+    passed: bool
+    message: str
+
+
+def kpi_checks(
+    candidate: Mapping[str, float],
+    baseline: Mapping[str, float],
+    tolerances: Mapping[str, float] | None = None,
+) -> list[KpiCheck]:
+    """One check per KPI present in both metric maps (and having a tolerance)."""
+    tol = {**DEFAULT_TOLERANCES, **(tolerances or {})}
+    out = []
+    for name in sorted(tol):
+        if name not in candidate or name not in baseline:
+            continue
+        a, b = float(baseline[name]), float(candidate[name])
+        worse = (b - a) if name in LOWER_IS_BETTER else (a - b)
+        ok = worse <= tol[name] + 1e-12
+        direction = "lower is better" if name in LOWER_IS_BETTER else "higher is better"
+        out.append(
+            KpiCheck(
+                name,
+                ok,
+                f"{'ok' if ok else 'REGRESSION'}: {name} {a:.4f} → {b:.4f} ({b - a:+.4f}; "
+                f"{direction}, tolerance {tol[name]:g})",
+            )
+        )
+    return out
+
+
+def parse_tolerances(items: list[str] | None) -> dict[str, float]:
+    """``["ece=0.02", …]`` from the command line; an unknown KPI or a bad number is refused."""
+    from farm.errors import UsageError
+
+    out: dict[str, float] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or name not in DEFAULT_TOLERANCES:
+            raise UsageError(
+                f"--kpi-tolerance: expected NAME=VALUE with NAME one of "
+                f"{sorted(DEFAULT_TOLERANCES)}, got {item!r}"
+            )
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"--kpi-tolerance {name}: expected a number, got {value!r}") from None
+        if number < 0:
+            raise UsageError(f"--kpi-tolerance {name}: expected a number >= 0, got {number}")
+        out[name] = number
+    return out

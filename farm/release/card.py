@@ -1,0 +1,270 @@
+"""The model card (release note): what would ship on each target, every KPI against the fp32
+baseline, latency and cost with the contract and environment they were measured under, the
+artifact's hashes, and the candidates that were excluded and why.
+
+``build_card`` reads only the store (a finished job's trials, metrics and environments) and
+returns plain data; ``to_markdown`` and ``to_html`` render the same content (``farm card`` and
+the HTML report).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from farm.display import short_params
+from farm.release.budget import Budget, Limits, trial_metrics
+from farm.release.recommend import RULE, recommend
+
+if TYPE_CHECKING:
+    from farm.store.db import Store
+
+#: KPIs shown first, in this order, when the trials have them (then slices, robustness…).
+HEADLINE = (
+    "ece",
+    "ece_adaptive",
+    "brier",
+    "nll",
+    "robustness",
+    "worst_slice",
+    "slice_gap",
+    "fp_rate",
+    "fn_rate",
+    "threshold",
+)
+#: Groups of per-item metrics shown in their own table, by prefix.
+GROUPS = (
+    ("slice/", "Slices"),
+    ("robust/", "Robustness: quality under each corruption"),
+    ("acc/", "Per class"),
+    ("ap/", "Per class (AP)"),
+    ("iou/", "Per class (IoU)"),
+)
+#: Per-class tables longer than this show only the classes that moved most.
+MAX_ROWS = 12
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class TargetCard:
+    target: str
+    summary: str
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Card:
+    job: dict[str, Any]
+    metric: str
+    basis: str
+    targets: list[TargetCard]
+
+
+def build_card(
+    store: Store,
+    job_ref: str,
+    budget: Budget | None = None,
+    trials: list[dict[str, Any]] | None = None,
+) -> Card:
+    """The card of a job: per target, the configuration the budget recommends (without a
+    budget: the one the recommend rule picks among the feasible trials). ``trials`` (with their
+    ``metrics``): the ones to consider, when not all of the job's (a huge job's report)."""
+    job = store.resolve_job(job_ref)
+    if trials is None:
+        trials = store.trials_with_metrics(job["job_id"])
+    envs = {
+        r["env_id"]: json.loads(r["fingerprint"]) if isinstance(r["fingerprint"], str) else {}
+        for r in store.query(
+            "SELECT env_id, fingerprint FROM environments WHERE env_id IN "
+            "(SELECT DISTINCT env_id FROM trials WHERE job_id = ?)",
+            [job["job_id"]],
+        )
+    }
+    targets = sorted({t["target"] for t in trials})
+    if budget is None:
+        budget = Budget("(no budget)", Limits(), {t: Limits() for t in targets})
+        basis = f"no budget: the recommend rule ({RULE}) among the feasible trials"
+    else:
+        basis = f"budget {budget.path}: {RULE}"
+    rec = recommend(job["job_id"], trials, budget, targets)
+    metric = next((t["quality_metric"] for t in trials if t.get("quality_metric")), "accuracy")
+    cards = []
+    for target, choice in rec.per_target.items():
+        base = next(
+            (
+                t
+                for t in trials
+                if t["target"] == target and t["is_baseline"] and t["status"] == "completed"
+            ),
+            None,
+        )
+        pick = choice.pick.trial if choice.pick else None
+        cards.append(_target_card(target, pick, base, choice, metric, envs))
+    return Card(job, metric, basis, cards)
+
+
+def _target_card(
+    target: str,
+    pick: dict[str, Any] | None,
+    base: dict[str, Any] | None,
+    choice: Any,
+    metric: str,
+    envs: dict[str, dict[str, Any]],
+) -> TargetCard:
+    if pick is None:
+        card = TargetCard(target, "**Nothing to ship**: no configuration meets the budget.")
+        card.tables.append(_excluded(choice, None))
+        return card
+    summary = (
+        f"Ship trial #{pick['trial_number']}: `{short_params(pick['params'])}` "
+        f"(runs as {pick.get('precision_actual') or '—'})"
+    )
+    card = TargetCard(target, summary)
+    mine, theirs = trial_metrics(pick), trial_metrics(base) if base else {}
+    headline = [metric, *[m for m in HEADLINE if m in mine and m != metric]]
+    card.tables.append(_kpi_table("KPIs against the fp32 batch-1 baseline", headline, mine, theirs))
+    for prefix, title in GROUPS:
+        names = sorted(n for n in mine if n.startswith(prefix))
+        if len(names) > MAX_ROWS:
+            names = sorted(names, key=lambda n: -abs(mine[n] - theirs.get(n, mine[n])))[:MAX_ROWS]
+            title += f" (the {MAX_ROWS} that moved most)"
+        if names:
+            card.tables.append(_kpi_table(title, names, mine, theirs))
+    card.tables.append(_performance(pick, base))
+    card.tables.append(_provenance(pick, envs))
+    card.tables.append(_excluded(choice, pick))
+    if pick.get("stable") is False:
+        card.notes.append(f"the measurement is marked unstable: {pick.get('unstable_reason')}")
+    return card
+
+
+def _num(value: Any, fmt: str = ".4f") -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def _kpi_table(
+    title: str, names: list[str], mine: dict[str, float], base: dict[str, float]
+) -> Table:
+    rows = []
+    for name in names:
+        value, ref = mine.get(name), base.get(name)
+        delta = None if value is None or ref is None else value - ref
+        rows.append([name, _num(ref), _num(value), _num(delta, "+.4f")])
+    return Table(title, ["metric", "baseline", "release", "change"], rows)
+
+
+def _performance(pick: dict[str, Any], base: dict[str, Any] | None) -> Table:
+    cols = (
+        ("p50 latency (ms)", "latency_p50_ms", ".3f"),
+        ("p95 latency (ms)", "latency_p95_ms", ".3f"),
+        ("p99 latency (ms)", "latency_p99_ms", ".3f"),
+        ("throughput (img/s)", "throughput_ips", ",.0f"),
+        ("cost per 1k inferences (USD)", "cost_per_1k_usd", ".3g"),
+        ("price per hour (USD)", "price_per_hour_usd", ".4g"),
+    )
+    rows = [
+        [label, _num(base.get(key) if base else None, fmt), _num(pick.get(key), fmt)]
+        for label, key, fmt in cols
+    ]
+    rows.append(["batch size / threads", _bt(base), _bt(pick)])
+    return Table("Latency and cost", ["", "baseline", "release"], rows)
+
+
+def _bt(row: dict[str, Any] | None) -> str:
+    return "—" if row is None else f"{row.get('batch_size')} / {row.get('threads')}"
+
+
+def _provenance(pick: dict[str, Any], envs: dict[str, dict[str, Any]]) -> Table:
+    contract = pick.get("contract")
+    contract = json.loads(contract) if isinstance(contract, str) else (contract or {})
+    env = envs.get(pick.get("env_id") or "", {})
+    runtimes = env.get("packages") or {}
+    rows = [
+        ["artifact hash", f"`{pick.get('artifact_hash')}`"],
+        ["artifact cache key", f"`{pick.get('build_key')}`"],
+        ["candidate hash", f"`{pick.get('candidate_hash')}`"],
+        [
+            "measurement contract",
+            ", ".join(f"{k}={v}" for k, v in sorted(contract.items()) if v is not None),
+        ],
+        ["stable", str(pick.get("stable"))],
+        ["node", f"{pick.get('node_host')} ({pick.get('node_ip') or 'ip not recorded'})"],
+        ["environment", f"`{pick.get('env_id')}`: {env.get('cpu_model', '?')}"],
+    ]
+    if runtimes:
+        rows.append(["packages", ", ".join(f"{k} {v}" for k, v in sorted(runtimes.items()))])
+    if env.get("farm_commit"):
+        rows.append(["farm commit", f"`{env['farm_commit']}`"])
+    return Table("Provenance", ["", ""], rows)
+
+
+def _excluded(choice: Any, pick: dict[str, Any] | None) -> Table:
+    rows = [
+        [f"#{v.trial['trial_number']}", short_params(v.trial["params"]), v.reason(pick)]
+        for v in choice.others
+    ]
+    return Table("Other candidates and why they were not chosen", ["trial", "config", "why"], rows)
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def to_markdown(card: Card) -> str:
+    job = card.job
+    out = [
+        f"# Release note: {job['name']}",
+        "",
+        f"Job `{job['job_id']}` ({job['status']}, {job['created_at']:%Y-%m-%d %H:%M} UTC"
+        + (f", label `{job['label']}`" if job.get("label") else "")
+        + f"). Quality metric: **{card.metric}**, measured on each target's own runtime on "
+        "the whole eval split. Choice: " + card.basis + ".",
+    ]
+    for t in card.targets:
+        out += ["", f"## {t.target}", "", t.summary]
+        for table in t.tables:
+            out += ["", f"### {table.title}", ""]
+            if not table.rows:
+                out.append("(none)")
+                continue
+            out.append("| " + " | ".join(table.headers) + " |")
+            out.append("|" + "---|" * len(table.headers))
+            out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in table.rows]
+        out += [f"> note: {n}" for n in t.notes]
+    return "\n".join(out) + "\n"
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_html(card: Card) -> str:
+    """The card's content as an HTML fragment (for the report)."""
+    parts = [
+        f"<p>Quality metric: <b>{html.escape(card.metric)}</b>. {html.escape(card.basis)}.</p>"
+    ]
+    for t in card.targets:
+        summary = html.escape(t.summary).replace("**", "")
+        parts.append(f"<h3>{html.escape(t.target)}</h3><p>{summary}</p>")
+        for table in t.tables:
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
+            body = "".join(
+                "<tr>"
+                + "".join(f"<td>{html.escape(str(c).replace('`', ''))}</td>" for c in row)
+                + "</tr>"
+                for row in table.rows
+            )
+            parts.append(
+                f"<h4>{html.escape(table.title)}</h4><table><thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table>"
+            )
+        parts += [f"<p class='muted'>note: {html.escape(n)}</p>" for n in t.notes]
+    return "".join(parts)

@@ -1,0 +1,246 @@
+"""Pick the configuration to ship under a budget, per target and across targets.
+
+The rule (:data:`RULE`): among the completed trials that meet every limit of their target's
+budget (and the job's own constraint), take the cheapest per 1,000 inferences; ties go to the
+higher accuracy, then the lower p95 latency, then the earlier trial. Every other trial is
+listed with what excluded it: the limits it fails, the job constraint, its failure, or "passes
+but costs more". A trial that fails a limit is never recommended.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from farm.release.budget import Budget, Violation, check, check_metrics, trial_metrics
+
+RULE = (
+    "cheapest per 1k inferences among the completed trials that meet every limit; "
+    "ties by higher accuracy, then lower p95 latency"
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One trial judged against its target's limits."""
+
+    trial: dict[str, Any]
+    violations: tuple[Violation, ...]
+    #: Why the trial cannot be considered at all (failed, infeasible in the job), or None.
+    excluded: str | None = None
+
+    @property
+    def passes(self) -> bool:
+        return self.excluded is None and not self.violations
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.trial["target"], self.trial["trial_number"])
+
+    def reason(self, pick: dict[str, Any] | None = None) -> str:
+        if self.excluded:
+            return self.excluded
+        if self.violations:
+            return "; ".join(v.describe() for v in self.violations)
+        if pick is not None:
+            return (
+                f"passes, but not first by the rule (cost {self.trial['cost_per_1k_usd']:.3g} "
+                f"vs {pick['cost_per_1k_usd']:.3g} USD/1k, accuracy "
+                f"{self.trial['accuracy']:.4f} vs {pick['accuracy']:.4f})"
+            )
+        return "passes"
+
+
+@dataclass
+class TargetChoice:
+    target: str
+    pick: Verdict | None
+    others: list[Verdict] = field(default_factory=list)
+
+    @property
+    def passing(self) -> list[Verdict]:
+        return [v for v in ([self.pick] if self.pick else []) + self.others if v.passes]
+
+
+@dataclass
+class Recommendation:
+    job_id: str
+    budget: Budget
+    per_target: dict[str, TargetChoice]
+    overall: Verdict | None
+
+    @property
+    def ok(self) -> bool:
+        """True when every budgeted target has a configuration that passes (and there is at
+        least one budgeted target: nothing to judge is not a pass)."""
+        return bool(self.per_target) and all(c.pick is not None for c in self.per_target.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        def trial(v: Verdict | None) -> dict[str, Any] | None:
+            return None if v is None else _public(v.trial)
+
+        return {
+            "job_id": self.job_id,
+            "rule": RULE,
+            "budget": self.budget.to_dict(),
+            "ok": self.ok,
+            "overall": trial(self.overall),
+            "per_target": {
+                t: {
+                    "pick": trial(c.pick),
+                    "limits": dict(self.budget.limits_for(t).items()),
+                    "others": [
+                        {
+                            "trial_number": v.trial["trial_number"],
+                            "params": _params(v.trial),
+                            "passes": v.passes,
+                            "reason": v.reason(c.pick.trial if c.pick else None),
+                        }
+                        for v in c.others
+                    ],
+                }
+                for t, c in self.per_target.items()
+            },
+        }
+
+
+def _params(row: dict[str, Any]) -> dict[str, Any]:
+    p = row.get("params")
+    return json.loads(p) if isinstance(p, str) else dict(p or {})
+
+
+_PUBLIC = (
+    "target",
+    "trial_number",
+    "params",
+    "accuracy",
+    "accuracy_drop",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "throughput_ips",
+    "cost_per_1k_usd",
+    "precision_actual",
+    "batch_size",
+    "threads",
+    "stable",
+    "candidate_hash",
+)
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: row.get(k) for k in _PUBLIC}
+    out["params"] = _params(row)
+    return out
+
+
+def judge(row: dict[str, Any], budget: Budget) -> Verdict:
+    """A trial against its target's limits (point estimates, as stored)."""
+    if row.get("status") != "completed":
+        return Verdict(row, (), f"trial failed: {row.get('error') or 'no error recorded'}")
+    violations = tuple(check(budget.limits_for(row["target"]), row))
+    if not row.get("feasible"):
+        reason = row.get("infeasible_reason") or (
+            f"accuracy drop {row.get('accuracy_drop') or 0:.4f} exceeds the job's max_accuracy_drop"
+        )
+        return Verdict(row, violations, f"infeasible in the job ({reason})")
+    return Verdict(row, violations)
+
+
+def rank_key(row: dict[str, Any]) -> tuple[float, float, float, int]:
+    """Sort key of :data:`RULE`: cost, then -accuracy, then p95, then trial number."""
+    return (
+        float(row["cost_per_1k_usd"]),
+        -float(row["accuracy"]),
+        float(row["latency_p95_ms"]),
+        int(row["trial_number"]),
+    )
+
+
+def _order(verdicts: list[Verdict]) -> list[Verdict]:
+    """Passing first by the rule; then the rest, closest misses (fewest violations) first."""
+    passing = sorted((v for v in verdicts if v.passes), key=lambda v: rank_key(v.trial))
+    rest = sorted(
+        (v for v in verdicts if not v.passes),
+        key=lambda v: (
+            v.trial.get("status") != "completed",
+            len(v.violations) + (v.excluded is not None),
+            v.trial["trial_number"],
+        ),
+    )
+    return passing + rest
+
+
+def recommend(
+    job_id: str,
+    trials: list[dict[str, Any]],
+    budget: Budget,
+    job_targets: list[str] | None = None,
+) -> Recommendation:
+    """Apply :data:`RULE` per target the budget covers and across them.
+
+    ``job_targets`` (the job spec's targets) makes a budgeted target without any trial show up
+    as one where nothing passes, rather than vanish from the verdict.
+    """
+    trials = with_baselines(trials)
+    if any("metrics" in t for t in trials):
+        names = {n for t in trials for n in trial_metrics(t)}
+        check_metrics(budget, names)
+    seen = {t["target"] for t in trials}
+    targets = budget.applies_to(sorted(seen | set(job_targets or ())))
+    per_target: dict[str, TargetChoice] = {}
+    for target in targets:
+        ordered = _order([judge(t, budget) for t in trials if t["target"] == target])
+        pick = ordered[0] if ordered and ordered[0].passes else None
+        per_target[target] = TargetChoice(target, pick, ordered[1:] if pick else ordered)
+    picks = [c.pick for c in per_target.values() if c.pick is not None]
+    overall = min(picks, key=lambda v: rank_key(v.trial)) if picks else None
+    return Recommendation(job_id, budget, per_target, overall)
+
+
+def with_baselines(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of ``trials``, each with its target's completed baseline's metrics under
+    ``baseline_metrics`` (what ``max_<metric>_drop`` limits compare with)."""
+    base = {
+        t["target"]: trial_metrics(t)
+        for t in trials
+        if t.get("is_baseline") and t.get("status") == "completed"
+    }
+    return [{**t, "baseline_metrics": base.get(t["target"], {})} for t in trials]
+
+
+def render_text(rec: Recommendation, max_others: int = 10) -> str:
+    """The recommendation as plain text: rule, overall pick, then each target's pick and why the
+    other configurations were not chosen."""
+    from farm.display import short_params
+
+    def line(row: dict[str, Any]) -> str:
+        return (
+            f"#{row['trial_number']} {short_params(row['params'])}: accuracy "
+            f"{row['accuracy']:.4f} (drop {row.get('accuracy_drop') or 0:+.4f}), p95 "
+            f"{row['latency_p95_ms']:.3g} ms, p99 {row['latency_p99_ms']:.3g} ms, "
+            f"{row['throughput_ips']:,.0f} img/s, {row['cost_per_1k_usd']:.3g} USD/1k"
+        )
+
+    out = [f"job {rec.job_id}, budget {rec.budget.path}", f"rule: {RULE}", ""]
+    if rec.overall is None:
+        out.append("overall: NOTHING meets the budget on any target")
+    else:
+        out.append(f"overall: {rec.overall.trial['target']} {line(rec.overall.trial)}")
+    for target, choice in rec.per_target.items():
+        limits = ", ".join(f"{k}={v:g}" for k, v in rec.budget.limits_for(target).items())
+        out += ["", f"{target} (limits: {limits or 'none'})"]
+        if choice.pick is None:
+            out.append(
+                f"  NOTHING passes: none of the {len(choice.others)} trials meets the budget"
+            )
+        else:
+            out.append(f"  recommended {line(choice.pick.trial)}")
+        pick = choice.pick.trial if choice.pick else None
+        for v in choice.others[:max_others]:
+            t = v.trial
+            out.append(f"  not #{t['trial_number']} {short_params(t['params'])}: {v.reason(pick)}")
+        if len(choice.others) > max_others:
+            out.append(f"  … and {len(choice.others) - max_others} more (--json lists all)")
+    return "\n".join(out)

@@ -1,0 +1,4 @@
+"""The job as data: a job file parsed and validated into a frozen, hashable
+:class:`~farm.spec.job.JobSpec`, and its ``[constraints]``. Imports the standard library and
+numpy only: validating a job file never loads a runtime.
+"""

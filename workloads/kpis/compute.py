@@ -1,0 +1,260 @@
+"""Release KPIs of one candidate, from its own outputs on the target runtime.
+
+Called by the evaluate task after the primary quality (``farm/worker/evaluate.py``):
+
+* calibration (the task's :meth:`calibration`: classifier ECE / Brier / NLL, detector D-ECE);
+* slices: the primary metric on each user slice of the eval split (``slice/<name>``),
+  ``worst_slice`` and ``slice_gap`` (best − worst);
+* robustness (opt-in): the primary metric on each corrupted copy of the eval split
+  (``robust/<corruption>/<severity>``) and ``robustness``, the mean over them of corrupted ÷
+  clean quality;
+* an operating point (classification): the score threshold reaching the target precision (or
+  recall) on the *calibration* split, then ``fp_rate`` and ``fn_rate`` on the eval split at that
+  threshold. The eval labels never choose the threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from workloads.base import Split, WorkloadData
+    from workloads.kpis.spec import EvaluationSpec
+    from workloads.tasks import Task
+
+Predict = Callable[["Split"], Any]
+
+
+def compute(
+    task: Task,
+    predictions: Any,
+    split: Split,
+    data: WorkloadData,
+    spec: EvaluationSpec | None,
+    reference: Any,
+    clean: dict[str, float],
+    predict: Predict,
+) -> dict[str, float]:
+    """Every KPI of a candidate whose eval-split ``predictions`` scored ``clean``; ``predict``
+    runs the candidate on another split (corrupted copies, the calibration split)."""
+    out: dict[str, float] = {}
+    primary = task.primary_metric(data.has_labels)
+    if data.has_labels:
+        out.update(task.calibration(predictions, split, data))
+    if data.slices:
+        out.update(slice_quality(task, predictions, split, data, primary))
+    if spec is not None and spec.robustness and data.corrupted:
+        out.update(robustness(task, data, reference, clean[primary], primary, predict))
+    if spec is not None and spec.operating_point:
+        calib_scores = task.positive_scores(predict(data.calib), data.positive_classes)
+        eval_scores = task.positive_scores(predictions, data.positive_classes)
+        out.update(
+            operating_point(
+                calib_scores,
+                positives(data.calib, data.positive_classes),
+                eval_scores,
+                positives(split, data.positive_classes),
+                spec.target_precision,
+                spec.target_recall,
+            )
+        )
+    return out
+
+
+def slice_quality(
+    task: Task, predictions: Any, split: Split, data: WorkloadData, primary: str
+) -> dict[str, float]:
+    out = {}
+    for name, index in sorted((data.slices or {}).items()):
+        if len(index) == 0:
+            continue
+        sub = task.select(predictions, index)
+        value = task.quality(sub, split.subset(index), None, data).get(primary)
+        if value is not None:
+            out[f"slice/{name}"] = float(value)
+    if out:
+        values = list(out.values())
+        out["worst_slice"] = min(values)
+        out["slice_gap"] = max(values) - min(values)
+    return out
+
+
+def robustness(
+    task: Task,
+    data: WorkloadData,
+    reference: Any,
+    clean: float,
+    primary: str,
+    predict: Predict,
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    ratios = []
+    for (name, severity), split in sorted((data.corrupted or {}).items()):
+        value = float(task.quality(predict(split), split, reference, data)[primary])
+        out[f"robust/{name}/{severity}"] = value
+        ratios.append(value / clean if clean > 0 else 0.0)
+    if ratios:
+        out["robustness"] = float(np.mean(ratios))
+    return out
+
+
+def positives(split: Split, classes: tuple[int, ...]) -> np.ndarray:
+    """Whether each sample's label is one of the positive ``classes``."""
+    if split.y is None:
+        raise ValueError("an operating point needs labelled calibration and eval splits")
+    return np.isin(split.y, np.asarray(classes, dtype=np.int64))
+
+
+def choose_threshold(
+    scores: np.ndarray,
+    positive: np.ndarray,
+    target_precision: float | None,
+    target_recall: float | None,
+) -> float:
+    """The score threshold (predict positive when ``score >= threshold``) that reaches the
+    target on these samples: the lowest threshold whose precision is at least the target (the
+    most recall at that precision), or the highest whose recall is at least the target (the most
+    precision at that recall). When no threshold reaches a precision target, the highest score
+    (the most precise setting there is)."""
+    order = np.argsort(-scores, kind="stable")
+    s, p = scores[order], positive[order].astype(np.int64)
+    tp = np.cumsum(p)
+    fp = np.cumsum(1 - p)
+    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # last index of each score value
+    thresholds = s[last]
+    precision = tp[last] / (tp[last] + fp[last])
+    recall = tp[last] / max(int(p.sum()), 1)
+    if target_precision is not None:
+        ok = np.flatnonzero(precision >= target_precision)
+        return float(thresholds[ok[-1]] if ok.size else thresholds[0])
+    assert target_recall is not None
+    ok = np.flatnonzero(recall >= target_recall)
+    return float(thresholds[ok[0]] if ok.size else thresholds[-1])
+
+
+def operating_point(
+    calib_scores: np.ndarray,
+    calib_positive: np.ndarray,
+    eval_scores: np.ndarray,
+    eval_positive: np.ndarray,
+    target_precision: float | None,
+    target_recall: float | None,
+) -> dict[str, float]:
+    """The threshold chosen on the calibration split, and the eval split's rates at it."""
+    threshold = choose_threshold(calib_scores, calib_positive, target_precision, target_recall)
+    predicted = eval_scores >= threshold
+    tp = int((predicted & eval_positive).sum())
+    fp = int((predicted & ~eval_positive).sum())
+    fn = int((~predicted & eval_positive).sum())
+    tn = int((~predicted & ~eval_positive).sum())
+    return {
+        "threshold": threshold,
+        "fp_rate": fp / (fp + tn) if fp + tn else 0.0,
+        "fn_rate": fn / (fn + tp) if fn + tp else 0.0,
+        "precision_at_threshold": tp / (tp + fp) if tp + fp else 1.0,
+        "recall_at_threshold": tp / (tp + fn) if tp + fn else 1.0,
+    }
+
+
+# -- the data KPIs need, prepared once when a job starts -----------------------------------
+
+
+def with_kpi_data(
+    data: WorkloadData, spec: EvaluationSpec, slices_file: Any, seed: int = 0
+) -> WorkloadData:
+    """``data`` with what the job's KPIs need: user slices (from ``slices_file``), corrupted
+    copies of the eval split (robustness), the positive class indices (operating point)."""
+    from dataclasses import replace
+
+    from farm.errors import UsageError
+
+    slices = read_slices(slices_file, data) if slices_file is not None else None
+    corrupted = None
+    if spec.robustness:
+        from workloads.kpis.corruptions import corrupt_split
+
+        if data.normalization is None:
+            raise UsageError(
+                "`evaluation.robustness`: this workload does not say how its images are "
+                "normalised, so they cannot be corrupted"
+            )
+        mean, std = data.normalization
+        corrupted = {
+            (name, severity): corrupt_split(
+                data.eval, name, severity, mean, std, seed, channels_last=data.layout == "NHWC"
+            )
+            for name in spec.corruptions
+            for severity in spec.severities
+        }
+    positive = resolve_classes(spec.positive_classes, data) if spec.operating_point else ()
+    if positive and (data.eval.y is None or data.calib.y is None):
+        raise UsageError(
+            "`evaluation.positive_classes`: an operating point needs labelled calibration and "
+            "eval images (its threshold is chosen on the calibration split)"
+        )
+    return replace(data, slices=slices, corrupted=corrupted, positive_classes=positive)
+
+
+def resolve_classes(classes: tuple[Any, ...], data: WorkloadData) -> tuple[int, ...]:
+    """Class names or indices → indices; an unknown class is an error naming the field."""
+    from farm.errors import UsageError
+
+    names = list(data.class_names) if isinstance(data.class_names, tuple | list) else []
+    out = []
+    for c in classes:
+        if isinstance(c, int) and 0 <= c < data.num_classes:
+            out.append(c)
+        elif isinstance(c, str) and c in names:
+            out.append(names.index(c))
+        else:
+            known: list[Any] = list(names) or list(range(data.num_classes))
+            raise UsageError(
+                f"`evaluation.positive_classes`: {c!r} is not a class of this workload "
+                f"(class indices 0..{data.num_classes - 1}"
+                + (f" or names {known}" if names else "")
+                + ")"
+            )
+    return tuple(dict.fromkeys(out))
+
+
+def read_slices(path: Any, data: WorkloadData) -> dict[str, np.ndarray]:
+    """A slices CSV (columns ``file,slice``; a file may be in several slices) → slice name ->
+    indices into the eval split. Files the workload set aside for calibration are skipped; a
+    file that is in neither split is an error naming the CSV and the first such files."""
+    import csv
+    from pathlib import Path
+
+    from farm.errors import UsageError
+
+    path = Path(path)
+    where = f"`workload.data.slices` ({path})"
+    files = {info.get("file"): i for i, info in enumerate(data.eval.info or ())}
+    calib = {info.get("file") for info in (data.calib.info or ())}
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"{where}: cannot read the CSV: {exc}") from None
+    if not rows or not {"file", "slice"} <= set(rows[0]):
+        raise UsageError(f"{where}: expected a CSV with columns `file,slice`")
+    slices: dict[str, list[int]] = {}
+    unknown = []
+    for n, row in enumerate(rows, start=2):
+        name, file = (row.get("slice") or "").strip(), (row.get("file") or "").strip()
+        if not name or not file:
+            raise UsageError(f"{where}: line {n}: expected a file and a slice name, got {row}")
+        if file in files:
+            slices.setdefault(name, []).append(files[file])
+        elif file not in calib:
+            unknown.append(file)
+    if unknown:
+        raise UsageError(
+            f"{where}: {len(unknown)} file(s) are not images of the eval split, e.g. "
+            f"{unknown[:3]} (eval files look like {list(files)[:2]})"
+        )
+    if not slices:
+        raise UsageError(f"{where}: no row names an image of the eval split")
+    return {k: np.asarray(sorted(set(v)), dtype=np.int64) for k, v in slices.items()}
