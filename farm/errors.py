@@ -39,7 +39,27 @@ class WrongHardwareError(TrialError):
     """A node was asked to measure a target its hardware does not match."""
 
 
-class NotFreshProcessError(RuntimeError):
+class StepError(TrialError):
+    """A trial failed in a named step: ``"<step> failed (<transform or runtime>): <why>"``."""
+
+    def __init__(self, step: str, what: str, why: str) -> None:
+        self.step, self.what, self.why = step, what, why
+        super().__init__(f"{step} failed ({what}): {why}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        # travels back to the driver through Ray (pickle): rebuilt from its three parts
+        return (type(self), (self.step, self.what, self.why))
+
+
+class UnpricedHardwareError(UsageError):
+    """A CUDA trial ran, or would run, on a GPU that neither the catalog nor the job prices."""
+
+
+class CannotConfirm(FarmError):
+    """``farm gate`` cannot re-measure this configuration here; the message says why."""
+
+
+class NotFreshProcessError(FarmError):
     """An evaluation was handed a worker process that is not fresh (a runtime loaded, or a build
     worker). Not the candidate's fault: the worker exits after the refusal (``max_calls=1``),
     so the driver retries the evaluation in another one."""

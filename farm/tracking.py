@@ -37,7 +37,10 @@ from typing import Any
 from farm.store.db import Store
 
 #: Trial columns that identify a trial or hold text/flags: tags or params, never metrics.
-NOT_METRICS = frozenset({"trial_number", "batch_size", "threads"})
+#: ``quality`` / ``quality_drop`` are logged under their compatibility names (``accuracy``,
+#: ``accuracy_drop``) and as ``quality/<metric>``: MLflow's file store keeps a metric as a file,
+#: so a metric ``quality`` beside ``quality/<metric>`` cannot be written.
+NOT_METRICS = frozenset({"trial_number", "batch_size", "threads", "quality", "quality_drop"})
 #: Trial columns stored as tags of the nested run.
 TRIAL_TAGS = (
     "target",

@@ -61,6 +61,12 @@ class RuntimeOptions:
     batch_size: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __hash__(self) -> int:
+        # ``extra`` is a dict (runtimes read it as one): hashed by its sorted items.
+        return hash(
+            (self.precision, self.threads, self.batch_size, repr(sorted(self.extra.items())))
+        )
+
 
 def as_output(value: Any) -> np.ndarray:
     """A runtime output as numpy: float outputs as float32, integer ones unchanged."""

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from _digits_fixtures import digits_cache_dir
 
+from farm.errors import NotFreshProcessError
+
 REPO = Path(__file__).resolve().parents[1]
 
 #: One CPU: Ray's pool has one idle worker, the one a shared-pool build would leave behind.
@@ -60,11 +62,11 @@ def test_a_process_with_a_runtime_loaded_is_refused(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("FARM_WORKER_POOL", raising=False)
     check_fresh_process()  # nothing loaded: fresh
     sys.modules["nncf"] = types.ModuleType("nncf")
-    with pytest.raises(RuntimeError, match="with nncf loaded"):
+    with pytest.raises(NotFreshProcessError, match="with nncf loaded"):
         check_fresh_process()
     del sys.modules["nncf"]
     monkeypatch.setenv("FARM_WORKER_POOL", "build")
-    with pytest.raises(RuntimeError, match="of the build pool"):
+    with pytest.raises(NotFreshProcessError, match="of the build pool"):
         check_fresh_process()
 
 

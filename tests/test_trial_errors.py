@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from farm.artifact import Artifact
-from farm.errors import TrialError
-from farm.worker.evaluate import StepError, build, evaluate, explain, trial_step
+from farm.errors import StepError, TrialError
+from farm.worker.evaluate import build, evaluate, explain, trial_step
 from targets.base import RuntimeOptions
 from workloads.base import Split, WorkloadData
 

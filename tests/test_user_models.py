@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 from _tiny_models import tiny_cnn
 
-from farm.errors import UsageError
-from farm.worker.evaluate import StepError
+from farm.errors import StepError, UsageError
 from targets import RuntimeOptions
 from workloads import load_workload
 

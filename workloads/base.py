@@ -172,6 +172,26 @@ def resize_data(data: WorkloadData, size: tuple[int, int]) -> WorkloadData:
     )
 
 
+@dataclass(frozen=True)
+class WorkloadTraits:
+    """What the search, the engine and the transforms' search spaces may ask of a workload's
+    model, declared by the workload (:meth:`Workload.traits`) instead of probed attribute by
+    attribute."""
+
+    #: The model is a torch module: torch transforms (pruning, input resize) and torch targets
+    #: (``cpu-torch``) may apply. False for an ONNX file.
+    torch_source: bool = True
+    #: The model accepts other input sizes than its native one (a CNN ending in global average
+    #: pooling): the ``resize_input`` transform is then offered.
+    allows_resolution: bool = False
+    #: ``torch.export`` can capture the model (not a detector whose NMS depends on the data).
+    torch_exportable: bool = True
+    #: Quantized operators the model came with (0: a float model; int8 is then refused).
+    prequantized: int = 0
+    #: The batch size the model's input is fixed to; None when it is free.
+    fixed_batch: int | None = None
+
+
 class Workload(abc.ABC):
     """A model source and its data. Subclasses: digits, torchvision, ONNX file."""
 
@@ -191,6 +211,26 @@ class Workload(abc.ABC):
     def fixed_batch(self) -> int | None:
         """The batch size the model's input is fixed to (ONNX files), None when it is free."""
         return None
+
+    @property
+    def torch_exportable(self) -> bool:
+        """Whether ``torch.export`` can capture the model (torch sources)."""
+        return self.allows_torch_transforms
+
+    @property
+    def prequantized(self) -> int:
+        """Quantized operators the model came with (ONNX files that come quantized)."""
+        return 0
+
+    def traits(self) -> WorkloadTraits:
+        """The facts the search and the engine ask of this workload."""
+        return WorkloadTraits(
+            torch_source=self.allows_torch_transforms,
+            allows_resolution=self.allows_resolution,
+            torch_exportable=self.torch_exportable,
+            prequantized=self.prequantized,
+            fixed_batch=self.fixed_batch,
+        )
 
     @abc.abstractmethod
     def recipe(self) -> dict[str, Any]:

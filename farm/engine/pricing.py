@@ -19,15 +19,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from farm.errors import UsageError
+from farm.errors import UnpricedHardwareError
 from targets import TargetSpec, get_target, gpu_price_table
 
 if TYPE_CHECKING:
     from farm.spec.job import JobSpec
-
-
-class UnpricedHardwareError(UsageError):
-    """A CUDA trial ran, or would run, on a GPU that neither the catalog nor the job prices."""
 
 
 @dataclass(frozen=True)

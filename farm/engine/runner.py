@@ -27,8 +27,8 @@ from farm.cluster.lifecycle import (
     shares_gpus,
     start_or_connect,
 )
-from farm.engine.pricing import UnpricedHardwareError, check_gpu_prices, price_trial
-from farm.errors import NotFreshProcessError, UsageError, WrongHardwareError
+from farm.engine.pricing import check_gpu_prices, price_trial
+from farm.errors import NotFreshProcessError, UnpricedHardwareError, UsageError, WrongHardwareError
 from farm.search.candidate import Candidate
 from farm.search.space import check_baseline, check_knobs, initial_points, plan, target_space
 from farm.spec.job import JobSpec

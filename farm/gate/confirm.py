@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from farm.display import short_params
+from farm.errors import CannotConfirm, TrialError
 from farm.store.artifacts import ArtifactCache
 
 if TYPE_CHECKING:
@@ -307,10 +308,6 @@ class ConfirmOptions:
 Progress = Callable[[str], None]
 
 
-class CannotConfirm(Exception):
-    """This configuration cannot be re-measured here; the message says why."""
-
-
 class Confirmer:
     """Re-measures a candidate's and a baseline's artifacts, interleaved, on one node.
 
@@ -359,8 +356,6 @@ class Confirmer:
         stored: Comparison,
     ) -> Confirmation | NotConfirmed:
         """Re-measure one configuration (a candidate trial and its baseline counterpart)."""
-        from farm.errors import TrialError
-
         cand_art = find_artifact(cand, self.candidate_roots())
         if isinstance(cand_art, str):
             return NotConfirmed(f"candidate {cand_art}")
@@ -558,7 +553,6 @@ class Confirmer:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         from farm.engine.runner import node_slot
-        from farm.errors import TrialError
         from farm.worker import remote as tasks
         from targets import get_target
 

@@ -45,3 +45,7 @@ class Candidate:
 
     def params_dict(self) -> dict[str, Any]:
         return dict(self.params)
+
+    def __hash__(self) -> int:
+        # knob values may be lists (an input size): the content hash stands for them
+        return hash(self.content_hash)

@@ -108,6 +108,10 @@ class JobSpec:
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, default=list)
 
+    def __hash__(self) -> int:
+        # the [workload], [measurement]… tables stay dicts as written: hashed by their JSON
+        return hash(self.to_json())
+
     def price_per_hour(self, target: str) -> float:
         return self.prices.get(target, catalog()[target].price_per_hour_usd)
 

@@ -21,210 +21,14 @@ from typing import Any
 import duckdb
 
 from farm.errors import UsageError
+from farm.store.records import TRIAL_COLUMNS, JobRecord, TrialRecord
+from farm.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 DEFAULT_DB = Path("results") / "farm.duckdb"
 #: How long a reader waits for a write to finish, and how long the driver waits to write (a
 #: reader holding the file, e.g. an open duckdb shell, must not kill a job after a few seconds).
 LOCK_RETRY_S = 30.0
 WRITE_LOCK_WAIT_S = 600.0
-
-#: Ordered schema migrations; version i is MIGRATIONS[i - 1]. Never edit a released entry.
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE jobs (
-        job_id      VARCHAR PRIMARY KEY,
-        name        VARCHAR NOT NULL,
-        spec        JSON NOT NULL,
-        status      VARCHAR NOT NULL,      -- running | completed | interrupted | failed
-        created_at  TIMESTAMP NOT NULL,
-        finished_at TIMESTAMP,
-        message     VARCHAR                -- why it ended, lost capacity, …
-    );
-    CREATE TABLE environments (
-        env_id      VARCHAR PRIMARY KEY,
-        fingerprint JSON NOT NULL,
-        first_seen  TIMESTAMP NOT NULL
-    );
-    CREATE TABLE trials (
-        job_id            VARCHAR NOT NULL,
-        target            VARCHAR NOT NULL,
-        trial_number      INTEGER NOT NULL,   -- per (job, target) study, from 0 (the baseline)
-        is_baseline       BOOLEAN NOT NULL,
-        candidate_hash    VARCHAR NOT NULL,
-        params            JSON NOT NULL,
-        status            VARCHAR NOT NULL,   -- completed | failed
-        error             VARCHAR,
-        node_id           VARCHAR,
-        node_host         VARCHAR,
-        attempts          INTEGER NOT NULL,
-        precision         VARCHAR,            -- requested: fp32 | bf16 | fp16 | int8
-        precision_actual  VARCHAR,            -- read back from the runtime
-        batch_size        INTEGER,
-        threads           INTEGER,
-        accuracy          DOUBLE,             -- the job's quality objective (accuracy or fidelity)
-        accuracy_drop     DOUBLE,             -- baseline accuracy minus this one
-        quality_metric    VARCHAR,            -- name of the metric in `accuracy`
-        latency_p50_ms    DOUBLE,
-        latency_p90_ms    DOUBLE,
-        latency_p95_ms    DOUBLE,
-        latency_p99_ms    DOUBLE,
-        latency_mean_ms   DOUBLE,
-        latency_std_ms    DOUBLE,
-        latency_cv        DOUBLE,
-        throughput_ips    DOUBLE,             -- images per second
-        cost_per_1k_usd   DOUBLE,             -- price_per_hour / (throughput * 3600) * 1000
-        price_per_hour_usd DOUBLE,
-        n_samples         INTEGER,
-        stable            BOOLEAN,
-        unstable_reason   VARCHAR,
-        cold_ms           DOUBLE,
-        compile_s         DOUBLE,
-        build_s           DOUBLE,
-        measure_s         DOUBLE,
-        cache_hit         BOOLEAN,
-        artifact_hash     VARCHAR,
-        artifact_bytes    BIGINT,
-        peak_rss_mb       DOUBLE,
-        env_id            VARCHAR,
-        contract          JSON,
-        feasible          BOOLEAN,
-        on_front          BOOLEAN NOT NULL DEFAULT FALSE,
-        on_global_front   BOOLEAN NOT NULL DEFAULT FALSE,
-        started_at        TIMESTAMP,
-        finished_at       TIMESTAMP,
-        PRIMARY KEY (job_id, target, trial_number)
-    );
-    CREATE TABLE latency_samples (
-        job_id       VARCHAR NOT NULL,
-        target       VARCHAR NOT NULL,
-        trial_number INTEGER NOT NULL,
-        seq          INTEGER NOT NULL,
-        latency_ms   DOUBLE NOT NULL
-    );
-    CREATE TABLE metrics (
-        job_id       VARCHAR NOT NULL,
-        target       VARCHAR NOT NULL,
-        trial_number INTEGER NOT NULL,
-        name         VARCHAR NOT NULL,
-        value        DOUBLE,
-        PRIMARY KEY (job_id, target, trial_number, name)
-    );
-    """,
-    # 2: task layer, fleet, pricing by the hardware that ran, trial-time breakdown.
-    """
-    ALTER TABLE jobs ADD COLUMN label VARCHAR;
-    ALTER TABLE jobs ADD COLUMN task VARCHAR;
-    ALTER TABLE trials ADD COLUMN node_ip VARCHAR;
-    ALTER TABLE trials ADD COLUMN build_key VARCHAR;
-    ALTER TABLE trials ADD COLUMN gpu_model VARCHAR;
-    ALTER TABLE trials ADD COLUMN priced_as VARCHAR;
-    ALTER TABLE trials ADD COLUMN eval_s DOUBLE;
-    ALTER TABLE trials ADD COLUMN trial_s DOUBLE;
-    ALTER TABLE trials ADD COLUMN orchestration_s DOUBLE;
-    ALTER TABLE trials ADD COLUMN infeasible_reason VARCHAR;
-    ALTER TABLE trials ADD COLUMN device_latency_p50_ms DOUBLE;
-    ALTER TABLE trials ADD COLUMN device_latency_p95_ms DOUBLE;
-    ALTER TABLE trials ADD COLUMN device_memory_mib DOUBLE;
-    """,
-    # 3: `farm gate`'s confirmations: both artifacts re-measured interleaved (docs/store.md).
-    """
-    CREATE TABLE confirmations (
-        confirmation_id         VARCHAR PRIMARY KEY,
-        created_at              TIMESTAMP NOT NULL,
-        candidate_job_id        VARCHAR NOT NULL,
-        target                  VARCHAR NOT NULL,
-        candidate_trial_number  INTEGER NOT NULL,
-        baseline_job_id         VARCHAR NOT NULL,
-        baseline_trial_number   INTEGER NOT NULL,
-        baseline_source         VARCHAR,
-        params                  JSON,
-        candidate_artifact_hash VARCHAR,
-        baseline_artifact_hash  VARCHAR,
-        node_id                 VARCHAR,
-        node_host               VARCHAR,
-        threads                 INTEGER,
-        contract                JSON,
-        inputs                  VARCHAR,
-        statistic               VARCHAR,   -- per-measurement statistic the decision compares
-        rounds                  INTEGER,
-        orders                  VARCHAR[], -- per round: 'AB' (baseline first) or 'BA'
-        baseline_ms             DOUBLE[],  -- per round, the statistic of each side
-        candidate_ms            DOUBLE[],
-        baseline_p50_ms         DOUBLE[],
-        candidate_p50_ms        DOUBLE[],
-        unstable_measurements   INTEGER,
-        ratio                   DOUBLE,    -- median over rounds of candidate / baseline
-        ratio_low               DOUBLE,    -- distribution-free (1 - alpha) interval of it
-        ratio_high              DOUBLE,
-        decided_by              VARCHAR,   -- 'interval' | 'median at the round cap'
-        threshold               DOUBLE,
-        alpha                   DOUBLE,
-        regression              BOOLEAN,
-        store_ratio             DOUBLE,    -- what the store-only test said
-        store_p_value           DOUBLE,
-        store_regression        BOOLEAN,
-        wall_s                  DOUBLE
-    );
-    """,
-]
-
-TRIAL_COLUMNS = [
-    "job_id",
-    "target",
-    "trial_number",
-    "is_baseline",
-    "candidate_hash",
-    "params",
-    "status",
-    "error",
-    "node_id",
-    "node_host",
-    "attempts",
-    "precision",
-    "precision_actual",
-    "batch_size",
-    "threads",
-    "accuracy",
-    "accuracy_drop",
-    "quality_metric",
-    "latency_p50_ms",
-    "latency_p90_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "latency_mean_ms",
-    "latency_std_ms",
-    "latency_cv",
-    "throughput_ips",
-    "cost_per_1k_usd",
-    "price_per_hour_usd",
-    "n_samples",
-    "stable",
-    "unstable_reason",
-    "cold_ms",
-    "compile_s",
-    "build_s",
-    "measure_s",
-    "cache_hit",
-    "artifact_hash",
-    "artifact_bytes",
-    "peak_rss_mb",
-    "env_id",
-    "contract",
-    "feasible",
-    "started_at",
-    "finished_at",
-    "node_ip",
-    "build_key",
-    "gpu_model",
-    "priced_as",
-    "eval_s",
-    "trial_s",
-    "orchestration_s",
-    "infeasible_reason",
-    "device_latency_p50_ms",
-    "device_latency_p95_ms",
-    "device_memory_mib",
-]
 
 
 def db_path(explicit: str | Path | None = None) -> Path:
@@ -243,18 +47,34 @@ def _is_lock_error(exc: Exception) -> bool:
 
 @contextmanager
 def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the store, retrying while another process holds the file for a write."""
+    """Open the store, retrying while another process holds the file for a write.
+
+    A store of an older schema is migrated when it is first opened, by a reader too (a short
+    write of its own), so every reader sees today's columns; a file this process may not write
+    is read as it is (the records read older schemas)."""
     if read_only and not path.exists():
         raise UsageError(f"{path}: no farm store here (run a job first, or pass --db PATH)")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+    con = _open(path, read_only)
+    if read_only and schema_version(con) < SCHEMA_VERSION and os.access(path, os.W_OK):
+        con.close()
+        with connect(path) as writer:
+            migrate(writer)
+        con = _open(path, read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     start = time.monotonic()
     limit = LOCK_RETRY_S if read_only else WRITE_LOCK_WAIT_S
     warned = False
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
-            break
+            return duckdb.connect(str(path), read_only=read_only)
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
             waited = time.monotonic() - start
             if not _is_lock_error(exc):
@@ -270,10 +90,27 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
             time.sleep(0.05)
         except duckdb.Error as exc:
             raise UsageError(f"{path}: not a farm store ({exc})") from None
-    try:
-        yield con
-    finally:
-        con.close()
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The store's schema version (0: an empty file)."""
+    has_table = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ).fetchone()
+    if not has_table or not has_table[0]:
+        return 0
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Apply the migrations this store has not had yet, each in its own transaction."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    for version in range(schema_version(con) + 1, SCHEMA_VERSION + 1):
+        con.execute("BEGIN")
+        con.execute(MIGRATIONS[version - 1])
+        con.execute("INSERT INTO schema_version VALUES (?)", [version])
+        con.execute("COMMIT")
 
 
 class Store:
@@ -286,7 +123,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with connect(self.path) as con:
-            self._migrate(con)
+            migrate(con)
             con.execute("BEGIN")
             try:
                 yield con
@@ -294,17 +131,6 @@ class Store:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-
-    @staticmethod
-    def _migrate(con: duckdb.DuckDBPyConnection) -> None:
-        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
-        current = row[0] if row and row[0] is not None else 0
-        for version in range(current + 1, len(MIGRATIONS) + 1):
-            con.execute("BEGIN")
-            con.execute(MIGRATIONS[version - 1])
-            con.execute("INSERT INTO schema_version VALUES (?)", [version])
-            con.execute("COMMIT")
 
     def create_job(
         self,
@@ -332,12 +158,16 @@ class Store:
 
     def record_trial(
         self,
-        row: dict[str, Any],
+        trial: TrialRecord | dict[str, Any],
         samples_ms: Sequence[float] = (),
         metrics: dict[str, float] | None = None,
         environment: tuple[str, dict[str, Any]] | None = None,
     ) -> None:
-        """Store one finished trial, its raw samples, metrics and environment atomically."""
+        """Store one finished trial, its raw samples, metrics and environment atomically.
+
+        ``metrics`` default to the record's own."""
+        record = trial if isinstance(trial, TrialRecord) else TrialRecord.from_row(trial, metrics)
+        row = record.to_row()
         values = [_to_db(row.get(c)) for c in TRIAL_COLUMNS]
         placeholders = ", ".join("?" for _ in TRIAL_COLUMNS)
         with self.transaction() as con:
@@ -350,14 +180,14 @@ class Store:
             con.execute(
                 f"INSERT INTO trials ({', '.join(TRIAL_COLUMNS)}) VALUES ({placeholders})", values
             )
-            key = [row["job_id"], row["target"], row["trial_number"]]
+            key = list(record.key)
             if len(samples_ms):
                 con.execute(
                     "INSERT INTO latency_samples SELECT ?, ?, ?, s.i - 1, s.x FROM "
                     "(SELECT unnest(?::DOUBLE[]) AS x, generate_subscripts(?::DOUBLE[], 1) AS i) s",
                     [*key, list(map(float, samples_ms)), list(map(float, samples_ms))],
                 )
-            for name, value in (metrics or {}).items():
+            for name, value in (metrics if metrics is not None else record.metrics).items():
                 con.execute("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", [*key, name, value])
 
     def set_fronts(
@@ -445,6 +275,32 @@ class Store:
             [job_id, target, trial_number],
         )
         return [r["latency_ms"] for r in rows]
+
+    # -- records ---------------------------------------------------------------------------
+    def trial_records(self, job_id: str, where: str = "TRUE") -> list[TrialRecord]:
+        """The job's trials as records, each with its quality metrics, by target and number.
+        ``where``: an SQL condition on ``trials`` (the callers' own, never user text)."""
+        metrics = self.metrics(job_id)
+        return [
+            TrialRecord.from_row(r, metrics.get((r["target"], r["trial_number"])))
+            for r in self.trials(job_id, where)
+        ]
+
+    def job_record(self, ref: str) -> JobRecord:
+        """A job by id, unique id prefix, or name (the newest job of that name)."""
+        return JobRecord.from_row(self.resolve_job(ref))
+
+    def job_records(self) -> list[JobRecord]:
+        """Every job with its trial counts, newest first."""
+        rows = self.query(
+            "SELECT j.*, coalesce(c.trials, 0) AS trials, coalesce(c.completed, 0) AS completed, "
+            "coalesce(c.failed, 0) AS failed FROM jobs j LEFT JOIN ("
+            "  SELECT job_id, count(*) AS trials, "
+            "  count(*) FILTER (WHERE status = 'completed') AS completed, "
+            "  count(*) FILTER (WHERE status = 'failed') AS failed FROM trials GROUP BY job_id"
+            ") c USING (job_id) ORDER BY j.created_at DESC, j.job_id DESC"
+        )
+        return [JobRecord.from_row(r) for r in rows]
 
     # -- gate confirmations (migration 3) ------------------------------------------------------
     def record_confirmation(self, row: dict[str, Any]) -> None:

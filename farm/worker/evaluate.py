@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from farm.errors import NotFreshProcessError, TrialError, WrongHardwareError
+from farm.errors import NotFreshProcessError, StepError, TrialError, WrongHardwareError
 from targets import get_target, runtime_class
 
 if TYPE_CHECKING:
@@ -61,18 +61,6 @@ def build(source: Artifact, steps: list[Step], data: WorkloadData, seed: int) ->
         artifact.meta["build_s"] = time.perf_counter() - start
         out.append(artifact)
     return out
-
-
-class StepError(TrialError):
-    """A trial failed in a named step: ``"<step> failed (<transform or runtime>): <why>"``."""
-
-    def __init__(self, step: str, what: str, why: str) -> None:
-        self.step, self.what, self.why = step, what, why
-        super().__init__(f"{step} failed ({what}): {why}")
-
-    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
-        # travels back to the driver through Ray (pickle): rebuilt from its three parts
-        return (type(self), (self.step, self.what, self.why))
 
 
 #: The step each transform is (the words a failed trial's error starts with).

@@ -38,6 +38,21 @@ class Task(abc.ABC):
     #: Metrics where a lower value is better (the rest: higher is better).
     lower_is_better: ClassVar[frozenset[str]] = frozenset()
 
+    # -- what the engine asks a task (declared, never inferred from its name) ------------------
+    #: :meth:`decode` does work users ship (box decoding and NMS, a label map's argmax) that a
+    #: latency sample may cover: ``[measurement] measure_postprocess`` applies, and the task
+    #: implements :meth:`with_postprocess_timing`.
+    has_postprocess: ClassVar[bool] = False
+    #: Predictions carry confidences that calibration KPIs judge (:meth:`calibration`: ECE,
+    #: Brier, a detector's D-ECE).
+    has_calibration: ClassVar[bool] = False
+    #: An operating point (``[evaluation] positive_classes``) is defined: the task implements
+    #: :meth:`positive_scores`.
+    supports_operating_point: ClassVar[bool] = False
+    #: Transforms that fine-tune a torch model (pruning, an input-resolution change) may run:
+    #: the task supplies the fine-tune's loss (:meth:`finetune_loss`).
+    can_finetune: ClassVar[bool] = False
+
     def primary_metric(self, has_labels: bool) -> str:
         """The metric the job optimises: the labelled one with ground truth, else fidelity."""
         return self.labelled_metrics[0] if has_labels else self.fidelity_metrics[0]
@@ -76,6 +91,15 @@ class Task(abc.ABC):
     def params(self) -> dict[str, Any]:
         """Task settings that change the quality numbers; recorded in every trial's params."""
         return {}
+
+    def with_postprocess_timing(self, on: bool) -> Task:
+        """This task with ``measure_postprocess`` set (tasks where :attr:`has_postprocess`)."""
+        raise ValueError(f"{self.name} has no post-processing to time")
+
+    def finetune_loss(self) -> Any:
+        """The ``torch.nn`` loss a fine-tune trains with, given ``(outputs, targets)``
+        (tasks where :attr:`can_finetune`)."""
+        raise ValueError(f"no fine-tune is defined for {self.name} models")
 
     @abc.abstractmethod
     def decode(

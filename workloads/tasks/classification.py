@@ -35,6 +35,14 @@ class Classification(Task):
     lower_is_better: ClassVar[frozenset[str]] = frozenset(
         {"max_abs_logit_diff", "mean_abs_logit_diff"}
     )
+    has_calibration: ClassVar[bool] = True
+    supports_operating_point: ClassVar[bool] = True
+    can_finetune: ClassVar[bool] = True
+
+    def finetune_loss(self) -> Any:
+        import torch
+
+        return torch.nn.CrossEntropyLoss()
 
     @property
     def first_output_only(self) -> bool:

@@ -21,6 +21,7 @@ against them with the same COCO protocol (1.0 for a candidate that reproduces th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -77,6 +78,8 @@ class Detection(Task):
     )
     fidelity_metrics: ClassVar[tuple[str, ...]] = ("map_vs_fp32", "map50_vs_fp32")
     per_class_prefixes: ClassVar[tuple[str, ...]] = ("ap/",)
+    has_postprocess: ClassVar[bool] = True
+    has_calibration: ClassVar[bool] = True
 
     outputs: str = "boxes_scores_labels"
     nms_iou: float = 0.7
@@ -94,6 +97,9 @@ class Detection(Task):
     @property
     def times_postprocess(self) -> bool:
         return self.measure_postprocess
+
+    def with_postprocess_timing(self, on: bool) -> Task:
+        return dataclasses.replace(self, measure_postprocess=on)
 
     @property
     def max_batch(self) -> int | None:

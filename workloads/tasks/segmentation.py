@@ -11,6 +11,7 @@ and ``pixel_agreement``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -31,6 +32,7 @@ class Segmentation(Task):
     labelled_metrics: ClassVar[tuple[str, ...]] = ("miou", "pixel_accuracy")
     fidelity_metrics: ClassVar[tuple[str, ...]] = ("miou_vs_fp32", "pixel_agreement")
     per_class_prefixes: ClassVar[tuple[str, ...]] = ("iou/",)
+    has_postprocess: ClassVar[bool] = True
 
     num_classes: int = 2
     measure_postprocess: bool = True
@@ -42,6 +44,9 @@ class Segmentation(Task):
     @property
     def times_postprocess(self) -> bool:
         return self.measure_postprocess
+
+    def with_postprocess_timing(self, on: bool) -> Task:
+        return dataclasses.replace(self, measure_postprocess=on)
 
     def decode(
         self, outputs: Sequence[np.ndarray], infos: Sequence[dict[str, Any] | None]
