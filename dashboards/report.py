@@ -1,8 +1,8 @@
 """The job report: one self-contained HTML file (plotly.js inlined once, no CDN, opens offline).
 
-Sections: the recommendation under a budget (if given); accuracy vs p95 latency per target (front
+Sections: the recommendation under a budget (if given); quality vs p95 latency per target (front
 highlighted, infeasible greyed, budget lines); cost per 1k vs p95 latency; throughput vs batch
-size; each target's front as a table with speed-up and accuracy change against its baseline;
+size; each target's front as a table with speed-up and quality change against its baseline;
 parameter importances; the environment and the measurement contract of each target.
 """
 
@@ -20,8 +20,10 @@ from plotly.subplots import make_subplots
 
 from dashboards.data import ReportData
 from dashboards.history_page import history_section
+from farm._io import json_mapping
 from farm.display import short_params
 from farm.release.recommend import RULE
+from farm.store.records import TrialRecord
 
 GREY = "#b8b8b8"
 FRONT = "#d62728"
@@ -37,7 +39,7 @@ FIGURES = ("fig-accuracy", "fig-cost", "fig-throughput", "fig-importance")
 def _hover(df: pd.DataFrame) -> list[str]:
     return [
         f"#{r.trial_number} {html.escape(short_params(r.params))}<br>"
-        f"{html.escape(str(r.quality_metric))} {_f(r.accuracy, '.4f')}, "
+        f"{html.escape(str(r.quality_metric))} {_f(r.quality, '.4f')}, "
         f"p95 {_f(r.latency_p95_ms, '.3g')} ms, "
         f"{_f(r.throughput_ips, ',.0f')} img/s, {_f(r.cost_per_1k_usd, '.3g')} USD/1k"
         + ("" if _missing(_gpu(r)) else f"<br>on {html.escape(str(_gpu(r)))}")
@@ -52,6 +54,14 @@ def _gpu(row: Any) -> Any:
 
 def _missing(value: Any) -> bool:
     return value is None or bool(pd.isna(value))
+
+
+def _ratio(a: float | None, b: float | None) -> float:
+    return math.nan if _missing(a) or _missing(b) or not b else float(a) / float(b)  # type: ignore[arg-type]
+
+
+def _minus(a: float | None, b: float | None) -> float:
+    return math.nan if _missing(a) or _missing(b) else float(a) - float(b)  # type: ignore[arg-type]
 
 
 def _f(value: Any, fmt: str) -> str:
@@ -72,9 +82,10 @@ def _scatter(df: pd.DataFrame, x: str, y: str, name: str, **marker: Any) -> go.S
     )
 
 
-def accuracy_figure(data: ReportData) -> go.Figure:
-    """Accuracy vs p95 latency, one panel per target, 4 traces per panel (front, other
-    feasible, infeasible, baseline; empty ones kept so the legend is the same everywhere)."""
+def quality_figure(data: ReportData) -> go.Figure:
+    """Quality (the task's metric) vs p95 latency, one panel per target, 4 traces per panel
+    (front, other feasible, infeasible, baseline; empty ones kept so the legend is the same
+    everywhere)."""
     targets = data.targets
     fig = make_subplots(rows=1, cols=len(targets), subplot_titles=targets, shared_yaxes=True)
     for i, target in enumerate(targets, start=1):
@@ -92,7 +103,7 @@ def accuracy_figure(data: ReportData) -> go.Figure:
             ),
         )
         for name, rows, marker in groups:
-            trace = _scatter(rows, "latency_p95_ms", "accuracy", name, **marker)
+            trace = _scatter(rows, "latency_p95_ms", "quality", name, **marker)
             trace.update(legendgroup=name, showlegend=i == 1)
             fig.add_trace(trace, row=1, col=i)
         _budget_lines(fig, data, target, i)
@@ -116,14 +127,11 @@ def _budget_lines(fig: go.Figure, data: ReportData, target: str, col: int) -> No
             col=col,
         )
     floors = []
-    if limits.min_accuracy is not None:
-        floors.append((limits.min_accuracy, f"min {data.metric} {limits.min_accuracy:g}"))
-    if limits.max_accuracy_drop is not None and base is not None:
+    if limits.min_quality is not None:
+        floors.append((limits.min_quality, f"min {data.metric} {limits.min_quality:g}"))
+    if limits.max_quality_drop is not None and base is not None and base.quality is not None:
         floors.append(
-            (
-                base["accuracy"] - limits.max_accuracy_drop,
-                f"baseline − {limits.max_accuracy_drop:g}",
-            )
+            (base.quality - limits.max_quality_drop, f"baseline − {limits.max_quality_drop:g}")
         )
     for y, label in floors:
         fig.add_hline(
@@ -232,7 +240,7 @@ def importance_figure(data: ReportData) -> go.Figure:
 def figures(data: ReportData) -> dict[str, go.Figure]:
     """The page's figures by div id (importances only when some target has them)."""
     out = {
-        "fig-accuracy": accuracy_figure(data),
+        "fig-accuracy": quality_figure(data),
         "fig-cost": cost_figure(data),
         "fig-throughput": throughput_figure(data),
     }
@@ -273,15 +281,15 @@ def front_section(data: ReportData) -> str:
         # CUDA targets: the GPU each point ran on, which also set its price
         gpus = "gpu_model" in front and bool(front["gpu_model"].notna().any())
         for r in front.itertuples():
-            speed = (base["latency_p95_ms"] / r.latency_p95_ms) if base else math.nan
-            dacc = (r.accuracy - base["accuracy"]) if base else math.nan
+            speed = _ratio(base.latency_p95_ms if base else None, r.latency_p95_ms)
+            dacc = _minus(r.quality, base.quality if base else None)
             rows.append(
                 [
                     r.trial_number,
                     short_params(r.params),
                     *([_gpu(r) if not _missing(_gpu(r)) else "—"] if gpus else []),
                     r.precision_actual or "—",
-                    _f(r.accuracy, ".4f"),
+                    _f(r.quality, ".4f"),
                     _f(dacc, "+.4f"),
                     _f(r.latency_p50_ms, ".3f"),
                     _f(r.latency_p95_ms, ".3f"),
@@ -296,11 +304,12 @@ def front_section(data: ReportData) -> str:
         baseline_line = (
             "<p class='muted'>no completed baseline</p>"
             if base is None
-            else f"<p>baseline #{base['trial_number']} "
-            f"({html.escape(short_params(base['params']))}): "
-            f"{html.escape(data.metric)} {base['accuracy']:.4f}, p95 "
-            f"{base['latency_p95_ms']:.3f} ms, "
-            f"{base['throughput_ips']:,.0f} img/s, {base['cost_per_1k_usd']:.3g} USD/1k</p>"
+            else f"<p>baseline #{base.trial_number} "
+            f"({html.escape(short_params(base.params))}): "
+            f"{html.escape(data.metric)} {_f(base.quality, '.4f')}, p95 "
+            f"{_f(base.latency_p95_ms, '.3f')} ms, "
+            f"{_f(base.throughput_ips, ',.0f')} img/s, {_f(base.cost_per_1k_usd, '.3g')} "
+            "USD/1k</p>"
         )
         parts.append(
             f"<h3>{html.escape(target)}</h3><p>{summary}</p>{baseline_line}"
@@ -334,18 +343,18 @@ def front_section(data: ReportData) -> str:
 FRONT_KPIS = ("ece", "brier", "robustness", "worst_slice", "slice_gap", "fp_rate", "fn_rate")
 
 
-def kpi_table(data: ReportData, front: pd.DataFrame, base: dict[str, Any] | None) -> str:
+def kpi_table(data: ReportData, front: pd.DataFrame, base: TrialRecord | None) -> str:
     """The release KPIs of each front point (and of the baseline), when the job recorded any."""
     rows_of = [(r.target, r.trial_number) for r in front.itertuples()]
     if base is not None:
-        rows_of.insert(0, (base["target"], base["trial_number"]))
+        rows_of.insert(0, (base.target, base.trial_number))
     names = [k for k in FRONT_KPIS if any(k in data.metrics.get(key, {}) for key in rows_of)]
     if not names:
         return ""
     rows = []
     for target, number in rows_of:
         m = data.metrics.get((target, number), {})
-        label = f"#{number}" + (" (baseline)" if base and number == base["trial_number"] else "")
+        label = f"#{number}" + (" (baseline)" if base and number == base.trial_number else "")
         rows.append([label, *(_f(m.get(k), ".4f") for k in names)])
     return "<p>release KPIs of the front</p>" + _table(["#", *names], rows, "front")
 
@@ -380,18 +389,18 @@ def recommendation_section(data: ReportData) -> str:
             [
                 target,
                 limits,
-                f"#{p['trial_number']} {short_params(p['params'])}",
-                _f(p["accuracy"], ".4f"),
-                _f(p["latency_p95_ms"], ".3f"),
-                _f(p["throughput_ips"], ",.0f"),
-                _f(p["cost_per_1k_usd"], ".3g"),
+                f"#{p.trial_number} {short_params(p.params)}",
+                _f(p.quality, ".4f"),
+                _f(p.latency_p95_ms, ".3f"),
+                _f(p.throughput_ips, ",.0f"),
+                _f(p.cost_per_1k_usd, ".3g"),
             ]
         )
     overall = (
         "nothing meets the budget on any target"
         if rec.overall is None
-        else f"{rec.overall.trial['target']} #{rec.overall.trial['trial_number']} "
-        f"{short_params(rec.overall.trial['params'])}"
+        else f"{rec.overall.trial.target} #{rec.overall.trial.trial_number} "
+        f"{short_params(rec.overall.trial.params)}"
     )
     return (
         f"<p><b>Overall: {html.escape(overall)}</b></p><p class='muted'>Rule: {RULE}. Budget "
@@ -420,7 +429,7 @@ def environment_section(data: ReportData) -> str:
                 + _table(["field", "value"], rows, "kv")
             )
         for c in contracts:
-            rows = [[k, v] for k, v in sorted(json.loads(c).items())]
+            rows = [[k, v] for k, v in sorted(json_mapping(c).items())]
             parts.append("<p>measurement contract</p>" + _table(["field", "value"], rows, "kv"))
         if len(contracts) > 1:
             parts.append(
@@ -471,13 +480,13 @@ def render(data: ReportData) -> str:
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>farm report: {html.escape(job["job_id"])}</title>
+<title>farm report: {html.escape(job.job_id)}</title>
 <style>{CSS}</style>
 <script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>
 </head><body>
-<h1>farm report: {html.escape(job["name"])}</h1>
-<p>job <code>{html.escape(job["job_id"])}</code>, status {html.escape(str(job["status"]))},
-created {html.escape(str(job["created_at"]))}. Quality is measured on each target's own runtime
+<h1>farm report: {html.escape(job.name)}</h1>
+<p>job <code>{html.escape(job.job_id)}</code>, status {html.escape(job.status)},
+created {html.escape(str(job.created_at))}. Quality is measured on each target's own runtime
 on the whole eval split; latency is per query (one batch); cost per 1k inferences = price per hour
 ÷ (measured throughput × 3600) × 1000. The quality metric is <b>{html.escape(data.metric)}</b>;
 speed-ups and its changes are against each target's fp32 batch-1 baseline on the same

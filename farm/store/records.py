@@ -129,6 +129,20 @@ class TrialRecord:
             return self.quality
         return value
 
+    @property
+    def quality_metrics(self) -> dict[str, float]:
+        """Every quality metric of the trial, the primary one under its own name too (what
+        budget limits such as ``min_map50`` or ``max_ece_increase`` read)."""
+        out = dict(self.metrics)
+        if self.quality_metric and self.quality is not None:
+            out.setdefault(self.quality_metric, float(self.quality))
+        return out
+
+    @property
+    def metric_name(self) -> str:
+        """The primary metric's own name (``accuracy``, ``map``…), ``quality`` when unknown."""
+        return self.quality_metric or "quality"
+
     def replace(self, **changes: Any) -> TrialRecord:
         return dataclasses.replace(self, **changes)
 
@@ -192,6 +206,12 @@ class JobRecord:
 
     def __hash__(self) -> int:
         return hash(self.job_id)
+
+    def to_row(self) -> dict[str, Any]:
+        """The record as the ``jobs`` row (the spec as canonical JSON text)."""
+        row = {c: getattr(self, c) for c in JOB_COLUMNS}
+        row["spec"] = canonical_json(dict(self.spec))
+        return row
 
     def job_spec(self) -> Any:
         """The :class:`~farm.spec.JobSpec` the job ran."""
