@@ -23,7 +23,8 @@ from farm.store.records import JobRecord, TrialRecord
 HISTORY_JOBS = 30
 #: Columns of the trials the report reads (TrialRecord fields; ``params`` parsed on reading).
 COLUMNS = (
-    "t.target, trial_number, is_baseline, params, t.status, precision, precision_actual, "
+    "t.job_id, t.target, trial_number, is_baseline, params, t.status, precision, "
+    "precision_actual, "
     "batch_size, "
     "threads, quality, quality_drop, quality_metric, latency_p50_ms, latency_p95_ms, "
     "latency_p99_ms, throughput_ips, cost_per_1k_usd, artifact_bytes, stable, t.feasible, "

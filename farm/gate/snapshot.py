@@ -112,11 +112,11 @@ class Snapshot:
                 samples[record.target, record.trial_number] = [float(x) for x in s]
         artifacts_dir = None
         if "artifacts" in data:
-            artifacts = f.table_of("artifacts")
-            folder = artifacts.string(
-                "dir", expected="a `dir` string (the folder `farm export --with-artifacts` wrote)"
-            )
-            artifacts_dir = p.parent / folder  # relative to the file; an absolute one stays
+            what = "an object with a `dir` string (the folder `farm export --with-artifacts` wrote)"
+            artifacts = data["artifacts"]
+            if not isinstance(artifacts, dict) or not isinstance(artifacts.get("dir"), str):
+                raise f.error("artifacts", what, artifacts)
+            artifacts_dir = p.parent / artifacts["dir"]  # relative to the file; absolute stays
         return cls(
             str(p),
             JobRecord.from_row(job),
