@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
+from support.factories import make_store, trial
 
-from farm.store.fronts import cost_per_1k, front_rows, pareto_mask
+from farm.store.db import connect
+from farm.store.fronts import cost_per_1k, front, front_rows, mark_fronts, pareto_mask
 
 
 def brute_force(values: np.ndarray, senses: list[int]) -> np.ndarray:
@@ -33,39 +36,52 @@ def test_identical_points_both_stay_on_the_front() -> None:
     assert pareto_mask(values, [1, -1, -1]).tolist() == [True, True, False]
 
 
-def test_front_rows_ignore_failed_and_infeasible() -> None:
-    rows = [
-        {
-            "status": "completed",
-            "feasible": True,
-            "accuracy": 0.9,
-            "latency_p95_ms": 2.0,
-            "cost_per_1k_usd": 1.0,
-        },
-        # better on every objective, but infeasible: must not hide the first row
-        {
-            "status": "completed",
-            "feasible": False,
-            "accuracy": 0.95,
-            "latency_p95_ms": 1.0,
-            "cost_per_1k_usd": 0.5,
-        },
-        {
-            "status": "failed",
-            "feasible": False,
-            "accuracy": None,
-            "latency_p95_ms": None,
-            "cost_per_1k_usd": None,
-        },
-        {
-            "status": "completed",
-            "feasible": True,
-            "accuracy": 0.8,
-            "latency_p95_ms": 3.0,
-            "cost_per_1k_usd": 2.0,
-        },
+def test_the_front_ignores_failed_and_infeasible_trials() -> None:
+    kept = trial(0, quality=0.9, latency_p95_ms=2.0, cost_per_1k_usd=1.0)
+    trials = [
+        kept,
+        # better on every objective, but infeasible: must not hide the first trial
+        trial(1, quality=0.95, latency_p95_ms=1.0, cost_per_1k_usd=0.5, feasible=False),
+        trial(2, status="failed", feasible=False, quality=None, latency_p95_ms=None),
+        trial(3, quality=0.8, latency_p95_ms=3.0, cost_per_1k_usd=2.0),
     ]
-    assert front_rows(rows) == [rows[0]]
+    assert front(trials) == [kept]
+
+
+def test_the_engines_rows_get_the_same_front_until_it_records_trial_records() -> None:
+    trials = [
+        trial(0, quality=0.9, latency_p95_ms=2.0, cost_per_1k_usd=1.0),
+        trial(1, quality=0.95, latency_p95_ms=1.0, cost_per_1k_usd=0.5, feasible=False),
+        trial(2, quality=0.8, latency_p95_ms=3.0, cost_per_1k_usd=2.0),
+        trial(3, quality=0.99, latency_p95_ms=3.0, cost_per_1k_usd=2.0),
+    ]
+    rows = [t.to_row() for t in trials]
+    assert [r["trial_number"] for r in front_rows(rows)] == [t.trial_number for t in front(trials)]
+
+
+def test_the_store_marks_the_same_fronts(tmp_path: Path) -> None:
+    """The set-based marking in SQL agrees with :func:`front` per target and across targets."""
+    points = [
+        ("cpu-a", 0.9, 2.0, 1.0),
+        ("cpu-a", 0.8, 3.0, 2.0),
+        ("cpu-a", 0.95, 2.5, 1.5),
+        ("cpu-b", 0.85, 1.0, 0.5),
+        ("cpu-b", 0.99, 4.0, 3.0),
+    ]
+    trials = [
+        trial(i, target=t, quality=q, latency_p95_ms=p, cost_per_1k_usd=c)
+        for i, (t, q, p, c) in enumerate(points)
+    ]
+    store = make_store(tmp_path / "f.duckdb", "j1", trials)
+    with connect(store.path) as con:
+        mark_fronts(con, "j1")
+    marked = store.trial_records("j1")
+    for target in ("cpu-a", "cpu-b"):
+        of_target = [t for t in trials if t.target == target]
+        on = {t.trial_number for t in marked if t.target == target and t.on_front}
+        assert on == {t.trial_number for t in front(of_target)}
+    on_global = {t.trial_number for t in marked if t.on_global_front}
+    assert on_global == {t.trial_number for t in front(trials)}
 
 
 def test_cost_formula() -> None:
