@@ -74,8 +74,8 @@ class ReportData:
         rows = t[t["is_baseline"] & (t["status"] == "completed")]
         if rows.empty:
             return None
-        row = rows.iloc[0].to_dict()
-        return TrialRecord.from_row(row, self.metrics.get((target, row["trial_number"])))
+        record = TrialRecord.from_row(rows.iloc[0].to_dict())
+        return record.replace(metrics=self.metrics.get((target, record.trial_number), {}))
 
 
 def load(

@@ -10,244 +10,18 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from dashboards.data import ReportData
+from dashboards.figures import cell, figures, gpu_of, minus, missing, ratio
 from dashboards.history_page import history_section
 from farm._io import json_mapping
 from farm.display import short_params
 from farm.release.recommend import RULE
 from farm.store.records import TrialRecord
-
-GREY = "#b8b8b8"
-FRONT = "#d62728"
-OTHER = "#1f77b4"
-BASELINE = "#2ca02c"
-BUDGET = "#ff7f0e"
-PALETTE = ("#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
-
-#: Plotly div ids, in page order (the browser test counts their traces).
-FIGURES = ("fig-accuracy", "fig-cost", "fig-throughput", "fig-importance")
-
-
-def _hover(df: pd.DataFrame) -> list[str]:
-    return [
-        f"#{r.trial_number} {html.escape(short_params(r.params))}<br>"
-        f"{html.escape(str(r.quality_metric))} {_f(r.quality, '.4f')}, "
-        f"p95 {_f(r.latency_p95_ms, '.3g')} ms, "
-        f"{_f(r.throughput_ips, ',.0f')} img/s, {_f(r.cost_per_1k_usd, '.3g')} USD/1k"
-        + ("" if _missing(_gpu(r)) else f"<br>on {html.escape(str(_gpu(r)))}")
-        for r in df.itertuples()
-    ]
-
-
-def _gpu(row: Any) -> Any:
-    """The GPU a trial ran on (CUDA targets; the store's ``gpu_model``), or None."""
-    return getattr(row, "gpu_model", None)
-
-
-def _missing(value: Any) -> bool:
-    return value is None or bool(pd.isna(value))
-
-
-def _ratio(a: float | None, b: float | None) -> float:
-    return math.nan if _missing(a) or _missing(b) or not b else float(a) / float(b)  # type: ignore[arg-type]
-
-
-def _minus(a: float | None, b: float | None) -> float:
-    return math.nan if _missing(a) or _missing(b) else float(a) - float(b)  # type: ignore[arg-type]
-
-
-def _f(value: Any, fmt: str) -> str:
-    if value is None or pd.isna(value):
-        return "—"
-    return format(value, fmt)
-
-
-def _scatter(df: pd.DataFrame, x: str, y: str, name: str, **marker: Any) -> go.Scatter:
-    return go.Scatter(
-        x=df[x].tolist(),
-        y=df[y].tolist(),
-        mode="markers",
-        name=name,
-        text=_hover(df),
-        hoverinfo="text",
-        marker=marker,
-    )
-
-
-def quality_figure(data: ReportData) -> go.Figure:
-    """Quality (the task's metric) vs p95 latency, one panel per target, 4 traces per panel
-    (front, other feasible, infeasible, baseline; empty ones kept so the legend is the same
-    everywhere)."""
-    targets = data.targets
-    fig = make_subplots(rows=1, cols=len(targets), subplot_titles=targets, shared_yaxes=True)
-    for i, target in enumerate(targets, start=1):
-        t = data.of_target(target)
-        done = t[t["status"] == "completed"]
-        feasible = done["feasible"].fillna(False).astype(bool)
-        groups = (
-            ("Pareto front", done[done["on_front"]], dict(color=FRONT, size=11, symbol="diamond")),
-            ("other feasible", done[feasible & ~done["on_front"]], dict(color=OTHER, size=7)),
-            ("infeasible", done[~feasible], dict(color=GREY, size=7, symbol="x")),
-            (
-                "baseline (fp32, batch 1)",
-                done[done["is_baseline"]],
-                dict(color=BASELINE, size=14, symbol="star-open", line=dict(width=2)),
-            ),
-        )
-        for name, rows, marker in groups:
-            trace = _scatter(rows, "latency_p95_ms", "quality", name, **marker)
-            trace.update(legendgroup=name, showlegend=i == 1)
-            fig.add_trace(trace, row=1, col=i)
-        _budget_lines(fig, data, target, i)
-        fig.update_xaxes(title_text="p95 latency per query (ms)", type="log", row=1, col=i)
-    fig.update_yaxes(title_text=f"{data.metric} (on the target runtime)", row=1, col=1)
-    fig.update_layout(title=f"{data.metric} vs p95 latency", height=460, margin=dict(t=80))
-    return fig
-
-
-def _budget_lines(fig: go.Figure, data: ReportData, target: str, col: int) -> None:
-    if data.budget is None:
-        return
-    limits = data.budget.limits_for(target)
-    base = data.baseline(target)
-    if limits.max_p95_ms is not None:
-        fig.add_vline(
-            x=limits.max_p95_ms,
-            line=dict(color=BUDGET, dash="dash"),
-            annotation_text=f"max p95 {limits.max_p95_ms:g} ms",
-            row=1,
-            col=col,
-        )
-    floors = []
-    if limits.min_quality is not None:
-        floors.append((limits.min_quality, f"min {data.metric} {limits.min_quality:g}"))
-    if limits.max_quality_drop is not None and base is not None and base.quality is not None:
-        floors.append(
-            (base.quality - limits.max_quality_drop, f"baseline − {limits.max_quality_drop:g}")
-        )
-    for y, label in floors:
-        fig.add_hline(
-            y=y, line=dict(color=BUDGET, dash="dot"), annotation_text=label, row=1, col=col
-        )
-
-
-def cost_figure(data: ReportData) -> go.Figure:
-    """Cost per 1k vs p95 latency: one trace per target plus the front across targets."""
-    fig = go.Figure()
-    done = data.trials[data.trials["status"] == "completed"]
-    for i, target in enumerate(data.targets):
-        rows = done[done["target"] == target]
-        fig.add_trace(
-            _scatter(
-                rows,
-                "latency_p95_ms",
-                "cost_per_1k_usd",
-                target,
-                color=PALETTE[i % len(PALETTE)],
-                size=8,
-                opacity=0.8,
-            )
-        )
-    glob = done[done["on_global_front"]]
-    fig.add_trace(
-        _scatter(
-            glob,
-            "latency_p95_ms",
-            "cost_per_1k_usd",
-            "front across targets",
-            color=FRONT,
-            size=13,
-            symbol="diamond-open",
-            line=dict(width=2),
-        )
-    )
-    if data.budget is not None:
-        costs = {data.budget.limits_for(t).max_cost_per_1k_usd for t in data.targets}
-        for value in sorted(c for c in costs if c is not None):
-            fig.add_hline(
-                y=value,
-                line=dict(color=BUDGET, dash="dash"),
-                annotation_text=f"max cost {value:.3g} USD/1k",
-            )
-    fig.update_layout(
-        title="Cost per 1,000 inferences vs p95 latency "
-        "(cost = price per hour ÷ (throughput × 3600) × 1000)",
-        xaxis=dict(title="p95 latency per query (ms)", type="log"),
-        yaxis=dict(title="USD per 1k inferences", type="log"),
-        height=440,
-    )
-    return fig
-
-
-def throughput_figure(data: ReportData) -> go.Figure:
-    """Throughput vs batch size: one trace per target."""
-    fig = go.Figure()
-    done = data.trials[data.trials["status"] == "completed"]
-    for i, target in enumerate(data.targets):
-        rows = done[done["target"] == target].sort_values("batch_size")
-        trace = _scatter(
-            rows,
-            "batch_size",
-            "throughput_ips",
-            target,
-            color=PALETTE[i % len(PALETTE)],
-            size=9,
-            opacity=0.8,
-        )
-        fig.add_trace(trace)
-    fig.update_layout(
-        title="Throughput vs batch size",
-        xaxis=dict(title="batch size", type="log", dtick=math.log10(2)),
-        yaxis=dict(title="images per second"),
-        height=400,
-    )
-    return fig
-
-
-def importance_figure(data: ReportData) -> go.Figure:
-    """Horizontal bars, one trace per (target, objective) with importances."""
-    fig = go.Figure()
-    for target, per_objective in data.importances.items():
-        for objective, imp in per_objective.items():
-            names = list(imp)
-            fig.add_trace(
-                go.Bar(
-                    y=[f"{target}: {n}" for n in names],
-                    x=[imp[n] for n in names],
-                    orientation="h",
-                    name=f"{target} · {objective}",
-                )
-            )
-    fig.update_layout(
-        title="Parameter importances (fANOVA on a study rebuilt from the stored trials)",
-        barmode="group",
-        xaxis=dict(title="importance (sums to 1 per target and objective)"),
-        height=max(
-            300, 60 * sum(len(next(iter(v.values()), {})) for v in data.importances.values()) + 150
-        ),
-    )
-    return fig
-
-
-def figures(data: ReportData) -> dict[str, go.Figure]:
-    """The page's figures by div id (importances only when some target has them)."""
-    out = {
-        "fig-accuracy": quality_figure(data),
-        "fig-cost": cost_figure(data),
-        "fig-throughput": throughput_figure(data),
-    }
-    if data.importances:
-        out["fig-importance"] = importance_figure(data)
-    return out
-
 
 # -- HTML ----------------------------------------------------------------------------------
 
@@ -281,22 +55,22 @@ def front_section(data: ReportData) -> str:
         # CUDA targets: the GPU each point ran on, which also set its price
         gpus = "gpu_model" in front and bool(front["gpu_model"].notna().any())
         for r in front.itertuples():
-            speed = _ratio(base.latency_p95_ms if base else None, r.latency_p95_ms)
-            dacc = _minus(r.quality, base.quality if base else None)
+            speed = ratio(base.latency_p95_ms if base else None, r.latency_p95_ms)
+            dacc = minus(r.quality, base.quality if base else None)
             rows.append(
                 [
                     r.trial_number,
                     short_params(r.params),
-                    *([_gpu(r) if not _missing(_gpu(r)) else "—"] if gpus else []),
+                    *([gpu_of(r) if not missing(gpu_of(r)) else "—"] if gpus else []),
                     r.precision_actual or "—",
-                    _f(r.quality, ".4f"),
-                    _f(dacc, "+.4f"),
-                    _f(r.latency_p50_ms, ".3f"),
-                    _f(r.latency_p95_ms, ".3f"),
-                    _f(r.latency_p99_ms, ".3f"),
-                    _f(speed, ".2f") + "×",
-                    _f(r.throughput_ips, ",.0f"),
-                    _f(r.cost_per_1k_usd, ".3g"),
+                    cell(r.quality, ".4f"),
+                    cell(dacc, "+.4f"),
+                    cell(r.latency_p50_ms, ".3f"),
+                    cell(r.latency_p95_ms, ".3f"),
+                    cell(r.latency_p99_ms, ".3f"),
+                    cell(speed, ".2f") + "×",
+                    cell(r.throughput_ips, ",.0f"),
+                    cell(r.cost_per_1k_usd, ".3g"),
                     _size(r.artifact_bytes),
                     "yes" if r.stable else "NO",
                 ]
@@ -306,9 +80,9 @@ def front_section(data: ReportData) -> str:
             if base is None
             else f"<p>baseline #{base.trial_number} "
             f"({html.escape(short_params(base.params))}): "
-            f"{html.escape(data.metric)} {_f(base.quality, '.4f')}, p95 "
-            f"{_f(base.latency_p95_ms, '.3f')} ms, "
-            f"{_f(base.throughput_ips, ',.0f')} img/s, {_f(base.cost_per_1k_usd, '.3g')} "
+            f"{html.escape(data.metric)} {cell(base.quality, '.4f')}, p95 "
+            f"{cell(base.latency_p95_ms, '.3f')} ms, "
+            f"{cell(base.throughput_ips, ',.0f')} img/s, {cell(base.cost_per_1k_usd, '.3g')} "
             "USD/1k</p>"
         )
         parts.append(
@@ -355,7 +129,7 @@ def kpi_table(data: ReportData, front: pd.DataFrame, base: TrialRecord | None) -
     for target, number in rows_of:
         m = data.metrics.get((target, number), {})
         label = f"#{number}" + (" (baseline)" if base and number == base.trial_number else "")
-        rows.append([label, *(_f(m.get(k), ".4f") for k in names)])
+        rows.append([label, *(cell(m.get(k), ".4f") for k in names)])
     return "<p>release KPIs of the front</p>" + _table(["#", *names], rows, "front")
 
 
@@ -390,10 +164,10 @@ def recommendation_section(data: ReportData) -> str:
                 target,
                 limits,
                 f"#{p.trial_number} {short_params(p.params)}",
-                _f(p.quality, ".4f"),
-                _f(p.latency_p95_ms, ".3f"),
-                _f(p.throughput_ips, ",.0f"),
-                _f(p.cost_per_1k_usd, ".3g"),
+                cell(p.quality, ".4f"),
+                cell(p.latency_p95_ms, ".3f"),
+                cell(p.throughput_ips, ",.0f"),
+                cell(p.cost_per_1k_usd, ".3g"),
             ]
         )
     overall = (

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from farm.errors import UsageError
 from farm.spec.job import JobSpec, parse_job
 from farm.spec.job import load_job as _load_job_file
-from farm.store.db import Store, connect, db_path
+from farm.store.db import Store, db_path
 from farm.store.records import TRIAL_COLUMNS, JobRecord, TrialRecord
 
 if TYPE_CHECKING:
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from farm.engine.runner import JobRunner
     from farm.gate.checks import GateResult
     from farm.gate.options import ConfirmOptions, GateOptions
-    from farm.gate.snapshot import Snapshot
     from farm.release.budget import Budget
     from farm.release.history import History
     from farm.release.recommend import Recommendation
@@ -264,36 +263,9 @@ class StoreView:
         return [{c: getattr(r, c) for c in JOB_COLUMNS} for r in self.job_records()]
 
     def trial_times(self) -> dict[str, dict[str, Any]]:
-        """Per job id, where its completed trials' time went: how many trials, the median and
-        total trial time (``trial_s``, ask to record) and, per part (build, compile, quality
-        evaluation, measurement, orchestration), the seconds summed over the trials and their
-        share of the trials' time. Jobs stored before ``trial_s`` was recorded are left out."""
-        with connect(self.path, read_only=True) as con:
-            has_times = bool(
-                con.execute(
-                    "SELECT count(*) FROM information_schema.columns "
-                    "WHERE table_name = 'trials' AND column_name = 'orchestration_s'"
-                ).fetchone()[0]  # type: ignore[index]
-            )
-        if not has_times:
-            return {}
-        parts = ("build_s", "compile_s", "eval_s", "measure_s", "orchestration_s")
-        sums = ", ".join(f"sum(coalesce({p}, 0)) AS {p}" for p in parts)
-        rows = self.store.query(
-            f"SELECT job_id, count(*) AS trials, median(trial_s) AS median_trial_s, "
-            f"sum(trial_s) AS trial_s, {sums} FROM trials "
-            "WHERE status = 'completed' AND trial_s IS NOT NULL GROUP BY job_id"
-        )
-        out = {}
-        for r in rows:
-            total = r["trial_s"] or 0.0
-            out[r["job_id"]] = {
-                "trials": r["trials"],
-                "median_trial_s": r["median_trial_s"],
-                "total_s": {"trial_s": total, **{p: r[p] for p in parts}},
-                "share": {p: (r[p] / total if total else None) for p in parts},
-            }
-        return out
+        """Per job id, where its completed trials' time went (see
+        :meth:`farm.store.db.Store.trial_times`)."""
+        return self.store.trial_times()
 
     def jobs(self) -> pd.DataFrame:
         """Every job, newest first: id, name, label, status, times, message, trial counts."""
@@ -483,33 +455,19 @@ class Job:
         ``confirm_rounds``, ``confirm_limit``, ``baseline_artifacts``, ``address``), or
         ``options=`` a built :class:`~farm.gate.options.GateOptions`. ``progress`` receives the
         confirmation's lines as they come."""
-        from farm.gate.run import gate_snapshots, options_from
+        from farm.gate.run import gate_snapshots, options_from, read_baseline
         from farm.gate.snapshot import Snapshot
 
         gate_options, confirm_options = options_from(confirm, kwargs, options)
         limits = _budget(budget)
-        base = self._baseline(baseline)
+        base = (
+            Snapshot.from_store(baseline.store, baseline.id)
+            if isinstance(baseline, Job)
+            else read_baseline(self.store, baseline)
+        )
         candidate = Snapshot.from_store(self.store, self.id)
         return gate_snapshots(
             candidate, limits, base, gate_options, confirm_options, self.store, progress
-        )
-
-    def _baseline(self, baseline: Job | str | Path | None) -> Snapshot | None:
-        from farm.gate.snapshot import Snapshot
-
-        if baseline is None:
-            return None
-        if isinstance(baseline, Job):
-            return Snapshot.from_store(baseline.store, baseline.id)
-        if isinstance(baseline, Path) or (
-            isinstance(baseline, str) and baseline.endswith(".json") and Path(baseline).is_file()
-        ):
-            return Snapshot.from_file(baseline)
-        if isinstance(baseline, str):
-            return Snapshot.from_store(self.store, baseline)
-        raise UsageError(
-            f"baseline: expected a Job, a job id or name, or an export file's path, got "
-            f"{type(baseline).__name__}"
         )
 
     def history(self, budget: str | Path | Budget | None = None) -> History:

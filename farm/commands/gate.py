@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from farm.gate.options import DEFAULT_DRIFT, DEFAULT_LIMIT, DEFAULT_MAX_ROUNDS
     from farm.release.comparable import DEFAULT_QUALITY_TOLERANCE
     from farm.release.significance import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
@@ -71,6 +70,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="compare even when the measurement contracts differ",
     )
+    _add_confirm_arguments(parser)
+    parser.add_argument("--markdown", help="write a GitHub-flavoured markdown summary here")
+    parser.add_argument("--junit", help="write JUnit XML here")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+
+def _add_confirm_arguments(parser: argparse.ArgumentParser) -> None:
+    """The confirmation's flags (:class:`farm.gate.options.ConfirmOptions`)."""
+    from farm.gate.options import DEFAULT_DRIFT, DEFAULT_LIMIT, DEFAULT_MAX_ROUNDS
+
     confirm = parser.add_argument_group(
         "confirmation", "re-measuring both artifacts, interleaved, before a latency verdict"
     )
@@ -107,9 +116,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="re-measure at most this many configurations, largest stored slowdown first "
         f"(default {DEFAULT_LIMIT})",
     )
-    parser.add_argument("--markdown", help="write a GitHub-flavoured markdown summary here")
-    parser.add_argument("--junit", help="write JUnit XML here")
-    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from farm.display import short_params
 from farm.errors import UsageError
-from farm.gate.confirm import STATISTIC, NotConfirmed, wants_confirmation
+from farm.gate.decision import STATISTIC, NotConfirmed, wants_confirmation
 from farm.gate.kpi import kpi_checks
 from farm.gate.options import GateOptions
 from farm.gate.snapshot import Snapshot, canonical
@@ -38,7 +38,8 @@ from farm.release.significance import Comparison, compare, min_rounds, percentil
 from farm.store.records import TrialRecord
 
 if TYPE_CHECKING:
-    from farm.gate.confirm import Confirmation, Confirmer
+    from farm.gate.confirm import Confirmer
+    from farm.gate.decision import Confirmation
 
 #: A configuration present in both jobs: (candidate trial, baseline trial).
 Pair = tuple[TrialRecord, TrialRecord]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from farm.gate.checks import BASIS_FALLBACK, Check, GateResult
-from farm.gate.confirm import STATISTIC, Confirmation
+from farm.gate.decision import STATISTIC, Confirmation
 
 #: The kinds of check, in the order JUnit lists their suites.
 KINDS = ("budget", "latency", "accuracy", "kpi")

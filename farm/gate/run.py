@@ -9,6 +9,7 @@ noise passes from Python exactly as it passes in CI.
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from farm.errors import UsageError
@@ -61,6 +62,25 @@ def options_from(
     if confirm_options is not None:
         confirm_options.check_rounds(options.alpha)
     return options, confirm_options
+
+
+def read_baseline(store: Store, baseline: str | Path | None) -> Snapshot | None:
+    """The baseline a caller names: a ``farm export --format json`` file (a Path, or a string
+    ending in ``.json`` that is a file), else a job of ``store`` (id, prefix or name)."""
+    from farm.gate.snapshot import Snapshot
+
+    if baseline is None:
+        return None
+    if isinstance(baseline, Path) or (
+        isinstance(baseline, str) and baseline.endswith(".json") and Path(baseline).is_file()
+    ):
+        return Snapshot.from_file(baseline)
+    if isinstance(baseline, str):
+        return Snapshot.from_store(store, baseline)
+    raise UsageError(
+        f"baseline: expected a Job, a job id or name, or an export file's path, got "
+        f"{type(baseline).__name__}"
+    )
 
 
 def gate_snapshots(

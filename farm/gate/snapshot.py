@@ -132,12 +132,14 @@ class Snapshot:
         ``artifacts_dir`` the folder its artifacts were copied to (relative to the file)."""
         trials = []
         for t in self.trials:
-            row = {k: _jsonable(v) for k, v in t.to_row().items()}
-            row["params"] = dict(t.params)
-            row["contract"] = dict(t.contract) if t.contract else None
-            row["metrics"] = dict(t.metrics)
-            row["latency_samples_ms"] = self.samples.get((t.target, t.trial_number), [])
-            trials.append(row)
+            exported = {k: _jsonable(v) for k, v in t.to_row().items()}
+            exported.update(
+                params=dict(t.params),
+                contract=dict(t.contract) if t.contract else None,
+                metrics=dict(t.metrics),
+                latency_samples_ms=self.samples.get((t.target, t.trial_number), []),
+            )
+            trials.append(exported)
         job = {c: _jsonable(getattr(self.job, c)) for c in JOB_COLUMNS}
         job["spec"] = self.spec
         doc = {

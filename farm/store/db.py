@@ -354,6 +354,38 @@ class Store:
         rows = self.query("SELECT count(*) AS n FROM trials WHERE job_id = ?", [job_id])
         return int(rows[0]["n"])
 
+    def trial_times(self) -> dict[str, dict[str, Any]]:
+        """Per job id, where its completed trials' time went: how many trials, the median and
+        total trial time (``trial_s``, ask to record) and, per part (build, compile, quality
+        evaluation, measurement, orchestration), the seconds summed over the trials and their
+        share of the trials' time. Jobs stored before ``trial_s`` was recorded are left out."""
+        with connect(self.path, read_only=True) as con:
+            has_times = bool(
+                con.execute(
+                    "SELECT count(*) FROM information_schema.columns "
+                    "WHERE table_name = 'trials' AND column_name = 'orchestration_s'"
+                ).fetchone()[0]  # type: ignore[index]
+            )
+        if not has_times:
+            return {}
+        parts = ("build_s", "compile_s", "eval_s", "measure_s", "orchestration_s")
+        sums = ", ".join(f"sum(coalesce({p}, 0)) AS {p}" for p in parts)
+        rows = self.query(
+            f"SELECT job_id, count(*) AS trials, median(trial_s) AS median_trial_s, "
+            f"sum(trial_s) AS trial_s, {sums} FROM trials "
+            "WHERE status = 'completed' AND trial_s IS NOT NULL GROUP BY job_id"
+        )
+        out = {}
+        for r in rows:
+            total = r["trial_s"] or 0.0
+            out[r["job_id"]] = {
+                "trials": r["trials"],
+                "median_trial_s": r["median_trial_s"],
+                "total_s": {"trial_s": total, **{p: r[p] for p in parts}},
+                "share": {p: (r[p] / total if total else None) for p in parts},
+            }
+        return out
+
     # -- gate confirmations (migration 3) ------------------------------------------------------
     def record_confirmation(self, row: dict[str, Any]) -> None:
         """Store one ``farm gate`` confirmation (a row of ``confirmations``; lists stay lists)."""

@@ -193,7 +193,8 @@ def test_the_largest_stored_slowdowns_are_re_measured_up_to_the_limit() -> None:
     """Which configurations the gate re-measures (a stub confirmer records the calls): the
     store's regressions and anything that drift could turn into one, largest first."""
     from farm.gate.checks import run_gate
-    from farm.gate.confirm import Confirmer, NotConfirmed
+    from farm.gate.confirm import Confirmer
+    from farm.gate.decision import NotConfirmed
     from farm.gate.options import ConfirmOptions, GateOptions
     from farm.gate.snapshot import Snapshot
 

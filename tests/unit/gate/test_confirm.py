@@ -14,16 +14,15 @@ import pytest
 from support.factories import trial
 
 from farm.errors import CannotConfirm
-from farm.gate.confirm import (
+from farm.gate.confirm import find_artifact
+from farm.gate.decision import (
     DECIDED_BY_CAP,
     DECIDED_BY_INTERVAL,
     decide,
-    find_artifact,
     median_interval,
-    min_rounds,
     wants_confirmation,
 )
-from farm.release.significance import compare
+from farm.release.significance import compare, min_rounds
 from farm.store.db import Store
 
 # -- the statistics ------------------------------------------------------------------------------
