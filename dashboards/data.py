@@ -122,7 +122,7 @@ def load(
     data = ReportData(job, trials, counts, store.environments(job_id), budget)
     plotted = set(zip(trials["target"], trials["trial_number"], strict=True))
     data.metrics = {k: v for k, v in store.metrics(job_id).items() if k in plotted}
-    candidates = _completed_candidates(store, job_id, trials.to_dict("records"), data.metrics)
+    candidates = _completed_candidates(store, job_id, trials, data.metrics)
     from farm.release.card import build_card, to_html
 
     data.card_html = to_html(build_card(store, job_id, budget, trials=candidates))
@@ -145,7 +145,7 @@ def load(
 def _completed_candidates(
     store: Store,
     job_id: str,
-    plotted: list[dict[str, Any]],
+    plotted: pd.DataFrame,
     metrics: dict[tuple[str, int], dict[str, float]],
 ) -> list[TrialRecord]:
     """Trials the report's recommendation and release note consider, with their metrics: all of
@@ -153,5 +153,5 @@ def _completed_candidates(
     `farm recommend` and `farm card` always read them all."""
     if store.trial_count(job_id) <= 20_000:
         return store.trial_records(job_id)
-    records = [TrialRecord.from_row(r) for r in plotted]
+    records = [TrialRecord.from_row(r) for r in plotted.to_dict("records")]
     return [t.replace(metrics=metrics.get((t.target, t.trial_number), {})) for t in records]
