@@ -128,7 +128,9 @@ def open_store(path: str | Path | None = None) -> StoreView:
 
 
 def _positive(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    from farm._validate import is_integer
+
+    if not is_integer(value) or value < 1:
         raise UsageError(f"{name}: expected a positive integer, got {value!r}")
     return value
 
