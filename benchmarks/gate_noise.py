@@ -176,7 +176,7 @@ def run_job(job: Path, db: Path) -> str:
 def gate(db: Path, candidate: str, baseline: str, args: argparse.Namespace) -> Outcome:
     """`farm gate --json` on the pair (the CLI's own entry point), and the store-only verdict."""
     from farm.cli import main
-    from farm.gate.checks import Snapshot
+    from farm.gate.snapshot import Snapshot
     from farm.release.significance import compare
     from farm.store.db import Store
 

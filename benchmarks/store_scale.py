@@ -48,6 +48,8 @@ def synthetic_trials(job_id: str, rows: int, targets: int, seed: int = 0) -> pd.
             "attempts": 1,
             "batch_size": batch.astype(np.int32),
             "threads": 1,
+            "quality": accuracy,
+            "quality_drop": drop,
             "accuracy": accuracy,
             "accuracy_drop": drop,
             "latency_p50_ms": p50,
@@ -61,7 +63,7 @@ def synthetic_trials(job_id: str, rows: int, targets: int, seed: int = 0) -> pd.
             "feasible": ~failed & (drop <= 0.02),
         }
     )
-    for column in ("accuracy", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
+    for column in ("quality", "accuracy", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
         frame.loc[failed, column] = np.nan
     return frame
 

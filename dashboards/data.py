@@ -7,24 +7,26 @@ million-trial job yields a report that still opens in a browser. Counts are alwa
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from farm._io import json_mapping
 from farm.release.budget import Budget
 from farm.release.history import History, release_history
 from farm.release.recommend import Recommendation, recommend
 from farm.store.db import Store, connect
+from farm.store.records import JobRecord, TrialRecord
 
 #: Jobs of the report's name its history section shows (the newest, up to the report's job).
 HISTORY_JOBS = 30
-#: Columns of the trials the report reads.
+#: Columns of the trials the report reads (TrialRecord fields; ``params`` parsed on reading).
 COLUMNS = (
-    "t.target, trial_number, is_baseline, params, t.status, precision, precision_actual, "
+    "t.job_id, t.target, trial_number, is_baseline, params, t.status, precision, "
+    "precision_actual, "
     "batch_size, "
-    "threads, accuracy, accuracy_drop, quality_metric, latency_p50_ms, latency_p95_ms, "
+    "threads, quality, quality_drop, quality_metric, latency_p50_ms, latency_p95_ms, "
     "latency_p99_ms, throughput_ips, cost_per_1k_usd, artifact_bytes, stable, t.feasible, "
     "on_front, on_global_front, env_id, contract, candidate_hash, infeasible_reason, "
     "gpu_model, priced_as"
@@ -33,8 +35,9 @@ COLUMNS = (
 
 @dataclass
 class ReportData:
-    job: dict[str, Any]
-    #: Every plotted trial: fronts, baselines, and the sample of the rest (``sampled`` marks it).
+    job: JobRecord
+    #: Every plotted trial: fronts, baselines, and the sample of the rest (``sampled`` marks it);
+    #: one column per TrialRecord field read (``params`` as dicts, ``contract`` as JSON text).
     trials: pd.DataFrame
     #: Per target: trials, completed, failed, infeasible, on_front (exact counts).
     counts: pd.DataFrame
@@ -65,10 +68,14 @@ class ReportData:
     def of_target(self, target: str) -> pd.DataFrame:
         return self.trials[self.trials["target"] == target]
 
-    def baseline(self, target: str) -> dict[str, Any] | None:
+    def baseline(self, target: str) -> TrialRecord | None:
+        """The target's completed fp32 batch-1 baseline, with its metrics."""
         t = self.of_target(target)
         rows = t[t["is_baseline"] & (t["status"] == "completed")]
-        return None if rows.empty else rows.iloc[0].to_dict()
+        if rows.empty:
+            return None
+        record = TrialRecord.from_row(rows.iloc[0].to_dict())
+        return record.replace(metrics=self.metrics.get((target, record.trial_number), {}))
 
 
 def load(
@@ -80,8 +87,8 @@ def load(
     with_importances: bool = True,
 ) -> ReportData:
     """Read one job's report data from the store."""
-    job = store.resolve_job(job_ref)
-    job_id = job["job_id"]
+    job = store.job_record(job_ref)
+    job_id = job.job_id
     with connect(store.path, read_only=True) as con:
         counts = con.execute(
             "SELECT target, count(*) AS trials, "
@@ -105,28 +112,21 @@ def load(
             "ORDER BY t.target, trial_number",
             [job_id, job_id, max_points],
         ).df()
-        envs = {
-            r[0]: json.loads(r[1])
-            for r in con.execute(
-                "SELECT env_id, fingerprint FROM environments WHERE env_id IN "
-                "(SELECT DISTINCT env_id FROM trials WHERE job_id = ?)",
-                [job_id],
-            ).fetchall()
-        }
         imp_rows = con.execute(
-            "SELECT target, params, accuracy, latency_p95_ms, cost_per_1k_usd FROM trials "
+            "SELECT target, params, quality, latency_p95_ms, cost_per_1k_usd FROM trials "
             "WHERE job_id = ? AND status = 'completed' "
             "QUALIFY row_number() OVER (PARTITION BY target ORDER BY hash(trial_number)) <= ?",
             [job_id, importance_trials],
         ).df()
-    data = ReportData(job, trials, counts, envs, budget)
+    trials["params"] = [json_mapping(p) for p in trials["params"]]
+    data = ReportData(job, trials, counts, store.environments(job_id), budget)
     plotted = set(zip(trials["target"], trials["trial_number"], strict=True))
     data.metrics = {k: v for k, v in store.metrics(job_id).items() if k in plotted}
-    candidates = _completed_candidates(store, job_id, trials.to_dict("records"), data.metrics)
+    candidates = _completed_candidates(store, job_id, trials, data.metrics)
     from farm.release.card import build_card, to_html
 
     data.card_html = to_html(build_card(store, job_id, budget, trials=candidates))
-    data.history = release_history(store, job["name"], budget, until=job_id, last=HISTORY_JOBS)
+    data.history = release_history(store, job.name, budget, until=job_id, last=HISTORY_JOBS)
     if budget is not None:
         data.recommendation = recommend(job_id, candidates, budget)
     if not with_importances:
@@ -145,13 +145,13 @@ def load(
 def _completed_candidates(
     store: Store,
     job_id: str,
-    plotted: list[dict[str, Any]],
+    plotted: pd.DataFrame,
     metrics: dict[tuple[str, int], dict[str, float]],
-) -> list[dict[str, Any]]:
+) -> list[TrialRecord]:
     """Trials the report's recommendation and release note consider, with their metrics: all of
     them, unless the job is huge; then the plotted ones (fronts, baselines, the sample).
     `farm recommend` and `farm card` always read them all."""
-    n = store.query("SELECT count(*) AS n FROM trials WHERE job_id = ?", [job_id])[0]["n"]
-    if n <= 20_000:
-        return store.trials_with_metrics(job_id)
-    return [{**r, "metrics": metrics.get((r["target"], r["trial_number"]), {})} for r in plotted]
+    if store.trial_count(job_id) <= 20_000:
+        return store.trial_records(job_id)
+    records = [TrialRecord.from_row(r) for r in plotted.to_dict("records")]
+    return [t.replace(metrics=metrics.get((t.target, t.trial_number), {})) for t in records]

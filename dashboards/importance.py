@@ -4,19 +4,21 @@ The job's studies are not kept, so one is rebuilt in memory per target from the 
 objective values (``optuna.create_study`` + ``add_trial(create_trial(...))``, every knob as a
 categorical distribution over the values tried) and handed to
 ``optuna.importance.get_param_importances`` with the fANOVA evaluator (seeded). Importances are
-per objective: accuracy, p95 latency, cost per 1k. Only knobs present in every completed trial
-and taking at least two values are ranked (Optuna's own rule for conditional knobs).
+per objective: quality (the task's metric), p95 latency, cost per 1k. Only knobs present in every
+completed trial and taking at least two values are ranked (Optuna's own rule for conditional
+knobs).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pandas as pd
 
+from farm._io import json_mapping
+
 OBJECTIVES = (
-    ("accuracy", "accuracy"),
+    ("quality", "quality"),
     ("latency_p95_ms", "p95 latency"),
     ("cost_per_1k_usd", "cost per 1k"),
 )
@@ -34,7 +36,7 @@ def param_importances(rows: pd.DataFrame) -> dict[str, dict[str, float]] | str:
 
     if len(rows) < MIN_TRIALS:
         return f"{len(rows)} completed trials; importances need at least {MIN_TRIALS}"
-    params = [_params(p) for p in rows["params"]]
+    params = [json_mapping(p) for p in rows["params"]]
     shared = set.intersection(*(set(p) for p in params))
     choices = {k: sorted({_key(p[k]) for p in params}, key=str) for k in shared}
     varied = sorted(k for k, v in choices.items() if len(v) > 1)
@@ -58,10 +60,6 @@ def param_importances(rows: pd.DataFrame) -> dict[str, dict[str, float]] | str:
         imp = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))
         out[label] = {k: float(v) for k, v in imp.items()}
     return out
-
-
-def _params(value: Any) -> dict[str, Any]:
-    return json.loads(value) if isinstance(value, str) else dict(value)
 
 
 def _key(value: Any) -> Any:

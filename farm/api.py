@@ -17,8 +17,7 @@ so a notebook and a terminal get the same numbers by the same code. Errors are t
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from farm.errors import UsageError
 from farm.spec.job import JobSpec, parse_job
 from farm.spec.job import load_job as _load_job_file
-from farm.store.db import TRIAL_COLUMNS, Store, connect, db_path
+from farm.store.db import Store, db_path
+from farm.store.records import TRIAL_COLUMNS, JobRecord, TrialRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from farm.engine.runner import JobRunner
     from farm.gate.checks import GateResult
+    from farm.gate.options import ConfirmOptions, GateOptions
     from farm.release.budget import Budget
     from farm.release.history import History
     from farm.release.recommend import Recommendation
@@ -107,14 +108,14 @@ def resume(
     """Continue an interrupted job (id, unique prefix or name) from the store: stored trials are
     told to the search again, not re-run, and the job goes on to its trial budget."""
     store = Store(db)
-    row = store.resolve_job(job)
-    if row["status"] == "completed":
-        raise UsageError(f"job {row['job_id']} already completed; nothing to resume")
-    spec = JobSpec.from_json(row["spec"])
+    record = store.job_record(job)
+    if record.status == "completed":
+        raise UsageError(f"job {record.job_id} already completed; nothing to resume")
+    spec = record.job_spec()
     if trials is not None:
         spec = spec.with_trials(_positive(trials, "trials"))
     return _execute(
-        spec, store, address, resume_job=row["job_id"], mlflow=mlflow, progress=progress
+        spec, store, address, resume_job=record.job_id, mlflow=mlflow, progress=progress
     )
 
 
@@ -127,7 +128,9 @@ def open_store(path: str | Path | None = None) -> StoreView:
 
 
 def _positive(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    from farm._validate import is_integer
+
+    if not is_integer(value) or value < 1:
         raise UsageError(f"{name}: expected a positive integer, got {value!r}")
     return value
 
@@ -253,57 +256,18 @@ class StoreView:
     def __repr__(self) -> str:
         return f"StoreView({str(self.path)!r})"
 
+    def job_records(self) -> list[JobRecord]:
+        """Every job, newest first, with its trial counts."""
+        return self.store.job_records()
+
     def job_list(self) -> list[dict[str, Any]]:
         """Every job, newest first, as plain dicts (:data:`JOB_COLUMNS`; for JSON output)."""
-        with connect(self.path, read_only=True) as con:
-            has_label = bool(
-                con.execute(
-                    "SELECT count(*) FROM information_schema.columns "
-                    "WHERE table_name = 'jobs' AND column_name = 'label'"
-                ).fetchone()[0]  # type: ignore[index]
-            )
-        label = "j.label" if has_label else "NULL"  # a store not yet migrated to version 2
-        return self.store.query(
-            f"SELECT j.job_id, j.name, {label} AS label, j.status, j.created_at, j.finished_at, "
-            "j.message, coalesce(c.trials, 0) AS trials, coalesce(c.completed, 0) AS completed, "
-            "coalesce(c.failed, 0) AS failed FROM jobs j LEFT JOIN ("
-            "  SELECT job_id, count(*) AS trials, "
-            "  count(*) FILTER (WHERE status = 'completed') AS completed, "
-            "  count(*) FILTER (WHERE status = 'failed') AS failed FROM trials GROUP BY job_id"
-            ") c USING (job_id) ORDER BY j.created_at DESC, j.job_id DESC"
-        )
+        return [{c: getattr(r, c) for c in JOB_COLUMNS} for r in self.job_records()]
 
     def trial_times(self) -> dict[str, dict[str, Any]]:
-        """Per job id, where its completed trials' time went: how many trials, the median and
-        total trial time (``trial_s``, ask to record) and, per part (build, compile, quality
-        evaluation, measurement, orchestration), the seconds summed over the trials and their
-        share of the trials' time. Jobs stored before ``trial_s`` was recorded are left out."""
-        with connect(self.path, read_only=True) as con:
-            has_times = bool(
-                con.execute(
-                    "SELECT count(*) FROM information_schema.columns "
-                    "WHERE table_name = 'trials' AND column_name = 'orchestration_s'"
-                ).fetchone()[0]  # type: ignore[index]
-            )
-        if not has_times:
-            return {}
-        parts = ("build_s", "compile_s", "eval_s", "measure_s", "orchestration_s")
-        sums = ", ".join(f"sum(coalesce({p}, 0)) AS {p}" for p in parts)
-        rows = self.store.query(
-            f"SELECT job_id, count(*) AS trials, median(trial_s) AS median_trial_s, "
-            f"sum(trial_s) AS trial_s, {sums} FROM trials "
-            "WHERE status = 'completed' AND trial_s IS NOT NULL GROUP BY job_id"
-        )
-        out = {}
-        for r in rows:
-            total = r["trial_s"] or 0.0
-            out[r["job_id"]] = {
-                "trials": r["trials"],
-                "median_trial_s": r["median_trial_s"],
-                "total_s": {"trial_s": total, **{p: r[p] for p in parts}},
-                "share": {p: (r[p] / total if total else None) for p in parts},
-            }
-        return out
+        """Per job id, where its completed trials' time went (see
+        :meth:`farm.store.db.Store.trial_times`)."""
+        return self.store.trial_times()
 
     def jobs(self) -> pd.DataFrame:
         """Every job, newest first: id, name, label, status, times, message, trial counts."""
@@ -313,7 +277,7 @@ class StoreView:
 
     def job(self, ref: str) -> Job:
         """A job by id, unique id prefix, or name (the newest job of that name)."""
-        return Job(self.store, self.store.resolve_job(ref)["job_id"])
+        return Job(self.store, self.store.job_record(ref).job_id)
 
     def history(
         self, name: str, budget: str | Path | Budget | None = None, *, last: int | None = None
@@ -353,42 +317,54 @@ class Job:
         return f"<farm.Job {self.id} ({self.status}) in {self.store.path}>"
 
     @property
+    def record(self) -> JobRecord:
+        """The job as the store holds it (read afresh)."""
+        return self.store.job_record(self.id)
+
+    @property
     def row(self) -> dict[str, Any]:
-        """The job's row of the ``jobs`` table."""
-        return self.store.resolve_job(self.id)
+        """The job's row of the ``jobs`` table (the spec as JSON text, as stored)."""
+        return self.record.to_row()
 
     @property
     def name(self) -> str:
-        return str(self.row["name"])
+        return self.record.name
 
     @property
     def status(self) -> str:
-        return str(self.row["status"])
+        return self.record.status
 
     @property
     def label(self) -> str | None:
-        return self.row.get("label")
+        return self.record.label
 
     @property
     def created_at(self) -> datetime:
-        return self.row["created_at"]  # type: ignore[no-any-return]
+        created = self.record.created_at
+        assert created is not None, "the store always records when a job was created"
+        return created
 
     @property
     def message(self) -> str | None:
-        return self.row.get("message")
+        return self.record.message
 
     @property
     def spec(self) -> JobSpec:
-        return JobSpec.from_json(self.row["spec"])
+        return self.record.job_spec()
 
     @property
     def targets(self) -> list[str]:
         """The spec's targets (read from the stored JSON as is: older stores hold less)."""
-        return list(_parse(self.row["spec"]).get("targets") or [])
+        return list(self.record.spec.get("targets") or [])
+
+    def records(self) -> list[TrialRecord]:
+        """The job's trials as typed records (params, contract and metrics parsed), ordered by
+        target and trial number."""
+        return self.store.trial_records(self.id)
 
     def trial_rows(self) -> list[dict[str, Any]]:
         """The store's rows of this job's trials, as stored (JSON columns as text)."""
-        return self.store.trials(self.id)
+        return [t.to_row() for t in self.records()]
 
     @property
     def trials(self) -> pd.DataFrame:
@@ -396,10 +372,10 @@ class Job:
         ``params`` and ``contract`` parsed into dicts and one ``params.<knob>`` column per knob."""
         import pandas as pd
 
-        rows = self.trial_rows()
-        frame = pd.DataFrame(rows, columns=list(rows[0]) if rows else list(TRIAL_COLUMNS))
-        for column in ("params", "contract"):
-            frame[column] = [_parse(v) for v in frame[column]]
+        records = self.records()
+        frame = pd.DataFrame([t.to_row() for t in records], columns=list(TRIAL_COLUMNS))
+        frame["params"] = [dict(t.params) for t in records]
+        frame["contract"] = [dict(t.contract or {}) for t in records]
         knobs = sorted({k for p in frame["params"] for k in p})
         for k in knobs:
             frame[f"params.{k}"] = [p.get(k) for p in frame["params"]]
@@ -422,7 +398,7 @@ class Job:
         return self.store.samples(self.id, target, trial_number)
 
     def front(self, target: str | None = None) -> pd.DataFrame:
-        """The Pareto front of ``target`` (accuracy max, p95 min, cost min), or across targets
+        """The Pareto front of ``target`` (quality max, p95 min, cost min), or across targets
         when None; fastest first."""
         frame = self.trials
         if target is None:
@@ -443,7 +419,7 @@ class Job:
         limits = _budget(budget)
         if limits is None:
             raise UsageError("recommend: expected a budget file or a Budget, got None")
-        return recommend(self.id, self.trial_rows(), limits, self.targets)
+        return recommend(self.id, self.records(), limits, self.targets)
 
     def report(
         self,
@@ -465,24 +441,36 @@ class Job:
         self,
         budget: str | Path | Budget | None = None,
         baseline: Job | str | Path | None = None,
-        **options: Any,
+        *,
+        confirm: bool | ConfirmOptions = True,
+        options: GateOptions | None = None,
+        progress: Callable[[str], None] | None = None,
+        **kwargs: Any,
     ) -> GateResult:
-        """``farm gate`` with this job as the candidate. ``baseline``: a :class:`Job`, a job of
-        the same store (id, prefix, name), or a ``farm export --format json`` file; ``options``:
-        the fields of :class:`farm.gate.checks.GateOptions` (threshold, alpha, …)."""
-        from farm.gate.checks import GateOptions, Snapshot, run_gate
+        """``farm gate`` with this job as the candidate, by the same path as the command line:
+        apparent latency regressions against ``baseline`` are re-measured (both artifacts,
+        interleaved, on a node serving the target) before they fail, unless ``confirm`` is
+        False. ``baseline``: a :class:`Job`, a job of the same store (id, prefix, name), or a
+        ``farm export --format json`` file. ``kwargs``: the fields of
+        :class:`farm.gate.options.GateOptions` (``threshold``, ``alpha``,
+        ``quality_tolerance``…) and of :class:`farm.gate.options.ConfirmOptions` (``drift``,
+        ``confirm_rounds``, ``confirm_limit``, ``baseline_artifacts``, ``address``), or
+        ``options=`` a built :class:`~farm.gate.options.GateOptions`. ``progress`` receives the
+        confirmation's lines as they come."""
+        from farm.gate.run import gate_snapshots, options_from, read_baseline
+        from farm.gate.snapshot import Snapshot
 
-        base: Snapshot | None = None
-        if isinstance(baseline, Job):
-            base = Snapshot.from_store(baseline.store, baseline.id)
-        elif isinstance(baseline, Path) or (
-            isinstance(baseline, str) and baseline.endswith(".json") and Path(baseline).is_file()
-        ):
-            base = Snapshot.from_file(baseline)
-        elif isinstance(baseline, str):
-            base = Snapshot.from_store(self.store, baseline)
+        gate_options, confirm_options = options_from(confirm, kwargs, options)
+        limits = _budget(budget)
+        base = (
+            Snapshot.from_store(baseline.store, baseline.id)
+            if isinstance(baseline, Job)
+            else read_baseline(self.store, baseline)
+        )
         candidate = Snapshot.from_store(self.store, self.id)
-        return run_gate(candidate, _budget(budget), base, GateOptions(**options))
+        return gate_snapshots(
+            candidate, limits, base, gate_options, confirm_options, self.store, progress
+        )
 
     def history(self, budget: str | Path | Budget | None = None) -> History:
         """The release history of this job's name, up to and including this job."""
@@ -499,9 +487,3 @@ def _budget(budget: str | Path | Budget | None) -> Budget | None:
 
         return load_budget(budget)
     return budget
-
-
-def _parse(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    return json.loads(value) if isinstance(value, str) else dict(value)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from farm.store.records import JobRecord, TrialRecord
 
 #: Knobs every candidate has (farm.search.space.BASE_KNOBS, repeated here to keep this module
 #: light).
@@ -16,8 +20,8 @@ FRONT_COLUMNS = (
     ("target", "target", "{}"),
     ("#", "trial_number", "{}"),
     ("params", "params", "{}"),
-    ("quality", "accuracy", "{:.4f}"),
-    ("drop", "accuracy_drop", "{:+.4f}"),
+    ("quality", "quality", "{:.4f}"),
+    ("drop", "quality_drop", "{:+.4f}"),
     ("p50 ms", "latency_p50_ms", "{:.3f}"),
     ("p95 ms", "latency_p95_ms", "{:.3f}"),
     ("p99 ms", "latency_p99_ms", "{:.3f}"),
@@ -34,24 +38,19 @@ def make_console() -> Console:
     return console if console.is_terminal else Console(width=160)
 
 
-def as_params(params: Any) -> dict[str, Any]:
-    return json.loads(params) if isinstance(params, str) else dict(params)
-
-
-def short_params(params: Any, keys: set[str] | None = None) -> str:
+def short_params(params: Mapping[str, Any], keys: set[str] | None = None) -> str:
     """``knob=value`` pairs (transform prefixes dropped); only ``keys`` when given."""
-    p = as_params(params)
     return " ".join(
-        f"{k.split('.')[-1]}={v}" for k, v in sorted(p.items()) if keys is None or k in keys
+        f"{k.split('.')[-1]}={v}" for k, v in sorted(params.items()) if keys is None or k in keys
     )
 
 
-def varying_keys(trials: list[dict[str, Any]]) -> set[str]:
+def varying_keys(trials: Sequence[TrialRecord]) -> set[str]:
     """The base knobs, plus knobs whose value differs between trials (a knob with one value
     in the whole study says nothing about a choice)."""
     values: dict[str, set[str]] = {}
     for t in trials:
-        for k, v in as_params(t["params"]).items():
+        for k, v in t.params.items():
             values.setdefault(k, set()).add(json.dumps(v))
     return {k for k, v in values.items() if len(v) > 1} | set(BASE_KNOBS)
 
@@ -67,7 +66,7 @@ def cell(fmt: str, value: Any) -> str:
 
 def front_table(
     title: str,
-    rows: list[dict[str, Any]],
+    rows: Sequence[TrialRecord],
     keys: set[str] | None = None,
     metric: str = "quality",
 ) -> Table:
@@ -79,34 +78,34 @@ def front_table(
     for r in rows:
         table.add_row(
             *(
-                short_params(r[key], keys) if key == "params" else cell(fmt, r.get(key))
+                short_params(r.params, keys) if key == "params" else cell(fmt, getattr(r, key))
                 for _, key, fmt in FRONT_COLUMNS
             )
         )
     return table
 
 
-def print_fronts(console: Console, job: dict[str, Any], trials: list[dict[str, Any]]) -> None:
+def print_fronts(console: Console, job: JobRecord, trials: Sequence[TrialRecord]) -> None:
     """Each target's front, then the front across targets, with how cost is computed."""
-    targets = sorted({t["target"] for t in trials})
-    metric = next((t["quality_metric"] for t in trials if t.get("quality_metric")), "quality")
+    targets = sorted({t.target for t in trials})
+    metric = next((t.quality_metric for t in trials if t.quality_metric), "quality")
     for target in targets:
-        of_target = [t for t in trials if t["target"] == target]
-        front = [t for t in of_target if t["on_front"]]
-        failed = sum(t["status"] == "failed" for t in of_target)
-        infeasible = sum(t["status"] == "completed" and not t["feasible"] for t in of_target)
+        of_target = [t for t in trials if t.target == target]
+        front = [t for t in of_target if t.on_front]
+        failed = sum(t.status == "failed" for t in of_target)
+        infeasible = sum(t.completed and not t.feasible for t in of_target)
         title = (
             f"{target}: {len(front)} on the front of {len(of_target)} trials "
             f"({infeasible} infeasible, {failed} failed)"
         )
         keys = varying_keys(of_target)
-        by_p95 = sorted(front, key=lambda t: t["latency_p95_ms"])
+        by_p95 = sorted(front, key=_p95)
         console.print(front_table(title, by_p95, keys, metric))
-    overall = [t for t in trials if t["on_global_front"]]
+    overall = [t for t in trials if t.on_global_front]
     console.print(
         front_table(
             f"Across targets: {metric} (max) × p95 latency (min) × cost per 1k (min)",
-            sorted(overall, key=lambda t: t["latency_p95_ms"]),
+            sorted(overall, key=_p95),
             varying_keys(trials),
             metric,
         )
@@ -117,3 +116,7 @@ def print_fronts(console: Console, job: dict[str, Any], trials: list[dict[str, A
         "drop is versus that target's fp32 batch-1 baseline.",
         style="dim",
     )
+
+
+def _p95(trial: TrialRecord) -> float:
+    return trial.latency_p95_ms if trial.latency_p95_ms is not None else float("inf")

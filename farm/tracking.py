@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.store.db import Store
+from farm.store.records import JobRecord, TrialRecord
 
 #: Trial columns that identify a trial or hold text/flags: tags or params, never metrics.
 #: ``quality`` / ``quality_drop`` are logged under their compatibility names (``accuracy``,
@@ -134,12 +135,6 @@ def _ms(value: Any) -> int | None:
     return None
 
 
-def _json(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    return json.loads(value) if isinstance(value, str) else dict(value)
-
-
 def _text(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text[:MAX_TAG_CHARS]
@@ -155,53 +150,50 @@ def flatten(prefix: str, value: Any) -> dict[str, str]:
     return {prefix: value if isinstance(value, str) else json.dumps(value, default=str)}
 
 
-def trial_metrics(row: dict[str, Any], quality: dict[str, float]) -> dict[str, float]:
-    """Every numeric column of a trial row (flags and identifiers excluded), and every entry of
-    its ``metrics`` table rows as ``quality/<name>``: what a nested run logs as metrics."""
+def trial_metrics(trial: TrialRecord) -> dict[str, float]:
+    """Every numeric column of a trial's row (flags and identifiers excluded; the primary
+    metric under its column name ``accuracy``), and every entry of its ``metrics`` as
+    ``quality/<name>``: what a nested run logs as metrics."""
     out: dict[str, float] = {}
-    for key, value in row.items():
+    for key, value in trial.to_row().items():
         if key in NOT_METRICS or isinstance(value, bool) or not isinstance(value, int | float):
             continue
         if math.isfinite(value):
             out[key] = float(value)
-    for name, value in quality.items():
-        if value is not None and math.isfinite(value):
-            out[f"quality/{name}"] = float(value)
+    for name, metric in trial.metrics.items():
+        if metric is not None and math.isfinite(metric):
+            out[f"quality/{name}"] = float(metric)
     return out
 
 
-def trial_params(row: dict[str, Any]) -> dict[str, str]:
+def trial_params(trial: TrialRecord) -> dict[str, str]:
     """The knobs that define the candidate, where it ran, and its measurement contract."""
-    params = {k: _text(v) for k, v in _json(row.get("params")).items()}
+    params = {k: _text(v) for k, v in trial.params.items()}
     params.update(
-        target=row["target"],
-        trial_number=str(row["trial_number"]),
-        node=str(row.get("node_host")),
-        node_ip=str(row.get("node_ip")),
+        target=trial.target,
+        trial_number=str(trial.trial_number),
+        node=str(trial.node_host),
+        node_ip=str(trial.node_ip),
     )
-    params.update(
-        {f"contract.{k}": _text(v) for k, v in sorted(_json(row.get("contract")).items())}
-    )
+    contract = trial.contract or {}
+    params.update({f"contract.{k}": _text(v) for k, v in sorted(contract.items())})
     return params
 
 
+def trial_tags(trial: TrialRecord) -> dict[str, str]:
+    """The nested run's tags: :data:`TRIAL_TAGS` that are set."""
+    values = {k: getattr(trial, k) for k in TRIAL_TAGS}
+    return {k: _text(v) for k, v in values.items() if v is not None}
+
+
 def _sync(store: Store, job_id: str, uri: str, report: bool) -> str:
-    from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    job = store.resolve_job(job_id)
-    trials = store.trials(job_id)
-    quality: dict[tuple[str, int], dict[str, float]] = {}
-    for r in store.query(
-        "SELECT target, trial_number, name, value FROM metrics WHERE job_id = ?", [job_id]
-    ):
-        quality.setdefault((r["target"], r["trial_number"]), {})[r["name"]] = r["value"]
-
-    experiment = client.get_experiment_by_name(job["name"])
-    experiment_id = (
-        experiment.experiment_id if experiment else client.create_experiment(job["name"])
-    )
+    job = store.job_record(job_id)
+    trials = store.trial_records(job_id)
+    experiment = client.get_experiment_by_name(job.name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(job.name)
     existing = client.search_runs(
         [experiment_id], filter_string=f"tags.`farm.job_id` = '{job_id}'", max_results=50_000
     )
@@ -209,135 +201,142 @@ def _sync(store: Store, job_id: str, uri: str, report: bool) -> str:
     logged = {
         r.data.tags.get("farm.trial") for r in existing if r.data.tags.get("farm.kind") == "trial"
     }
-    if parents:
-        parent_id = parents[0].info.run_id
-    else:
-        parent = client.create_run(
-            experiment_id,
-            start_time=_ms(job["created_at"]),
-            run_name=job_id,
-            tags={"farm.job_id": job_id, "farm.kind": "job", "farm.label": job.get("label") or ""},
-        )
-        parent_id = parent.info.run_id
-        spec = _json(job["spec"])
-        params = [Param(k, v[:6000]) for k, v in flatten("", spec).items()]
-        for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
-            client.log_batch(parent_id, params=params[i : i + MAX_PARAMS_PER_BATCH])
-        client.log_dict(parent_id, spec, "spec.json")
-
-    for row in trials:
-        key = f"{row['target']}#{row['trial_number']}"
-        if key in logged:
-            continue
-        started = _ms(row.get("started_at"))
-        finished = _ms(row.get("finished_at")) or started
-        tags = {k: _text(row.get(k)) for k in TRIAL_TAGS if row.get(k) is not None}
-        tags.update(
-            {
-                "mlflow.parentRunId": parent_id,
-                "farm.job_id": job_id,
-                "farm.kind": "trial",
-                "farm.trial": key,
-            }
-        )
-        child = client.create_run(experiment_id, start_time=started, run_name=key, tags=tags)
-        stamp = finished or _ms(datetime.now(UTC)) or 0
-        metrics = [
-            Metric(k, v, stamp, 0)
-            for k, v in trial_metrics(
-                row, quality.get((row["target"], row["trial_number"]), {})
-            ).items()
-        ]
-        params = [Param(k, v[:6000]) for k, v in trial_params(row).items()]
-        for i in range(0, max(len(params), len(metrics)), MAX_PARAMS_PER_BATCH):
-            client.log_batch(
-                child.info.run_id,
-                metrics=metrics[i : i + MAX_PARAMS_PER_BATCH],
-                params=params[i : i + MAX_PARAMS_PER_BATCH],
-            )
-        status = "FINISHED" if row["status"] == "completed" else "FAILED"
-        client.set_terminated(child.info.run_id, status=status, end_time=finished)
-
+    parent_id = str(parents[0].info.run_id) if parents else _log_parent(client, experiment_id, job)
+    for trial in trials:
+        if f"{trial.target}#{trial.trial_number}" not in logged:
+            _log_trial(client, experiment_id, parent_id, job_id, trial)
     _log_job_summary(client, parent_id, store, job, trials, report)
     ended = {"completed": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
-    client.set_tag(parent_id, "farm.status", str(job["status"]))
-    if job["status"] in ended:
-        client.set_terminated(
-            parent_id, status=ended[job["status"]], end_time=_ms(job.get("finished_at"))
+    client.set_tag(parent_id, "farm.status", job.status)
+    if job.status in ended:
+        client.set_terminated(parent_id, status=ended[job.status], end_time=_ms(job.finished_at))
+    return parent_id
+
+
+def _log_parent(client: Any, experiment_id: str, job: JobRecord) -> str:
+    """The job's parent run: its spec as params and as ``spec.json``."""
+    from mlflow.entities import Param
+
+    parent = client.create_run(
+        experiment_id,
+        start_time=_ms(job.created_at),
+        run_name=job.job_id,
+        tags={"farm.job_id": job.job_id, "farm.kind": "job", "farm.label": job.label or ""},
+    )
+    parent_id = str(parent.info.run_id)
+    spec = dict(job.spec)
+    params = [Param(k, v[:6000]) for k, v in flatten("", spec).items()]
+    for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
+        client.log_batch(parent_id, params=params[i : i + MAX_PARAMS_PER_BATCH])
+    client.log_dict(parent_id, spec, "spec.json")
+    return parent_id
+
+
+def _log_trial(
+    client: Any, experiment_id: str, parent_id: str, job_id: str, trial: TrialRecord
+) -> None:
+    """One trial as a nested run, with the trial's own start and end times."""
+    from mlflow.entities import Metric, Param
+
+    key = f"{trial.target}#{trial.trial_number}"
+    started = _ms(trial.started_at)
+    finished = _ms(trial.finished_at) or started
+    tags = trial_tags(trial)
+    tags.update(
+        {
+            "mlflow.parentRunId": parent_id,
+            "farm.job_id": job_id,
+            "farm.kind": "trial",
+            "farm.trial": key,
+        }
+    )
+    child = client.create_run(experiment_id, start_time=started, run_name=key, tags=tags)
+    stamp = finished or _ms(datetime.now(UTC)) or 0
+    metrics = [Metric(k, v, stamp, 0) for k, v in trial_metrics(trial).items()]
+    params = [Param(k, v[:6000]) for k, v in trial_params(trial).items()]
+    for i in range(0, max(len(params), len(metrics)), MAX_PARAMS_PER_BATCH):
+        client.log_batch(
+            child.info.run_id,
+            metrics=metrics[i : i + MAX_PARAMS_PER_BATCH],
+            params=params[i : i + MAX_PARAMS_PER_BATCH],
         )
-    return str(parent_id)
+    status = "FINISHED" if trial.completed else "FAILED"
+    client.set_terminated(child.info.run_id, status=status, end_time=finished)
+
+
+#: Trial fields ``fronts.json`` lists per front point (``accuracy`` is ``quality``'s older name).
+FRONT_FIELDS = (
+    "trial_number",
+    "accuracy",
+    "quality",
+    "latency_p95_ms",
+    "cost_per_1k_usd",
+    "throughput_ips",
+    "precision_actual",
+    "node_host",
+)
+
+
+def _front_point(trial: TrialRecord) -> dict[str, Any]:
+    row = trial.to_row()
+    return {"params": dict(trial.params), **{k: row[k] for k in FRONT_FIELDS}}
 
 
 def _log_job_summary(
     client: Any,
     parent_id: str,
     store: Store,
-    job: dict[str, Any],
-    trials: list[dict[str, Any]],
+    job: JobRecord,
+    trials: list[TrialRecord],
     report: bool,
 ) -> None:
     """The parent run's environment, fronts and report (rewritten on every sync)."""
-    from mlflow.entities import Metric
-
-    job_id = job["job_id"]
-    envs = {
-        r["env_id"]: _json(r["fingerprint"])
-        for r in store.query(
-            "SELECT env_id, fingerprint FROM environments WHERE env_id IN "
-            "(SELECT DISTINCT env_id FROM trials WHERE job_id = ?)",
-            [job_id],
-        )
-    }
+    envs = store.environments(job.job_id)
     client.log_dict(parent_id, envs, "environments.json")
     if len(envs) == 1:
         fingerprint = next(iter(envs.values()))
         for key in ("cpu_model", "farm_commit", "hostname", "python"):
             if fingerprint.get(key) is not None:
                 client.set_tag(parent_id, f"env.{key}", _text(fingerprint[key]))
-
-    def public(row: dict[str, Any]) -> dict[str, Any]:
-        keep = (
-            "trial_number",
-            "accuracy",
-            "latency_p95_ms",
-            "cost_per_1k_usd",
-            "throughput_ips",
-            "precision_actual",
-            "node_host",
-        )
-        return {"params": _json(row["params"]), **{k: row.get(k) for k in keep}}
-
-    targets = sorted({t["target"] for t in trials})
+    targets = sorted({t.target for t in trials})
     fronts = {
         "per_target": {
-            t: [public(r) for r in trials if r["target"] == t and r["on_front"]] for t in targets
+            t: [_front_point(r) for r in trials if r.target == t and r.on_front] for t in targets
         },
-        "global": [{"target": r["target"], **public(r)} for r in trials if r["on_global_front"]],
+        "global": [{"target": r.target, **_front_point(r)} for r in trials if r.on_global_front],
     }
     client.log_dict(parent_id, fronts, "fronts.json")
-    stamp = _ms(job.get("finished_at")) or _ms(datetime.now(UTC)) or 0
-    summary: list[Any] = []
-    for t in targets:
-        of_target = [r for r in trials if r["target"] == t]
-        front = [r for r in of_target if r["on_front"]]
-        summary += [
-            Metric(f"{t}/trials", float(len(of_target)), stamp, 0),
-            Metric(f"{t}/failed", float(sum(r["status"] == "failed" for r in of_target)), stamp, 0),
-            Metric(f"{t}/front_size", float(len(front)), stamp, 0),
-        ]
-        if front:
-            summary += [
-                Metric(f"{t}/best_p95_ms", min(r["latency_p95_ms"] for r in front), stamp, 0),
-                Metric(
-                    f"{t}/best_cost_per_1k_usd", min(r["cost_per_1k_usd"] for r in front), stamp, 0
-                ),
-                Metric(f"{t}/best_accuracy", max(r["accuracy"] for r in front), stamp, 0),
-            ]
+    summary = _summary_metrics(job, trials, targets)
     for i in range(0, len(summary), MAX_METRICS_PER_BATCH):
         client.log_batch(parent_id, metrics=summary[i : i + MAX_METRICS_PER_BATCH])
     if report and trials:
         from dashboards import load, write_report
 
         with tempfile.TemporaryDirectory() as tmp:
-            path = write_report(load(store, job_id), Path(tmp) / "report.html")
+            path = write_report(load(store, job.job_id), Path(tmp) / "report.html")
             client.log_artifact(parent_id, str(path))
+
+
+def _summary_metrics(job: JobRecord, trials: list[TrialRecord], targets: list[str]) -> list[Any]:
+    """Per target: trials, failures, front size and the best of each objective on the front."""
+    from mlflow.entities import Metric
+
+    stamp = _ms(job.finished_at) or _ms(datetime.now(UTC)) or 0
+    summary: list[Any] = []
+    for t in targets:
+        of_target = [r for r in trials if r.target == t]
+        front = [r for r in of_target if r.on_front]
+        summary += [
+            Metric(f"{t}/trials", float(len(of_target)), stamp, 0),
+            Metric(f"{t}/failed", float(sum(not r.completed for r in of_target)), stamp, 0),
+            Metric(f"{t}/front_size", float(len(front)), stamp, 0),
+        ]
+        best = {
+            "best_p95_ms": min(r.latency_p95_ms or math.inf for r in front) if front else None,
+            "best_cost_per_1k_usd": min(r.cost_per_1k_usd or math.inf for r in front)
+            if front
+            else None,
+            "best_accuracy": max(r.quality or -math.inf for r in front) if front else None,
+        }
+        summary += [Metric(f"{t}/{k}", v, stamp, 0) for k, v in best.items() if v is not None]
+    return summary

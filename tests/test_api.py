@@ -7,6 +7,7 @@ columns, and `farm run` validating the whole job before it says that a job start
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -24,6 +25,7 @@ from farm.api import Job
 from farm.cli import main
 from farm.errors import SpecError, UsageError
 from farm.store.db import Store
+from farm.store.records import JobRecord
 
 LABEL = "sha-0a1b2c3"
 
@@ -45,7 +47,7 @@ def _same(frame_value: Any, stored: Any) -> bool:
 
 def test_run_returns_the_job_and_its_trials_equal_the_store(api_job: Job) -> None:
     assert api_job.status == "completed" and api_job.name == "small" and api_job.label == LABEL
-    stored = Store(api_job.store.path).trials(api_job.id)
+    stored = [t.to_row() for t in Store(api_job.store.path).trial_records(api_job.id)]
     frame = api_job.trials
     assert len(frame) == len(stored) == 4
     assert list(zip(frame["target"], frame["trial_number"], strict=True)) == [
@@ -61,6 +63,8 @@ def test_run_returns_the_job_and_its_trials_equal_the_store(api_job: Job) -> Non
         for knob, value in params.items():
             assert row[f"params.{knob}"] == value
     assert frame["node_ip"].notna().all()  # recorded beside the hostname
+    assert list(frame["quality"]) == list(frame["accuracy"])  # the older name, kept
+    assert [t.quality for t in api_job.records()] == list(frame["quality"])
 
 
 def test_metrics_are_the_store_metrics_table(api_job: Job) -> None:
@@ -174,9 +178,9 @@ def test_cli_flags_reach_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
 
     def done() -> Any:
-        row = {"job_id": "j", "status": "completed"}
+        record = JobRecord(job_id="j", name="j", spec={}, status="completed")
         return SimpleNamespace(
-            id="j", status="completed", messages=[], row=row, trial_rows=lambda: [], unmeasured={}
+            id="j", status="completed", messages=[], record=record, records=list, unmeasured={}
         )
 
     def fake(kind: str) -> Any:
@@ -204,8 +208,8 @@ def test_farm_jobs_at_80_columns_keeps_whole_ids_and_names(api_job: Job) -> None
 
     from farm.commands.jobs import print_jobs
 
-    jobs = farm.open_store(api_job.store.path).job_list()
-    long = dict(
+    jobs = farm.open_store(api_job.store.path).job_records()
+    long = dataclasses.replace(
         jobs[0], job_id="resnet18-imagefolder-20261129-211337-cdef", name="resnet18-imagefolder"
     )
     for rows in (jobs, [*jobs, long]):
@@ -214,8 +218,8 @@ def test_farm_jobs_at_80_columns_keeps_whole_ids_and_names(api_job: Job) -> None
         lines = console.export_text().splitlines()
         assert max(len(line) for line in lines) <= 80
         for job in rows:
-            assert any(job["job_id"] in line for line in lines), job["job_id"]
-            assert any(job["name"] in line for line in lines)
+            assert any(job.job_id in line for line in lines), job.job_id
+            assert any(job.name in line for line in lines)
     wide = Console(width=200, record=True)
     print_jobs(wide, jobs)
     text = wide.export_text()

@@ -235,7 +235,8 @@ def test_a_trial_from_a_gpu_with_no_price_is_stored_failed_with_the_reason(runne
 
 def test_the_report_shows_the_gpu_model_next_to_each_cuda_point(runner: Any) -> None:
     from dashboards.data import load
-    from dashboards.report import _hover, render
+    from dashboards.figures import _hover
+    from dashboards.report import render
 
     evaluate_on(runner, "NVIDIA H200")
     data = load(runner.store, runner.job_id, with_importances=False)

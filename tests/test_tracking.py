@@ -41,33 +41,29 @@ def test_one_parent_run_and_a_nested_run_per_trial_with_the_store_metrics(
     runs = _runs(client, "small")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
-    trials = store.trials(small_job.job_id)
+    trials = store.trial_records(small_job.job_id)
     assert [p.info.run_id for p in parents] == [parent_id]
     assert len(children) == len(trials) == len(runs) - 1
 
-    quality: dict[tuple[str, int], dict[str, float]] = {}
-    for r in store.query(
-        "SELECT target, trial_number, name, value FROM metrics WHERE job_id = ?",
-        [small_job.job_id],
-    ):
-        quality.setdefault((r["target"], r["trial_number"]), {})[r["name"]] = r["value"]
     by_key = {c.data.tags["farm.trial"]: c for c in children}
-    for row in trials:
-        run = by_key[f"{row['target']}#{row['trial_number']}"]
-        expected = trial_metrics(row, quality.get((row["target"], row["trial_number"]), {}))
+    for trial in trials:
+        run = by_key[f"{trial.target}#{trial.trial_number}"]
+        expected = trial_metrics(trial)
         assert {"latency_p95_ms", "cost_per_1k_usd", "accuracy", "quality/top1_agreement"} <= set(
             expected
         )
+        assert expected["accuracy"] == trial.quality  # the primary metric, under its column
+        assert expected["quality/top1_agreement"] == trial.metrics["top1_agreement"]
         assert run.data.metrics == pytest.approx(expected)
         params = run.data.params
-        assert params["target"] == row["target"] and params["node"] == row["node_host"]
-        assert params["node_ip"] == str(row["node_ip"])
-        for knob, value in json.loads(row["params"]).items():
+        assert params["target"] == trial.target and params["node"] == trial.node_host
+        assert params["node_ip"] == str(trial.node_ip)
+        for knob, value in trial.params.items():
             assert params[knob] == (value if isinstance(value, str) else json.dumps(value))
-        contract = json.loads(row["contract"])
-        assert params["contract.min_samples"] == json.dumps(contract["min_samples"])
-        assert run.data.tags["target"] == row["target"]
-        assert run.data.tags["node_host"] == row["node_host"]
+        assert trial.contract is not None
+        assert params["contract.min_samples"] == json.dumps(trial.contract["min_samples"])
+        assert run.data.tags["target"] == trial.target
+        assert run.data.tags["node_host"] == trial.node_host
         assert run.info.status == "FINISHED"
 
     parent = client.get_run(parent_id)
@@ -77,7 +73,7 @@ def test_one_parent_run_and_a_nested_run_per_trial_with_the_store_metrics(
     artifacts = {a.path for a in client.list_artifacts(parent_id)}
     assert {"spec.json", "environments.json", "fronts.json", "report.html"} <= artifacts
     fronts = json.loads(Path(client.download_artifacts(parent_id, "fronts.json")).read_text())
-    on_front = {(r["target"], r["trial_number"]) for r in trials if r["on_front"]}
+    on_front = {(t.target, t.trial_number) for t in trials if t.on_front}
     assert {
         (t, r["trial_number"]) for t, rs in fronts["per_target"].items() for r in rs
     } == on_front

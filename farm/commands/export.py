@@ -15,10 +15,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from farm.errors import UsageError
 from farm.store.db import Store
+
+if TYPE_CHECKING:
+    from farm.store.records import TrialRecord
 
 FORMATS = ("parquet", "csv", "json")
 
@@ -37,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from farm.gate.checks import Snapshot
+    from farm.gate.snapshot import Snapshot
 
     store = Store(args.db)
     out = Path(args.output)
@@ -71,12 +74,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def copy_artifacts(
-    trials: list[dict[str, Any]], cache_dir: Path, dest: Path
-) -> tuple[int, list[str]]:
+def copy_artifacts(trials: list[TrialRecord], cache_dir: Path, dest: Path) -> tuple[int, list[str]]:
     """Copy each completed trial's artifact (by build key, checked against its stored hash)
     from ``cache_dir`` into ``dest``; returns how many distinct artifacts were copied and a line
     per trial whose artifact could not be (it then cannot be confirmed from this export)."""
+    from farm.errors import CannotConfirm
     from farm.gate.confirm import find_artifact
     from farm.store.artifacts import ArtifactCache
 
@@ -84,14 +86,16 @@ def copy_artifacts(
     copied: set[str] = set()
     missing = []
     for t in trials:
-        if t.get("status") != "completed" or t.get("build_key") in copied:
+        if not t.completed or t.build_key in copied:
             continue
-        artifact = find_artifact(t, [cache_dir])
-        if isinstance(artifact, str):
-            missing.append(f"{t['target']} #{t['trial_number']}: {artifact}")
+        try:
+            artifact = find_artifact(t, [cache_dir])
+        except CannotConfirm as exc:
+            missing.append(f"{t.target} #{t.trial_number}: {exc}")
             continue
-        target.save(t["build_key"], artifact)
-        copied.add(t["build_key"])
+        assert t.build_key is not None  # find_artifact refuses a trial without one
+        target.save(t.build_key, artifact)
+        copied.add(t.build_key)
     return len(copied), missing
 
 
@@ -104,12 +108,14 @@ def relative_to_file(folder: Path, file: Path) -> str:
         return str(folder.resolve())
 
 
-def write_table(trials: list[dict], path: Path, fmt: str) -> None:
+def write_table(trials: list[TrialRecord], path: Path, fmt: str) -> None:
     """One row per trial, with the store's column types (via pandas + pyarrow). The per-trial
     ``metrics`` map stays in the JSON export (and the store's ``metrics`` table)."""
     import pandas as pd
 
-    frame = pd.DataFrame([{k: v for k, v in t.items() if k != "metrics"} for t in trials])
+    from farm.store.records import TRIAL_COLUMNS
+
+    frame = pd.DataFrame([t.to_row() for t in trials], columns=list(TRIAL_COLUMNS))
     if fmt == "parquet":
         frame.to_parquet(path, index=False)
     else:

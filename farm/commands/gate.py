@@ -10,14 +10,17 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from farm.errors import UsageError
 from farm.store.db import Store
 
+if TYPE_CHECKING:
+    from farm.gate.options import ConfirmOptions, GateOptions
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from farm.gate.checks import DEFAULT_ACCURACY_TOLERANCE
-    from farm.gate.confirm import DEFAULT_DRIFT, DEFAULT_LIMIT, DEFAULT_MAX_ROUNDS
+    from farm.release.comparable import DEFAULT_QUALITY_TOLERANCE
     from farm.release.significance import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
     parser.add_argument("--candidate", required=True, help="the job under test (id, prefix, name)")
@@ -39,10 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"significance level of the Mann-Whitney U test (default {DEFAULT_ALPHA})",
     )
     parser.add_argument(
+        "--quality-tolerance",
         "--accuracy-tolerance",
+        dest="quality_tolerance",
         type=float,
-        default=DEFAULT_ACCURACY_TOLERANCE,
-        help=f"accuracy drop that counts as a regression (default {DEFAULT_ACCURACY_TOLERANCE})",
+        default=DEFAULT_QUALITY_TOLERANCE,
+        help="drop of the primary quality metric (accuracy, mAP…) that counts as a regression "
+        f"(default {DEFAULT_QUALITY_TOLERANCE}; --accuracy-tolerance is its older name)",
     )
     parser.add_argument(
         "--kpi-tolerance",
@@ -64,6 +70,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="compare even when the measurement contracts differ",
     )
+    _add_confirm_arguments(parser)
+    parser.add_argument("--markdown", help="write a GitHub-flavoured markdown summary here")
+    parser.add_argument("--junit", help="write JUnit XML here")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+
+def _add_confirm_arguments(parser: argparse.ArgumentParser) -> None:
+    """The confirmation's flags (:class:`farm.gate.options.ConfirmOptions`)."""
+    from farm.gate.options import DEFAULT_DRIFT, DEFAULT_LIMIT, DEFAULT_MAX_ROUNDS
+
     confirm = parser.add_argument_group(
         "confirmation", "re-measuring both artifacts, interleaved, before a latency verdict"
     )
@@ -100,81 +116,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="re-measure at most this many configurations, largest stored slowdown first "
         f"(default {DEFAULT_LIMIT})",
     )
-    parser.add_argument("--markdown", help="write a GitHub-flavoured markdown summary here")
-    parser.add_argument("--junit", help="write JUnit XML here")
-    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    from farm.gate.checks import (
-        GateOptions,
-        Snapshot,
-        render_junit,
-        render_markdown,
-        render_text,
-        run_gate,
-    )
-    from farm.gate.confirm import Confirmer, ConfirmOptions, min_rounds
-    from farm.gate.kpi import parse_tolerances
+    from farm.api import Job
+    from farm.gate.render import render_junit, render_markdown, render_text
     from farm.release.budget import load_budget
 
     if args.budget is None and args.baseline is None and args.baseline_file is None:
         raise UsageError("nothing to check: give --budget, --baseline or --baseline-file")
-    if args.threshold < 0:
-        raise UsageError(f"--threshold: expected a fraction >= 0, got {args.threshold}")
-    if not 0 < args.alpha < 1:
-        raise UsageError(f"--alpha: expected a number in (0, 1), got {args.alpha}")
-    if args.confidence is not None and not 0.5 <= args.confidence < 1:
-        raise UsageError(f"--confidence: expected a number in [0.5, 1), got {args.confidence}")
-    if args.drift < 0:
-        raise UsageError(f"--drift: expected a fraction >= 0, got {args.drift}")
-    if args.confirm_rounds < min_rounds(args.alpha):
-        raise UsageError(
-            f"--confirm-rounds: expected at least {min_rounds(args.alpha)} (the fewest rounds "
-            f"with a {1 - args.alpha:.0%} interval of the median at --alpha {args.alpha:g}), "
-            f"got {args.confirm_rounds}"
-        )
-    if args.confirm_limit < 1:
-        raise UsageError(f"--confirm-limit: expected at least 1, got {args.confirm_limit}")
-    artifacts = Path(args.baseline_artifacts) if args.baseline_artifacts else None
-    if artifacts is not None and not artifacts.is_dir():
-        raise UsageError(
-            f"--baseline-artifacts {artifacts}: not a folder (expected the DIR of "
-            "`farm export --with-artifacts DIR`)"
-        )
+    options, confirm = _options(args)  # refused before the store is opened
     budget = load_budget(args.budget) if args.budget else None
     store = Store(args.db)
-    candidate = Snapshot.from_store(store, args.candidate)
-    if args.baseline:
-        baseline = Snapshot.from_store(store, args.baseline)
-    elif args.baseline_file:
-        baseline = Snapshot.from_file(args.baseline_file)
-    else:
-        baseline = None
-    options = GateOptions(
-        threshold=args.threshold,
-        alpha=args.alpha,
-        accuracy_tolerance=args.accuracy_tolerance,
-        kpi_tolerances=parse_tolerances(args.kpi_tolerance),
-        confidence=args.confidence,
-        allow_different_env=args.allow_different_env,
-        allow_different_contract=args.allow_different_contract,
+    job = Job(store, store.job_record(args.candidate).job_id)
+    baseline = Path(args.baseline_file) if args.baseline_file else args.baseline
+    result = job.gate(
+        budget, baseline, options=options, confirm=confirm or False, progress=_progress
     )
-    confirmer = None
-    if baseline is not None and not args.no_confirm:
-        confirm_options = ConfirmOptions(
-            drift=args.drift,
-            max_rounds=args.confirm_rounds,
-            limit=args.confirm_limit,
-            baseline_artifacts=artifacts,
-            address=args.address,
-        )
-        confirmer = Confirmer(candidate, baseline, confirm_options, store, _progress)
-    try:
-        result = run_gate(candidate, budget, baseline, options, confirmer)
-    finally:
-        if confirmer is not None:
-            confirmer.close()
     if args.markdown:
         _write(args.markdown, render_markdown(result))
     if args.junit:
@@ -185,6 +143,37 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render_text(result))
     return 0 if result.passed else 1
+
+
+def _options(args: argparse.Namespace) -> tuple[GateOptions, ConfirmOptions | None]:
+    """The options the flags give, checked by the option classes themselves (the API's own
+    checks), their errors naming the flags."""
+    from farm.gate.kpi import parse_tolerances
+    from farm.gate.options import ConfirmOptions, GateOptions, OptionError
+
+    try:
+        options = GateOptions(
+            threshold=args.threshold,
+            alpha=args.alpha,
+            quality_tolerance=args.quality_tolerance,
+            kpi_tolerances=parse_tolerances(args.kpi_tolerance),
+            confidence=args.confidence,
+            allow_different_env=args.allow_different_env,
+            allow_different_contract=args.allow_different_contract,
+        )
+        if args.no_confirm:
+            return options, None
+        confirm = ConfirmOptions(
+            drift=args.drift,
+            confirm_rounds=args.confirm_rounds,
+            confirm_limit=args.confirm_limit,
+            baseline_artifacts=Path(args.baseline_artifacts) if args.baseline_artifacts else None,
+            address=args.address,
+        )
+        confirm.check_rounds(options.alpha)
+    except OptionError as exc:
+        raise exc.for_cli() from None
+    return options, confirm
 
 
 def _progress(line: str) -> None:

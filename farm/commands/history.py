@@ -46,14 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from farm.api import open_store
     from farm.display import make_console
-    from farm.errors import UsageError
+    from farm.gate.options import GateOptions, OptionError
     from farm.release.budget import load_budget
     from farm.release.history import release_history
 
-    if args.threshold < 0:
-        raise UsageError(f"--threshold: expected a fraction >= 0, got {args.threshold}")
-    if not 0 < args.alpha < 1:
-        raise UsageError(f"--alpha: expected a number in (0, 1), got {args.alpha}")
+    try:  # the gate's own test, so the gate's own checks of its options
+        GateOptions(threshold=args.threshold, alpha=args.alpha)
+    except OptionError as exc:
+        raise exc.for_cli() from None
     budget = load_budget(args.budget) if args.budget else None
     store = open_store(args.db).store
     history = release_history(

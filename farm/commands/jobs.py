@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from farm.store.records import JobRecord
 
 #: Layouts from the fullest to the narrowest: (header, key) per column. Keys:
 #: ``created`` is the full timestamp, ``created_short`` month-day hour:minute, ``counts``
@@ -63,36 +66,35 @@ def run(args: argparse.Namespace) -> int:
     from farm.display import make_console
 
     store = open_store(args.db)
-    jobs = store.job_list()
     if args.json:
+        jobs = store.job_list()
         times = store.trial_times()
         for job in jobs:  # where the trials' time went (docs/measurement.md, trial time)
             job["trial_time"] = times.get(job["job_id"])
         print(json.dumps(jobs, default=str, indent=2))
         return 0
-    print_jobs(make_console(), jobs)
+    print_jobs(make_console(), store.job_records())
     return 0
 
 
-def cells(job: dict[str, Any]) -> dict[str, str]:
+def cells(job: JobRecord) -> dict[str, str]:
     """Every value a layout may show, as text."""
-    created = job["created_at"]
-    failed = int(job["failed"] or 0)
+    created = job.created_at
     return {
-        "job_id": str(job["job_id"]),
-        "name": str(job["name"]),
-        "label": str(job.get("label") or ""),
-        "status": str(job["status"]),
+        "job_id": job.job_id,
+        "name": job.name,
+        "label": job.label or "",
+        "status": job.status,
         "created": f"{created:%Y-%m-%d %H:%M:%S}",
         "created_short": f"{created:%m-%d %H:%M}",
-        "trials": str(job["trials"]),
-        "completed": str(job["completed"]),
-        "failed": str(failed),
-        "counts": f"{job['trials']}" + (f" ({failed} failed)" if failed else ""),
+        "trials": str(job.trials),
+        "completed": str(job.completed),
+        "failed": str(job.failed),
+        "counts": f"{job.trials}" + (f" ({job.failed} failed)" if job.failed else ""),
     }
 
 
-def jobs_table(jobs: list[dict[str, Any]], width: int) -> Table:
+def jobs_table(jobs: list[JobRecord], width: int) -> Table:
     """The jobs as a table that fits ``width`` columns with every id and name whole: the first
     of :data:`LAYOUTS` that fits, else the id with the name under it (and the status if that
     fits); an id wider than the whole terminal is folded, never cut."""
@@ -134,5 +136,5 @@ def _natural_width(table: Table) -> int:
     return Console(width=100_000).measure(table).maximum
 
 
-def print_jobs(console: Console, jobs: list[dict[str, Any]]) -> None:
+def print_jobs(console: Console, jobs: list[JobRecord]) -> None:
     console.print(jobs_table(jobs, console.width))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from farm.store.db import Store
+from farm.store.records import JobRecord, TrialRecord
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,22 +20,27 @@ def run(args: argparse.Namespace) -> int:
     from farm.display import make_console, print_fronts
 
     store = Store(args.db)
-    job = store.resolve_job(args.job)
-    trials = store.trials(job["job_id"])
+    job = store.job_record(args.job)
+    trials = store.trial_records(job.job_id)
     if args.json:
-        front = [t for t in trials if t["on_front"]]
-        out = {
-            "job_id": job["job_id"],
-            "status": job["status"],
-            "per_target": {
-                target: [t for t in front if t["target"] == target]
-                for target in sorted({t["target"] for t in trials})
-            },
-            "global": [t for t in trials if t["on_global_front"]],
-        }
-        print(json.dumps(out, default=str, indent=2))
+        print(json.dumps(fronts_json(job, trials), default=str, indent=2))
         return 0
     console = make_console()
-    console.print(f"job {job['job_id']} ({job['status']})")
+    console.print(f"job {job.job_id} ({job.status})")
     print_fronts(console, job, trials)
     return 0
+
+
+def fronts_json(job: JobRecord, trials: list[TrialRecord]) -> dict[str, Any]:
+    """``--json``: each target's front and the global front, every trial as its store row
+    (``quality`` / ``quality_drop`` beside ``accuracy`` / ``accuracy_drop``)."""
+    front = [t for t in trials if t.on_front]
+    return {
+        "job_id": job.job_id,
+        "status": job.status,
+        "per_target": {
+            target: [t.to_row() for t in front if t.target == target]
+            for target in sorted({t.target for t in trials})
+        },
+        "global": [t.to_row() for t in trials if t.on_global_front],
+    }

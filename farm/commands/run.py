@@ -69,7 +69,7 @@ def finish(job: Job) -> int:
     from farm.display import make_console, print_fronts
 
     console = make_console()
-    print_fronts(console, job.row, job.trial_rows())
+    print_fronts(console, job.record, job.records())
     printed = tuple(f"{t}: nothing measured" for t in job.unmeasured)
     notes = [m for m in job.messages if not m.startswith(printed)]
     for message in notes:

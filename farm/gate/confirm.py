@@ -26,7 +26,7 @@ both artifacts:
   rounds on (the fewest for which a distribution-free ``1 - alpha`` interval of a median exists:
   8 at alpha = 0.01), after every round the order-statistics interval of the median ratio is
   computed: a regression is *confirmed* when the whole interval lies above ``1 + threshold``,
-  *cleared* when it lies below. At ``max_rounds`` (default 60) without such a verdict the median
+  *cleared* when it lies below. At ``confirm_rounds`` (default 60) without such a verdict the median
   ratio decides, and the output says the node was too noisy for a confident one. So a slowdown of
   twice the threshold or more, or none at all, is decided with confidence ``1 - alpha``; a
   slowdown close to the threshold costs the most rounds.
@@ -38,244 +38,43 @@ the ``confirmations`` table (docs/store.md) beside the store's own numbers, whic
 from __future__ import annotations
 
 import json
-import math
 import time
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from farm.display import short_params
 from farm.errors import CannotConfirm, TrialError
+from farm.gate.decision import (
+    STATISTIC,
+    STATISTIC_Q,
+    Confirmation,
+    NotConfirmed,
+    Round,
+    decide,
+)
+from farm.gate.options import ConfirmOptions
+from farm.release.significance import min_rounds
 from farm.store.artifacts import ArtifactCache
+from farm.store.records import TrialRecord
 
 if TYPE_CHECKING:
     from farm.artifact import Artifact
     from farm.cluster.lifecycle import Node
-    from farm.gate.checks import Snapshot
+    from farm.gate.snapshot import Snapshot
     from farm.release.significance import Comparison
     from farm.store.db import Store
-
-#: Default between-job drift the store's numbers may carry: configurations whose stored slowdown
-#: is above ``threshold - DEFAULT_DRIFT`` are re-measured.
-DEFAULT_DRIFT = 0.5
-#: Default cap on the interleaved rounds of one confirmation.
-DEFAULT_MAX_ROUNDS = 60
-#: Default cap on how many configurations one gate run re-measures.
-DEFAULT_LIMIT = 8
-#: The per-measurement percentile the decision compares (see the module docstring).
-STATISTIC_Q = 10.0
-STATISTIC = f"p{STATISTIC_Q:g}"
-DECIDED_BY_INTERVAL = "interval"
-DECIDED_BY_CAP = "median at the round cap"
-
-
-# -- the statistics ----------------------------------------------------------------------------
-
-
-def min_rounds(alpha: float) -> int:
-    """The fewest rounds for which a distribution-free two-sided ``1 - alpha`` interval of a
-    median exists: the range of n values misses the median with probability ``2 * 0.5**n``."""
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"`0 < alpha < 1` must hold, but got alpha={alpha!r}")
-    return max(2, math.ceil(math.log2(2.0 / alpha)))
-
-
-def median_interval(values: Sequence[float], alpha: float) -> tuple[float, float]:
-    """Distribution-free two-sided ``1 - alpha`` interval of the median of the population the
-    independent ``values`` came from: the order statistics k and n - k + 1, with k the largest
-    rank such that ``P[Binomial(n, 1/2) <= k - 1] <= alpha / 2`` (the sign test's interval).
-    ``(-inf, inf)`` when there are too few values for one."""
-    from scipy.stats import binom
-
-    s = sorted(values)
-    n = len(s)
-    k = 0
-    while k < n // 2 and binom.cdf(k, n, 0.5) <= alpha / 2:
-        k += 1
-    if k == 0:
-        return -math.inf, math.inf
-    return s[k - 1], s[n - k]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the paired ratios say so far."""
-
-    #: Median of the per-round ratios candidate / baseline.
-    ratio: float
-    #: Its distribution-free ``1 - alpha`` interval.
-    low: float
-    high: float
-    regression: bool
-    decided_by: str  # DECIDED_BY_INTERVAL | DECIDED_BY_CAP
-
-
-def decide(
-    ratios: Sequence[float], threshold: float, alpha: float, max_rounds: int
-) -> Verdict | None:
-    """The verdict after these rounds, or None while more rounds are needed (see the module
-    docstring for the rule)."""
-    n = len(ratios)
-    if n < min_rounds(alpha):
-        return None
-    low, high = median_interval(ratios, alpha)
-    ratio = float(np.median(ratios))
-    limit = 1.0 + threshold
-    if low > limit:
-        return Verdict(ratio, low, high, True, DECIDED_BY_INTERVAL)
-    if high < limit:
-        return Verdict(ratio, low, high, False, DECIDED_BY_INTERVAL)
-    if n >= max_rounds:
-        return Verdict(ratio, low, high, ratio > limit, DECIDED_BY_CAP)
-    return None
-
-
-def wants_confirmation(stored: Comparison, drift: float) -> bool:
-    """Whether the store's comparison leaves room for a regression once between-job drift of up
-    to ``drift`` is allowed for (the store's own regressions always do)."""
-    return stored.regression or stored.slowdown > stored.threshold - drift
-
-
-# -- what a confirmation records ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Round:
-    """One baseline and one candidate measurement, each in its own fresh process."""
-
-    order: str  # "AB": baseline measured first; "BA": candidate first
-    baseline_ms: float  # the decision's statistic (STATISTIC), ms per batch
-    candidate_ms: float
-    baseline_p50_ms: float
-    candidate_p50_ms: float
-    #: How many of the two measurements the harness stored as unstable.
-    unstable: int = 0
-
-    @property
-    def ratio(self) -> float:
-        return self.candidate_ms / self.baseline_ms
-
-
-@dataclass
-class Confirmation:
-    """One configuration re-measured interleaved, and the verdict on it."""
-
-    target: str
-    params: dict[str, Any]
-    candidate_trial: int
-    baseline_trial: int
-    candidate_hash: str
-    baseline_hash: str
-    node_id: str
-    node_host: str
-    threads: int
-    contract: dict[str, Any]
-    #: Where the query batch came from (the workload's eval split, or seeded normal inputs).
-    inputs: str
-    threshold: float
-    alpha: float
-    #: The store-only comparison that asked for this confirmation.
-    store: Comparison
-    rounds: list[Round] = field(default_factory=list)
-    verdict: Verdict | None = None
-    wall_s: float = 0.0
-
-    @property
-    def regression(self) -> bool:
-        return bool(self.verdict and self.verdict.regression)
-
-    @property
-    def label(self) -> str:
-        return f"{self.target} {short_params(self.params)}"
-
-    def describe(self) -> str:
-        """One line for the gate's check: the confirmed verdict, then what the store said."""
-        v = self.verdict
-        assert v is not None, "describe() needs a finished confirmation"
-        n = len(self.rounds)
-        p50 = float(np.median([r.candidate_p50_ms / r.baseline_p50_ms for r in self.rounds]))
-        store = "REGRESSION" if self.store.regression else "ok"
-        drift = " (between-job drift)" if self.store.regression and not v.regression else ""
-        cap = (
-            f"; undecided after {n} rounds, so the median decides: the node was too noisy "
-            "for a confident verdict"
-            if v.decided_by == DECIDED_BY_CAP
-            else ""
-        )
-        unstable = sum(r.unstable for r in self.rounds)
-        shaky = f"; {unstable} of {2 * n} measurements unstable" if unstable else ""
-        return (
-            f"{'REGRESSION' if v.regression else 'ok'} (confirmed by re-measurement): "
-            f"{v.ratio - 1:+.1%}, the median of {n} interleaved paired {STATISTIC} ratios on "
-            f"node {self.node_host} ({1 - self.alpha:.0%} interval [{v.low - 1:+.1%}, "
-            f"{v.high - 1:+.1%}]; p50 {p50 - 1:+.1%}; inputs: {self.inputs}{shaky}){cap}; "
-            f"the store alone said {store} {self.store.slowdown:+.1%}{drift}; "
-            f"a regression is a slowdown > {self.threshold:.0%}"
-        )
-
-    def to_row(self, candidate_job_id: str, baseline_job_id: str, source: str) -> dict[str, Any]:
-        """The row of the store's ``confirmations`` table."""
-        v = self.verdict
-        return {
-            "confirmation_id": uuid.uuid4().hex,
-            "created_at": datetime.now(UTC).replace(tzinfo=None),
-            "candidate_job_id": candidate_job_id,
-            "target": self.target,
-            "candidate_trial_number": self.candidate_trial,
-            "baseline_job_id": baseline_job_id,
-            "baseline_trial_number": self.baseline_trial,
-            "baseline_source": source,
-            "params": self.params,
-            "candidate_artifact_hash": self.candidate_hash,
-            "baseline_artifact_hash": self.baseline_hash,
-            "node_id": self.node_id,
-            "node_host": self.node_host,
-            "threads": self.threads,
-            "contract": self.contract,
-            "inputs": self.inputs,
-            "statistic": STATISTIC,
-            "rounds": len(self.rounds),
-            "orders": [r.order for r in self.rounds],
-            "baseline_ms": [r.baseline_ms for r in self.rounds],
-            "candidate_ms": [r.candidate_ms for r in self.rounds],
-            "baseline_p50_ms": [r.baseline_p50_ms for r in self.rounds],
-            "candidate_p50_ms": [r.candidate_p50_ms for r in self.rounds],
-            "unstable_measurements": sum(r.unstable for r in self.rounds),
-            "ratio": v.ratio if v else None,
-            "ratio_low": v.low if v else None,
-            "ratio_high": v.high if v else None,
-            "decided_by": v.decided_by if v else None,
-            "threshold": self.threshold,
-            "alpha": self.alpha,
-            "regression": self.regression,
-            "store_ratio": self.store.ratio,
-            "store_p_value": self.store.p_value,
-            "store_regression": self.store.regression,
-            "wall_s": self.wall_s,
-        }
-
-
-@dataclass(frozen=True)
-class NotConfirmed:
-    """Why a configuration could not be re-measured: the gate falls back to the store alone."""
-
-    reason: str
-
 
 # -- finding artifacts -------------------------------------------------------------------------
 
 
-def find_artifact(trial: dict[str, Any], roots: Sequence[Path]) -> Artifact | str:
+def find_artifact(trial: TrialRecord, roots: Sequence[Path]) -> Artifact:
     """The trial's artifact from the first cache folder under ``roots`` that holds its build key
-    with the content hash the trial stored; otherwise a sentence saying why not."""
-    key, expected = trial.get("build_key"), trial.get("artifact_hash")
+    with the content hash the trial stored; :class:`CannotConfirm` says why there is none."""
+    key, expected = trial.build_key, trial.artifact_hash
     if not key or not expected:
-        return "artifact not recorded: the trial stores no build key or artifact hash"
+        raise CannotConfirm("artifact not recorded: the trial stores no build key or artifact hash")
     looked, wrong = [], []
     for root in dict.fromkeys(roots):
         artifact = ArtifactCache(root).load(key)
@@ -286,22 +85,15 @@ def find_artifact(trial: dict[str, Any], roots: Sequence[Path]) -> Artifact | st
             return artifact
         wrong.append(f"{root / key} holds hash {artifact.content_hash}")
     if wrong:
-        return f"artifact {key} does not match the stored hash {expected}: " + "; ".join(wrong)
-    return f"artifact {key} (hash {expected}) not found in " + (", ".join(looked) or "no folder")
+        raise CannotConfirm(
+            f"artifact {key} does not match the stored hash {expected}: " + "; ".join(wrong)
+        )
+    raise CannotConfirm(
+        f"artifact {key} (hash {expected}) not found in " + (", ".join(looked) or "no folder")
+    )
 
 
 # -- the confirmer -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConfirmOptions:
-    drift: float = DEFAULT_DRIFT
-    max_rounds: int = DEFAULT_MAX_ROUNDS
-    limit: int = DEFAULT_LIMIT
-    #: Extra folder holding the baseline's artifacts (``farm export --with-artifacts DIR``).
-    baseline_artifacts: Path | None = None
-    #: Ray cluster to join (None: start a local instance, as ``farm run`` does).
-    address: str | None = None
 
 
 #: Receives one line of progress (the CLI prints them to stderr while rounds run).
@@ -319,13 +111,13 @@ class Confirmer:
         self,
         candidate: Snapshot,
         baseline: Snapshot,
-        options: ConfirmOptions = ConfirmOptions(),
+        options: ConfirmOptions | None = None,
         store: Store | None = None,
         progress: Progress | None = None,
     ) -> None:
         self.candidate = candidate
         self.baseline = baseline
-        self.options = options
+        self.options = options or ConfirmOptions()
         self.store = store
         self.progress = progress or (lambda _: None)
         self.confirmations: list[Confirmation] = []
@@ -350,53 +142,46 @@ class Confirmer:
 
     # -- one configuration -------------------------------------------------------------------
     def confirm(
-        self,
-        cand: dict[str, Any],
-        base: dict[str, Any],
-        stored: Comparison,
+        self, cand: TrialRecord, base: TrialRecord, stored: Comparison
     ) -> Confirmation | NotConfirmed:
-        """Re-measure one configuration (a candidate trial and its baseline counterpart)."""
-        cand_art = find_artifact(cand, self.candidate_roots())
-        if isinstance(cand_art, str):
-            return NotConfirmed(f"candidate {cand_art}")
-        base_art = find_artifact(base, self.baseline_roots())
-        if isinstance(base_art, str):
-            return NotConfirmed(f"baseline {base_art}")
+        """Re-measure one configuration (a candidate trial and its baseline counterpart); when
+        that cannot be done here, why not (the gate then falls back to the store alone)."""
         try:
+            cand_art = _artifact("candidate", cand, self.candidate_roots())
+            base_art = _artifact("baseline", base, self.baseline_roots())
             return self._confirm(cand, base, stored, cand_art, base_art)
         except (CannotConfirm, TrialError) as exc:
             return NotConfirmed(str(exc))
 
     def _confirm(
         self,
-        cand: dict[str, Any],
-        base: dict[str, Any],
+        cand: TrialRecord,
+        base: TrialRecord,
         stored: Comparison,
         cand_art: Artifact,
         base_art: Artifact,
-    ) -> Confirmation | NotConfirmed:
+    ) -> Confirmation:
+        """Rounds of interleaved measurements until :func:`decide` gives a verdict; the
+        confirmation is recorded in the store (when there is one) and returned."""
         import ray
 
-        from farm.gate.checks import as_dict
         from farm.worker.evaluate import input_size
 
-        target = cand["target"]
-        options = self._runtime_options(target, as_dict(cand["params"]))
+        target = cand.target
+        options = self._runtime_options(target, dict(cand.params))
         if input_size(cand_art) != input_size(base_art):
-            return NotConfirmed(
+            raise CannotConfirm(
                 f"the two artifacts take different input sizes ({input_size(base_art)} vs "
                 f"{input_size(cand_art)})"
             )
         batch, infos, inputs = self._inputs(cand_art, options.batch_size)
         node = self._node(target, options.threads, cand)
-        if isinstance(node, str):
-            return NotConfirmed(node)
-        contract = as_dict(cand.get("contract"))
+        contract = dict(cand.contract or {})
         conf = Confirmation(
             target=target,
-            params=as_dict(cand["params"]),
-            candidate_trial=int(cand["trial_number"]),
-            baseline_trial=int(base["trial_number"]),
+            params=dict(cand.params),
+            candidate_trial=cand.trial_number,
+            baseline_trial=base.trial_number,
             candidate_hash=cand_art.content_hash,
             baseline_hash=base_art.content_hash,
             node_id=node.node_id,
@@ -413,7 +198,7 @@ class Confirmer:
         self.progress(
             f"confirming {conf.label}: {stored.slowdown:+.1%} in the store; re-measuring both "
             f"artifacts interleaved on node {node.host} (at least "
-            f"{min_rounds(stored.alpha)} rounds, at most {self.options.max_rounds})"
+            f"{min_rounds(stored.alpha)} rounds, at most {self.options.confirm_rounds})"
         )
         start = time.perf_counter()
         while conf.verdict is None:
@@ -428,7 +213,7 @@ class Confirmer:
                 [r.ratio for r in conf.rounds],
                 stored.threshold,
                 stored.alpha,
-                self.options.max_rounds,
+                self.options.confirm_rounds,
             )
             r = conf.rounds[-1]
             self.progress(
@@ -511,9 +296,9 @@ class Confirmer:
     def task(self) -> Any:
         return getattr(self._load_workload(), "task", None)
 
-    def _node(self, target: str, threads: int, cand: dict[str, Any]) -> Node | str:
+    def _node(self, target: str, threads: int, cand: TrialRecord) -> Node:
         """A node serving ``target`` with ``threads`` CPUs: the one the candidate trial ran on
-        when it is still there, else the first one."""
+        when it is still there, else the first one; :class:`CannotConfirm` when none does."""
         import ray
 
         from farm.cluster.lifecycle import alive_nodes, start_or_connect
@@ -529,12 +314,12 @@ class Confirmer:
             self._started_ray = True
         serving = [n for n in alive_nodes() if target in n.targets and n.cpus >= threads]
         if not serving:
-            return (
+            raise CannotConfirm(
                 f"no node of the Ray cluster serves {target} with {threads} CPUs "
                 "(docs/fleet.md; --address to join the cluster that does)"
             )
-        same = [n for n in serving if n.ip and n.ip == cand.get("node_ip")]
-        same = same or [n for n in serving if n.host == cand.get("node_host")]
+        same = [n for n in serving if n.ip and n.ip == cand.node_ip]
+        same = same or [n for n in serving if n.host == cand.node_host]
         return (same or serving)[0]
 
     def _measure(
@@ -578,6 +363,14 @@ class Confirmer:
 
             ray.shutdown()
             self._started_ray = False
+
+
+def _artifact(side: str, trial: TrialRecord, roots: Sequence[Path]) -> Artifact:
+    """:func:`find_artifact`, its refusal saying which side's artifact is missing."""
+    try:
+        return find_artifact(trial, roots)
+    except CannotConfirm as exc:
+        raise CannotConfirm(f"{side} {exc}") from None
 
 
 def _round(order: str, base: Any, cand: Any, method: str) -> Round:

@@ -8,19 +8,20 @@ target and overrides ``[all]`` field by field::
 
     [all]
     max_p95_ms = 5.0             # maximum p95 latency per query (batch), ms
-    max_accuracy_drop = 0.01     # maximum drop versus the target's fp32 batch-1 baseline
+    max_quality_drop = 0.01      # maximum drop versus the target's fp32 batch-1 baseline
 
     [targets.cpu-openvino]
     max_p99_ms = 8.0
     max_cost_per_1k_usd = 2e-5
-    min_accuracy = 0.97
+    min_quality = 0.97
     min_throughput_ips = 1000    # images per second
     min_map50 = 0.6              # any metric the job records: min_/max_<metric>,
     max_ece_increase = 0.01      # max_<metric>_drop / _increase versus the target's baseline
 
-``min_accuracy`` / ``max_accuracy_drop`` limit the job's primary quality metric whatever the
-task (``min_quality`` / ``max_quality_drop`` say so in a task-neutral way). Every error names
-the file, the field and what was expected.
+``min_quality`` / ``max_quality_drop`` limit the job's primary quality metric whatever the task
+(accuracy, mAP, mIoU, a fidelity); ``min_accuracy`` / ``max_accuracy_drop`` are their documented
+aliases (docs/budgets.md), kept as written in every output. Every error names the file, the
+field and what was expected.
 """
 
 from __future__ import annotations
@@ -32,45 +33,46 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from farm._validate import Fields
 from farm.errors import SpecError
 from farm.spec.constraints import MetricLimit, is_known, parse_limit_key, parse_limits
+from farm.store.records import TrialRecord
 
-#: Limits on trial columns: name -> (trial column, sense, unit, human label). sense +1: value
-#: must be <= the limit (a maximum); -1: value must be >= the limit (a minimum). ``accuracy``
-#: is the job's primary quality metric whatever the task (mAP, mIoU…): ``min_quality`` and
-#: ``max_quality_drop`` are the task-neutral spellings of the accuracy limits.
+#: Limits on trial fields: name -> (TrialRecord field, sense, unit, human label). sense +1: the
+#: value must be <= the limit (a maximum); -1: it must be >= the limit (a minimum). ``{metric}``
+#: in a label is the trial's primary metric (``accuracy``, ``map``…).
 LIMITS: dict[str, tuple[str, int, str, str]] = {
     "max_p95_ms": ("latency_p95_ms", +1, "ms", "p95 latency"),
     "max_p99_ms": ("latency_p99_ms", +1, "ms", "p99 latency"),
     "max_cost_per_1k_usd": ("cost_per_1k_usd", +1, "USD", "cost per 1k inferences"),
-    "min_accuracy": ("accuracy", -1, "", "accuracy"),
-    "max_accuracy_drop": ("accuracy_drop", +1, "", "accuracy drop vs baseline"),
-    "min_quality": ("accuracy", -1, "", "quality"),
-    "max_quality_drop": ("accuracy_drop", +1, "", "quality drop vs baseline"),
+    "min_quality": ("quality", -1, "", "{metric}"),
+    "max_quality_drop": ("quality_drop", +1, "", "{metric} drop vs baseline"),
     "min_throughput_ips": ("throughput_ips", -1, "img/s", "throughput"),
 }
+#: Documented aliases of the quality limits (docs/budgets.md): alias -> the limit it spells.
+ALIASES = {"min_accuracy": "min_quality", "max_accuracy_drop": "max_quality_drop"}
 #: Latency limits and the percentile each bounds.
 LATENCY_PERCENTILE = {"max_p95_ms": 95.0, "max_p99_ms": 99.0}
-#: Column limits that are fractions of one.
-FRACTIONS = ("min_accuracy", "max_accuracy_drop", "min_quality", "max_quality_drop")
+#: Field limits that are fractions of one.
+FRACTIONS = ("min_quality", "max_quality_drop")
+#: Every field-limit spelling a budget may use.
+FIELD_LIMITS = (*LIMITS, *ALIASES)
+
+
+def canonical_limit(name: str) -> str:
+    """The limit a spelling stands for (``max_accuracy_drop`` -> ``max_quality_drop``)."""
+    return ALIASES.get(name, name)
 
 
 class Limits:
-    """The limits for one target, by field name (``max_p95_ms``, ``min_map50``…), in the
-    order they were written. A column limit that is not set reads as None
-    (``limits.max_p95_ms``); any other limit is a limit on a recorded metric (see
-    farm/spec/constraints.py)."""
+    """The limits for one target, by field name as written (``max_p95_ms``,
+    ``max_accuracy_drop``, ``min_map50``…), in the order written. The field limits read as
+    properties (None when not set; an alias answers for its limit); any other limit is a
+    limit on a recorded metric (see farm/spec/constraints.py)."""
 
     def __init__(self, values: Mapping[str, float] | None = None, **kwargs: float | None) -> None:
         merged = {**(values or {}), **kwargs}
         self._values = {k: float(v) for k, v in merged.items() if v is not None}
-
-    def __getattr__(self, name: str) -> float | None:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        if name in LIMITS:
-            return self._values.get(name)
-        raise AttributeError(name)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Limits) and self._values == other._values
@@ -82,23 +84,61 @@ class Limits:
         return f"Limits({self._values!r})"
 
     def get(self, name: str) -> float | None:
-        return self._values.get(name)
+        """A limit by any spelling (``min_accuracy`` finds ``min_quality`` and back)."""
+        canonical = canonical_limit(name)
+        for key, value in self._values.items():
+            if canonical_limit(key) == canonical:
+                return value
+        return None
+
+    @property
+    def max_p95_ms(self) -> float | None:
+        return self.get("max_p95_ms")
+
+    @property
+    def max_p99_ms(self) -> float | None:
+        return self.get("max_p99_ms")
+
+    @property
+    def max_cost_per_1k_usd(self) -> float | None:
+        return self.get("max_cost_per_1k_usd")
+
+    @property
+    def min_quality(self) -> float | None:
+        return self.get("min_quality")
+
+    @property
+    def max_quality_drop(self) -> float | None:
+        return self.get("max_quality_drop")
+
+    @property
+    def min_throughput_ips(self) -> float | None:
+        return self.get("min_throughput_ips")
 
     def merged_over(self, base: Limits) -> Limits:
-        """These limits, falling back to ``base`` for each field left unset here."""
-        return Limits({**base._values, **self._values})
+        """These limits, falling back to ``base`` for each limit left unset here (an alias
+        set here overrides its limit in ``base``)."""
+        mine = {canonical_limit(k) for k in self._values}
+        kept = {k: v for k, v in base._values.items() if canonical_limit(k) not in mine}
+        return Limits({**kept, **self._values})
 
     def items(self) -> list[tuple[str, float]]:
-        """The limits that are set, as (field, value): column limits first, in a fixed order,
-        then metric limits in the order written."""
-        columns = [(k, self._values[k]) for k in LIMITS if k in self._values]
-        return columns + [(k, v) for k, v in self._values.items() if k not in LIMITS]
+        """The limits that are set, as (field as written, value): field limits first, in a
+        fixed order, then metric limits in the order written."""
+        order = {name: i for i, name in enumerate(LIMITS)}
+        fields = sorted(
+            (k for k in self._values if k in FIELD_LIMITS),
+            key=lambda k: (order[canonical_limit(k)], k in ALIASES),
+        )
+        return [(k, self._values[k]) for k in fields] + [
+            (k, v) for k, v in self._values.items() if k not in FIELD_LIMITS
+        ]
 
     def metric_limits(self) -> list[MetricLimit]:
         """The limits on recorded metrics (``min_map50``, ``max_ece_increase``…)."""
         out = []
         for name, value in self._values.items():
-            parsed = None if name in LIMITS else parse_limit_key(name)
+            parsed = None if name in FIELD_LIMITS else parse_limit_key(name)
             if parsed is not None:
                 out.append(MetricLimit(name, parsed[0], parsed[1], value))
         return out
@@ -116,13 +156,16 @@ class Violation:
     limit: float
     #: "point" for the stored estimate, or e.g. "95% upper bound" for the gate's bound.
     basis: str = "point"
+    #: The trial's primary metric, which names the quality limits (``map drop vs baseline``).
+    metric: str = "quality"
 
     def describe(self) -> str:
-        if self.field not in LIMITS:
+        if self.field not in FIELD_LIMITS:
             parsed = parse_limit_key(self.field)
             kind, metric = parsed if parsed else ("max", self.field)
             return MetricLimit(self.field, kind, metric, self.limit).describe(self.value)
-        _, sense, unit, label = LIMITS[self.field]
+        _, sense, unit, label = LIMITS[canonical_limit(self.field)]
+        label = label.format(metric=self.metric)
         if self.value is None:
             return f"{label} not measured (limit {_fmt(self.limit, unit)})"
         op = ">" if sense > 0 else "<"
@@ -137,42 +180,43 @@ def _fmt(value: float, unit: str) -> str:
     return f"{text} {unit}".rstrip()
 
 
-def check(limits: Limits, values: Mapping[str, Any], basis: str = "point") -> list[Violation]:
-    """The limits that ``values`` (a trial row: columns such as ``latency_p95_ms``, and its
-    ``metrics``; ``baseline_metrics`` for ``_drop``/``_increase`` limits) fail.
+def check(
+    limits: Limits,
+    trial: TrialRecord,
+    baseline_metrics: Mapping[str, float] | None = None,
+    basis: str = "point",
+) -> list[Violation]:
+    """The limits that ``trial`` fails; ``baseline_metrics`` (its target's baseline's quality
+    metrics) are what ``_drop`` / ``_increase`` limits compare with.
 
     A missing value fails its limit: a configuration is never passed on a number nobody measured.
     """
     out = []
+    metric = trial.metric_name
     for name, limit in limits.items():
-        if name not in LIMITS:
+        if name not in FIELD_LIMITS:
             continue
-        column, sense, _, _ = LIMITS[name]
-        value = values.get(column)
+        field, sense, _, _ = LIMITS[canonical_limit(name)]
+        value = getattr(trial, field)
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            out.append(Violation(name, None, limit, basis))
+            out.append(Violation(name, None, limit, basis, metric))
         elif (sense > 0 and value > limit) or (sense < 0 and value < limit):
-            out.append(Violation(name, float(value), limit, basis))
-    metrics = trial_metrics(values)
-    baseline = values.get("baseline_metrics")
-    primary = str(values.get("quality_metric") or "accuracy")
+            out.append(Violation(name, float(value), limit, basis, metric))
+    metrics = trial.quality_metrics
+    primary = trial.quality_metric or "accuracy"
     for ml in limits.metric_limits():
         ml = ml.resolved(primary)
-        if ml.violation(metrics, baseline) > 1e-12:
-            out.append(Violation(ml.field, ml.value(metrics, baseline), ml.limit, "point"))
+        if ml.violation(metrics, baseline_metrics) > 1e-12:
+            value = ml.value(metrics, baseline_metrics)
+            out.append(Violation(ml.field, value, ml.limit, "point", metric))
     return out
-
-
-def trial_metrics(row: Mapping[str, Any]) -> dict[str, float]:
-    """A trial's metrics (its ``metrics`` map, with the primary metric from ``accuracy``)."""
-    metrics = dict(row.get("metrics") or {})
-    if row.get("quality_metric") and row.get("accuracy") is not None:
-        metrics.setdefault(str(row["quality_metric"]), float(row["accuracy"]))
-    return metrics
 
 
 @dataclass(frozen=True)
 class Budget:
+    """A budget file, parsed: limits for every target (``all``) and per target, and the
+    confidence of the gate's tail-latency bound."""
+
     path: str
     all: Limits
     targets: dict[str, Limits]
@@ -220,47 +264,52 @@ def load_budget(path: str | Path) -> Budget:
 
 
 def parse_budget(data: Mapping[str, Any], source: str | Path = "<budget>") -> Budget:
+    """A budget from its TOML table; every error names ``source`` and the field."""
     src = str(source)
-    unknown = sorted(set(data) - {"all", "targets", "confidence"})
-    if unknown:
-        raise SpecError(src, unknown[0], "one of the top-level keys `all`, `targets`, `confidence`")
-    confidence = data.get("confidence", 0.95)
-    if not _is_number(confidence) or not 0.5 <= confidence < 1.0:
-        raise SpecError(src, "confidence", "a number in [0.5, 1)", confidence)
-    all_limits = _parse_limits(src, "all", data.get("all", {}))
-    targets_raw = data.get("targets", {})
-    if not isinstance(targets_raw, dict):
-        raise SpecError(src, "targets", "a table of per-target tables", targets_raw)
-    targets = {name: _parse_limits(src, f"targets.{name}", t) for name, t in targets_raw.items()}
+    f = Fields(data, src)
+    for key in data:
+        if key not in ("all", "targets", "confidence"):
+            raise f.error(key, "one of the top-level keys `all`, `targets`, `confidence`")
+    confidence = f.number(
+        "confidence", 0.95, low=0.5, high=1, high_open=True, expected="a number in [0.5, 1)"
+    )
+    all_limits = _parse_limits(f, "all")
+    if not isinstance(data.get("targets", {}), Mapping):
+        raise f.error("targets", "a table of per-target tables", data["targets"])
+    targets_table = f.table_of("targets")
+    targets = {name: _parse_limits(targets_table, name) for name in targets_table.table}
     if all_limits.is_empty() and all(v.is_empty() for v in targets.values()):
-        raise SpecError(
-            src,
+        raise f.error(
             "all / targets.<name>",
             f"at least one limit (one of {', '.join(LIMITS)}, or a metric limit)",
         )
-    return Budget(src, all_limits, targets, float(confidence))
+    return Budget(src, all_limits, targets, confidence)
 
 
-def _parse_limits(src: str, where: str, table: object) -> Limits:
+def _parse_limits(parent: Fields, key: str) -> Limits:
     from workloads.tasks import known_metrics
 
-    if not isinstance(table, dict):
-        raise SpecError(src, where, f"a table of limits ({', '.join(LIMITS)}, …)", table)
+    where = parent.where(key)
+    table = parent.table.get(key, {})
+    if not isinstance(table, Mapping):
+        raise parent.error(key, f"a table of limits ({', '.join(LIMITS)}, …)", table)
+    f = Fields(table, parent.source, where)
     values: dict[str, float] = {}
-    for key, value in table.items():
-        if key not in LIMITS:
+    for name in table:
+        if name not in FIELD_LIMITS:
             continue
-        if not _is_number(value) or value < 0:
-            raise SpecError(src, f"{where}.{key}", "a finite number >= 0", value)
-        if key in FRACTIONS and value > 1:
-            raise SpecError(src, f"{where}.{key}", "a fraction in [0, 1]", value)
-        values[key] = float(value)
+        if canonical_limit(name) in FRACTIONS:
+            values[name] = f.number(name, low=0, high=1, expected="a fraction in [0, 1]")
+        else:
+            values[name] = f.number(name, low=0, expected="a finite number >= 0")
     names, prefixes = known_metrics()
     try:
-        metric_limits = parse_limits(src, where, table, names, prefixes, skip=LIMITS)
+        metric_limits = parse_limits(f.source, where, table, names, prefixes, skip=FIELD_LIMITS)
     except SpecError as exc:
         raise SpecError(
-            src, exc.field, f"one of {', '.join(LIMITS)}, or a limit on a metric: {exc.expected}"
+            f.source,
+            exc.field,
+            f"one of {', '.join(FIELD_LIMITS)}, or a limit on a metric: {exc.expected}",
         ) from None
     for ml in metric_limits:
         values[ml.field] = ml.limit
@@ -281,7 +330,3 @@ def check_metrics(budget: Budget, names: Iterable[str], prefixes: Iterable[str] 
                     f"a metric this job records ({', '.join(sorted(names))})",
                     ml.metric,
                 )
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -10,13 +10,14 @@ the HTML report).
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from farm._io import json_mapping
 from farm.display import short_params
-from farm.release.budget import Budget, Limits, trial_metrics
-from farm.release.recommend import RULE, recommend
+from farm.release.budget import Budget, Limits
+from farm.release.recommend import RULE, TargetChoice, recommend
+from farm.store.records import JobRecord, TrialRecord
 
 if TYPE_CHECKING:
     from farm.store.db import Store
@@ -63,7 +64,7 @@ class TargetCard:
 
 @dataclass
 class Card:
-    job: dict[str, Any]
+    job: JobRecord
     metric: str
     basis: str
     targets: list[TargetCard]
@@ -73,39 +74,27 @@ def build_card(
     store: Store,
     job_ref: str,
     budget: Budget | None = None,
-    trials: list[dict[str, Any]] | None = None,
+    trials: list[TrialRecord] | None = None,
 ) -> Card:
     """The card of a job: per target, the configuration the budget recommends (without a
     budget: the one the recommend rule picks among the feasible trials). ``trials`` (with their
     ``metrics``): the ones to consider, when not all of the job's (a huge job's report)."""
-    job = store.resolve_job(job_ref)
+    job = store.job_record(job_ref)
     if trials is None:
-        trials = store.trials_with_metrics(job["job_id"])
-    envs = {
-        r["env_id"]: json.loads(r["fingerprint"]) if isinstance(r["fingerprint"], str) else {}
-        for r in store.query(
-            "SELECT env_id, fingerprint FROM environments WHERE env_id IN "
-            "(SELECT DISTINCT env_id FROM trials WHERE job_id = ?)",
-            [job["job_id"]],
-        )
-    }
-    targets = sorted({t["target"] for t in trials})
+        trials = store.trial_records(job.job_id)
+    envs = store.environments(job.job_id)
+    targets = sorted({t.target for t in trials})
     if budget is None:
         budget = Budget("(no budget)", Limits(), {t: Limits() for t in targets})
         basis = f"no budget: the recommend rule ({RULE}) among the feasible trials"
     else:
         basis = f"budget {budget.path}: {RULE}"
-    rec = recommend(job["job_id"], trials, budget, targets)
-    metric = next((t["quality_metric"] for t in trials if t.get("quality_metric")), "accuracy")
+    rec = recommend(job.job_id, trials, budget, targets)
+    metric = next((t.quality_metric for t in trials if t.quality_metric), "accuracy")
     cards = []
     for target, choice in rec.per_target.items():
         base = next(
-            (
-                t
-                for t in trials
-                if t["target"] == target and t["is_baseline"] and t["status"] == "completed"
-            ),
-            None,
+            (t for t in trials if t.target == target and t.is_baseline and t.completed), None
         )
         pick = choice.pick.trial if choice.pick else None
         cards.append(_target_card(target, pick, base, choice, metric, envs))
@@ -114,9 +103,9 @@ def build_card(
 
 def _target_card(
     target: str,
-    pick: dict[str, Any] | None,
-    base: dict[str, Any] | None,
-    choice: Any,
+    pick: TrialRecord | None,
+    base: TrialRecord | None,
+    choice: TargetChoice,
     metric: str,
     envs: dict[str, dict[str, Any]],
 ) -> TargetCard:
@@ -125,11 +114,11 @@ def _target_card(
         card.tables.append(_excluded(choice, None))
         return card
     summary = (
-        f"Ship trial #{pick['trial_number']}: `{short_params(pick['params'])}` "
-        f"(runs as {pick.get('precision_actual') or '—'})"
+        f"Ship trial #{pick.trial_number}: `{short_params(pick.params)}` "
+        f"(runs as {pick.precision_actual or '—'})"
     )
     card = TargetCard(target, summary)
-    mine, theirs = trial_metrics(pick), trial_metrics(base) if base else {}
+    mine, theirs = pick.quality_metrics, base.quality_metrics if base else {}
     headline = [metric, *[m for m in HEADLINE if m in mine and m != metric]]
     card.tables.append(_kpi_table("KPIs against the fp32 batch-1 baseline", headline, mine, theirs))
     for prefix, title in GROUPS:
@@ -142,8 +131,8 @@ def _target_card(
     card.tables.append(_performance(pick, base))
     card.tables.append(_provenance(pick, envs))
     card.tables.append(_excluded(choice, pick))
-    if pick.get("stable") is False:
-        card.notes.append(f"the measurement is marked unstable: {pick.get('unstable_reason')}")
+    if pick.stable is False:
+        card.notes.append(f"the measurement is marked unstable: {pick.unstable_reason}")
     return card
 
 
@@ -162,7 +151,7 @@ def _kpi_table(
     return Table(title, ["metric", "baseline", "release", "change"], rows)
 
 
-def _performance(pick: dict[str, Any], base: dict[str, Any] | None) -> Table:
+def _performance(pick: TrialRecord, base: TrialRecord | None) -> Table:
     cols = (
         ("p50 latency (ms)", "latency_p50_ms", ".3f"),
         ("p95 latency (ms)", "latency_p95_ms", ".3f"),
@@ -172,33 +161,32 @@ def _performance(pick: dict[str, Any], base: dict[str, Any] | None) -> Table:
         ("price per hour (USD)", "price_per_hour_usd", ".4g"),
     )
     rows = [
-        [label, _num(base.get(key) if base else None, fmt), _num(pick.get(key), fmt)]
+        [label, _num(getattr(base, key) if base else None, fmt), _num(getattr(pick, key), fmt)]
         for label, key, fmt in cols
     ]
     rows.append(["batch size / threads", _bt(base), _bt(pick)])
     return Table("Latency and cost", ["", "baseline", "release"], rows)
 
 
-def _bt(row: dict[str, Any] | None) -> str:
-    return "—" if row is None else f"{row.get('batch_size')} / {row.get('threads')}"
+def _bt(trial: TrialRecord | None) -> str:
+    return "—" if trial is None else f"{trial.batch_size} / {trial.threads}"
 
 
-def _provenance(pick: dict[str, Any], envs: dict[str, dict[str, Any]]) -> Table:
-    contract = pick.get("contract")
-    contract = json.loads(contract) if isinstance(contract, str) else (contract or {})
-    env = envs.get(pick.get("env_id") or "", {})
+def _provenance(pick: TrialRecord, envs: dict[str, dict[str, Any]]) -> Table:
+    contract = json_mapping(pick.contract)
+    env = envs.get(pick.env_id or "", {})
     runtimes = env.get("packages") or {}
     rows = [
-        ["artifact hash", f"`{pick.get('artifact_hash')}`"],
-        ["artifact cache key", f"`{pick.get('build_key')}`"],
-        ["candidate hash", f"`{pick.get('candidate_hash')}`"],
+        ["artifact hash", f"`{pick.artifact_hash}`"],
+        ["artifact cache key", f"`{pick.build_key}`"],
+        ["candidate hash", f"`{pick.candidate_hash}`"],
         [
             "measurement contract",
             ", ".join(f"{k}={v}" for k, v in sorted(contract.items()) if v is not None),
         ],
-        ["stable", str(pick.get("stable"))],
-        ["node", f"{pick.get('node_host')} ({pick.get('node_ip') or 'ip not recorded'})"],
-        ["environment", f"`{pick.get('env_id')}`: {env.get('cpu_model', '?')}"],
+        ["stable", str(pick.stable)],
+        ["node", f"{pick.node_host} ({pick.node_ip or 'ip not recorded'})"],
+        ["environment", f"`{pick.env_id}`: {env.get('cpu_model', '?')}"],
     ]
     if runtimes:
         rows.append(["packages", ", ".join(f"{k} {v}" for k, v in sorted(runtimes.items()))])
@@ -207,9 +195,9 @@ def _provenance(pick: dict[str, Any], envs: dict[str, dict[str, Any]]) -> Table:
     return Table("Provenance", ["", ""], rows)
 
 
-def _excluded(choice: Any, pick: dict[str, Any] | None) -> Table:
+def _excluded(choice: TargetChoice, pick: TrialRecord | None) -> Table:
     rows = [
-        [f"#{v.trial['trial_number']}", short_params(v.trial["params"]), v.reason(pick)]
+        [f"#{v.trial.trial_number}", short_params(v.trial.params), v.reason(pick)]
         for v in choice.others
     ]
     return Table("Other candidates and why they were not chosen", ["trial", "config", "why"], rows)
@@ -221,10 +209,10 @@ def _excluded(choice: Any, pick: dict[str, Any] | None) -> Table:
 def to_markdown(card: Card) -> str:
     job = card.job
     out = [
-        f"# Release note: {job['name']}",
+        f"# Release note: {job.name}",
         "",
-        f"Job `{job['job_id']}` ({job['status']}, {job['created_at']:%Y-%m-%d %H:%M} UTC"
-        + (f", label `{job['label']}`" if job.get("label") else "")
+        f"Job `{job.job_id}` ({job.status}, {job.created_at:%Y-%m-%d %H:%M} UTC"
+        + (f", label `{job.label}`" if job.label else "")
         + f"). Quality metric: **{card.metric}**, measured on each target's own runtime on "
         "the whole eval split. Choice: " + card.basis + ".",
     ]

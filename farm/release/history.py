@@ -10,7 +10,7 @@ raw
 latency samples the store keeps, each job against the previous job that has a point for the
 target: a step is a median change larger than the threshold that the one-sided Mann-Whitney U
 test finds significant, in either direction (``slower`` / ``faster``); quality moves by more than
-the gate's accuracy tolerance (``quality drop`` / ``quality gain``). Why not asv's step detection:
+the gate's quality tolerance (``quality drop`` / ``quality gain``). Why not asv's step detection:
 asv fits steps to one number per commit because it keeps nothing else; the farm keeps hundreds of
 samples per measurement, so each pair of consecutive jobs can be tested on its own, including the
 newest job (a step detector needs points after a step to place it), and a flag here means exactly
@@ -19,17 +19,17 @@ what a failing ``farm gate`` between those two jobs would mean.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from farm.errors import UsageError
-from farm.gate.checks import DEFAULT_ACCURACY_TOLERANCE, IGNORED_ENV_KEYS
 from farm.release.budget import Budget
+from farm.release.comparable import DEFAULT_QUALITY_TOLERANCE, IGNORED_ENV_KEYS, differences
 from farm.release.recommend import recommend
 from farm.release.significance import DEFAULT_ALPHA, DEFAULT_THRESHOLD, compare
 from farm.store.db import Store
+from farm.store.records import JobRecord, TrialRecord
 
 METHOD = (
     "each job against the previous one, on the raw latency samples of the followed "
@@ -125,64 +125,73 @@ def release_history(
     until: str | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
-    accuracy_tolerance: float = DEFAULT_ACCURACY_TOLERANCE,
+    quality_tolerance: float = DEFAULT_QUALITY_TOLERANCE,
 ) -> History:
     """The history of the jobs named ``name`` (the last ``last`` of them; none created after job
     ``until``), following the recommended configuration under ``budget`` or the baseline."""
     if last is not None and last < 1:
         raise UsageError(f"--last: expected a positive number of jobs, got {last}")
-    jobs = store.query(
-        "SELECT job_id, label, created_at, status, spec FROM jobs WHERE name = ? "
-        "ORDER BY created_at, job_id",
-        [name],
-    )
+    jobs = store.jobs_named(name)
     if not jobs:
         raise UsageError(f"{store.path}: no job is named {name!r} (see `farm jobs`)")
     if until is not None:
-        ids = [j["job_id"] for j in jobs]
+        ids = [j.job_id for j in jobs]
         if until not in ids:
             raise UsageError(f"{store.path}: job {until!r} is not a job named {name!r}")
         jobs = jobs[: ids.index(until) + 1]
     if last is not None:
         jobs = jobs[-last:]
-    commits = _commits(store, [j["job_id"] for j in jobs])
     points: list[Point] = []
-    previous: dict[str, tuple[Point, list[float], dict[str, Any], dict[str, Any]]] = {}
+    previous: dict[str, _Seen] = {}
     for job in jobs:
-        trials = store.trials(job["job_id"])
-        targets = json.loads(job["spec"]).get("targets") or sorted({t["target"] for t in trials})
-        chosen = _followed(job["job_id"], trials, targets, budget)
+        # without a budget only the baselines are followed: read just those (a report reads
+        # the history of up to 30 jobs, each of which may hold a million trials)
+        trials = store.trial_records(job.job_id, "TRUE" if budget else "is_baseline")
+        targets = job.spec.get("targets") or sorted({t.target for t in trials})
+        chosen = _followed(job.job_id, trials, targets, budget)
         for target in targets:
-            row, why = chosen[target]
-            if row is None:
+            trial, why = chosen[target]
+            if trial is None:
                 points.append(_empty(job, target, why))
                 continue
-            samples = store.samples(job["job_id"], target, row["trial_number"])
-            env = _environment(store, row.get("env_id"))
-            point = _point(job, row, len(samples))
+            samples = store.samples(job.job_id, target, trial.trial_number)
+            env = store.environment(trial.env_id)
+            point = _point(job, trial, len(samples))
             before = previous.get(target)
             if before is not None:
-                point = _compare(point, row, samples, env, before, threshold, alpha)
-                point = _quality(point, before[0], accuracy_tolerance)
+                point = _compare(point, trial, samples, env, before, threshold, alpha)
+                point = _quality(point, before[0], quality_tolerance)
             points.append(point)
-            previous[target] = (point, samples, env, row)
-    for j in jobs:
-        j["commit"] = commits.get(j["job_id"])
-        j.pop("spec", None)
+            previous[target] = (point, samples, env, trial)
+    commits = store.farm_commits([j.job_id for j in jobs])
+    listed = [
+        {
+            "job_id": j.job_id,
+            "label": j.label,
+            "created_at": j.created_at,
+            "status": j.status,
+            "commit": commits.get(j.job_id),
+        }
+        for j in jobs
+    ]
     basis = "baseline" if budget is None else f"recommended under {budget.path}"
-    method = METHOD.format(threshold=threshold, alpha=alpha, tolerance=accuracy_tolerance)
-    return History(name, basis, method, jobs, points)
+    method = METHOD.format(threshold=threshold, alpha=alpha, tolerance=quality_tolerance)
+    return History(name, basis, method, listed, points)
+
+
+#: What the history remembers of a target's previous point: the point, its raw samples, its
+#: environment's fingerprint and the trial.
+_Seen = tuple[Point, list[float], dict[str, Any], TrialRecord]
 
 
 def _followed(
-    job_id: str, trials: list[dict[str, Any]], targets: list[str], budget: Budget | None
-) -> dict[str, tuple[dict[str, Any] | None, str]]:
+    job_id: str, trials: list[TrialRecord], targets: list[str], budget: Budget | None
+) -> dict[str, tuple[TrialRecord | None, str]]:
     """Per target, the trial the history follows in this job, or None and why not."""
-    out: dict[str, tuple[dict[str, Any] | None, str]] = {}
+    out: dict[str, tuple[TrialRecord | None, str]] = {}
     if budget is None:
         for t in targets:
-            base = [r for r in trials if r["target"] == t and r["is_baseline"]]
-            done = [r for r in base if r["status"] == "completed"]
+            done = [r for r in trials if r.target == t and r.is_baseline and r.completed]
             out[t] = (done[0], "") if done else (None, "no completed baseline")
         return out
     rec = recommend(job_id, trials, budget, targets)
@@ -197,42 +206,39 @@ def _followed(
     return out
 
 
-def _params(row: dict[str, Any]) -> dict[str, Any]:
-    p = row.get("params")
-    return json.loads(p) if isinstance(p, str) else dict(p or {})
-
-
-def _point(job: dict[str, Any], row: dict[str, Any], n_samples: int) -> Point:
+def _point(job: JobRecord, trial: TrialRecord, n_samples: int) -> Point:
+    assert job.created_at is not None
     return Point(
-        job_id=job["job_id"],
-        label=job.get("label"),
-        created_at=job["created_at"],
-        target=row["target"],
-        trial_number=row["trial_number"],
-        params=_params(row),
-        p95_ms=row.get("latency_p95_ms"),
-        cost_per_1k_usd=row.get("cost_per_1k_usd"),
-        quality=row.get("accuracy"),
-        quality_metric=row.get("quality_metric"),
+        job_id=job.job_id,
+        label=job.label,
+        created_at=job.created_at,
+        target=trial.target,
+        trial_number=trial.trial_number,
+        params=dict(trial.params),
+        p95_ms=trial.latency_p95_ms,
+        cost_per_1k_usd=trial.cost_per_1k_usd,
+        quality=trial.quality,
+        quality_metric=trial.quality_metric,
         n_samples=n_samples,
     )
 
 
-def _empty(job: dict[str, Any], target: str, why: str) -> Point:
-    return Point(job["job_id"], job.get("label"), job["created_at"], target, None, note=why)
+def _empty(job: JobRecord, target: str, why: str) -> Point:
+    assert job.created_at is not None
+    return Point(job.job_id, job.label, job.created_at, target, None, note=why)
 
 
 def _compare(
     point: Point,
-    row: dict[str, Any],
+    trial: TrialRecord,
     samples: list[float],
     env: dict[str, Any],
-    before: tuple[Point, list[float], dict[str, Any], dict[str, Any]],
+    before: _Seen,
     threshold: float,
     alpha: float,
 ) -> Point:
     """The latency step between the previous point and this one, with what makes it suspect."""
-    prev, prev_samples, prev_env, prev_row = before
+    prev, prev_samples, prev_env, prev_trial = before
     notes = []
     config_changed = prev.params != point.params
     if config_changed:
@@ -240,12 +246,13 @@ def _compare(
     env_diff = _diff(prev_env, env)
     if env_diff:
         notes.append(f"the environment changed ({env_diff})")
-    if _json(prev_row.get("contract")) != _json(row.get("contract")):
+    contract = dict(trial.contract or {})
+    if dict(prev_trial.contract or {}) != contract:
         notes.append("the measurement contract changed")
     if not samples or not prev_samples:
         detail = "no raw latency samples stored on one side; not tested"
         return _with(point, (), detail, config_changed, notes)
-    method = _json(row.get("contract")).get("percentile_method", "inverted_cdf")
+    method = contract.get("percentile_method", "inverted_cdf")
     slower = compare(prev_samples, samples, threshold, alpha, method=method)
     faster = compare(samples, prev_samples, threshold, alpha, method=method)
     changes: tuple[str, ...] = ()
@@ -292,39 +299,8 @@ def _quality(point: Point, prev: Point, tolerance: float) -> Point:
     return replace(point, changes=(*point.changes, flag), detail=detail)
 
 
-def _json(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    return json.loads(value) if isinstance(value, str) else dict(value)
-
-
-def _environment(store: Store, env_id: str | None) -> dict[str, Any]:
-    if env_id is None:
-        return {}
-    rows = store.query("SELECT fingerprint FROM environments WHERE env_id = ?", [env_id])
-    return _json(rows[0]["fingerprint"]) if rows else {}
-
-
 def _diff(a: dict[str, Any], b: dict[str, Any]) -> str:
     """Fingerprint keys that differ (the farm's own commit is what a history is about)."""
     if not a or not b:
         return ""
-    keys = sorted((set(a) | set(b)) - IGNORED_ENV_KEYS)
-    return ", ".join(k for k in keys if a.get(k) != b.get(k))
-
-
-def _commits(store: Store, job_ids: list[str]) -> dict[str, str]:
-    """The farm commit each job ran (from its trials' environments), where one is recorded."""
-    if not job_ids:
-        return {}
-    rows = store.query(
-        "SELECT DISTINCT t.job_id, e.fingerprint AS fp FROM trials t "
-        "JOIN environments e USING (env_id) WHERE list_contains(?::VARCHAR[], t.job_id)",
-        [job_ids],
-    )
-    out: dict[str, str] = {}
-    for r in rows:
-        commit = _json(r["fp"]).get("farm_commit")
-        if commit:
-            out.setdefault(r["job_id"], str(commit))
-    return out
+    return ", ".join(differences(a, b, IGNORED_ENV_KEYS))

@@ -2,22 +2,23 @@
 
 The rule (:data:`RULE`): among the completed trials that meet every limit of their target's
 budget (and the job's own constraint), take the cheapest per 1,000 inferences; ties go to the
-higher accuracy, then the lower p95 latency, then the earlier trial. Every other trial is
-listed with what excluded it: the limits it fails, the job constraint, its failure, or "passes
-but costs more". A trial that fails a limit is never recommended.
+higher quality (the task's primary metric), then the lower p95 latency, then the earlier trial.
+Every other trial is listed with what excluded it: the limits it fails, the job constraint, its
+failure, or "passes but costs more". A trial that fails a limit is never recommended.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from farm.release.budget import Budget, Violation, check, check_metrics, trial_metrics
+from farm.release.budget import Budget, Violation, check, check_metrics
+from farm.store.records import TrialRecord
 
 RULE = (
     "cheapest per 1k inferences among the completed trials that meet every limit; "
-    "ties by higher accuracy, then lower p95 latency"
+    "ties by higher quality, then lower p95 latency"
 )
 
 
@@ -25,7 +26,7 @@ RULE = (
 class Verdict:
     """One trial judged against its target's limits."""
 
-    trial: dict[str, Any]
+    trial: TrialRecord
     violations: tuple[Violation, ...]
     #: Why the trial cannot be considered at all (failed, infeasible in the job), or None.
     excluded: str | None = None
@@ -36,20 +37,25 @@ class Verdict:
 
     @property
     def key(self) -> tuple[str, int]:
-        return (self.trial["target"], self.trial["trial_number"])
+        return (self.trial.target, self.trial.trial_number)
 
-    def reason(self, pick: dict[str, Any] | None = None) -> str:
+    def reason(self, pick: TrialRecord | None = None) -> str:
         if self.excluded:
             return self.excluded
         if self.violations:
             return "; ".join(v.describe() for v in self.violations)
         if pick is not None:
+            t = self.trial
             return (
-                f"passes, but not first by the rule (cost {self.trial['cost_per_1k_usd']:.3g} "
-                f"vs {pick['cost_per_1k_usd']:.3g} USD/1k, accuracy "
-                f"{self.trial['accuracy']:.4f} vs {pick['accuracy']:.4f})"
+                f"passes, but not first by the rule (cost {_num(t.cost_per_1k_usd, '.3g')} "
+                f"vs {_num(pick.cost_per_1k_usd, '.3g')} USD/1k, {t.metric_name} "
+                f"{_num(t.quality, '.4f')} vs {_num(pick.quality, '.4f')})"
             )
         return "passes"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
 
 
 @dataclass
@@ -78,7 +84,7 @@ class Recommendation:
 
     def to_dict(self) -> dict[str, Any]:
         def trial(v: Verdict | None) -> dict[str, Any] | None:
-            return None if v is None else _public(v.trial)
+            return None if v is None else public(v.trial)
 
         return {
             "job_id": self.job_id,
@@ -92,8 +98,8 @@ class Recommendation:
                     "limits": dict(self.budget.limits_for(t).items()),
                     "others": [
                         {
-                            "trial_number": v.trial["trial_number"],
-                            "params": _params(v.trial),
+                            "trial_number": v.trial.trial_number,
+                            "params": dict(v.trial.params),
                             "passes": v.passes,
                             "reason": v.reason(c.pick.trial if c.pick else None),
                         }
@@ -105,17 +111,17 @@ class Recommendation:
         }
 
 
-def _params(row: dict[str, Any]) -> dict[str, Any]:
-    p = row.get("params")
-    return json.loads(p) if isinstance(p, str) else dict(p or {})
-
-
-_PUBLIC = (
+#: The trial fields ``recommend --json`` prints for a pick (``accuracy`` / ``accuracy_drop``
+#: are the compatibility names of ``quality`` / ``quality_drop``, printed as before).
+PUBLIC = (
     "target",
     "trial_number",
     "params",
     "accuracy",
     "accuracy_drop",
+    "quality",
+    "quality_drop",
+    "quality_metric",
     "latency_p50_ms",
     "latency_p95_ms",
     "latency_p99_ms",
@@ -129,32 +135,37 @@ _PUBLIC = (
 )
 
 
-def _public(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: row.get(k) for k in _PUBLIC}
-    out["params"] = _params(row)
+def public(trial: TrialRecord) -> dict[str, Any]:
+    """A trial as ``recommend --json`` prints it (:data:`PUBLIC`; params as an object)."""
+    row = trial.to_row()
+    out = {k: row[k] for k in PUBLIC}
+    out["params"] = dict(trial.params)
     return out
 
 
-def judge(row: dict[str, Any], budget: Budget) -> Verdict:
+def judge(
+    trial: TrialRecord, budget: Budget, baseline_metrics: Mapping[str, float] | None = None
+) -> Verdict:
     """A trial against its target's limits (point estimates, as stored)."""
-    if row.get("status") != "completed":
-        return Verdict(row, (), f"trial failed: {row.get('error') or 'no error recorded'}")
-    violations = tuple(check(budget.limits_for(row["target"]), row))
-    if not row.get("feasible"):
-        reason = row.get("infeasible_reason") or (
-            f"accuracy drop {row.get('accuracy_drop') or 0:.4f} exceeds the job's max_accuracy_drop"
+    if not trial.completed:
+        return Verdict(trial, (), f"trial failed: {trial.error or 'no error recorded'}")
+    violations = tuple(check(budget.limits_for(trial.target), trial, baseline_metrics))
+    if not trial.feasible:
+        reason = trial.infeasible_reason or (
+            f"{trial.metric_name} drop {trial.quality_drop or 0:.4f} exceeds the job's "
+            "max_accuracy_drop"
         )
-        return Verdict(row, violations, f"infeasible in the job ({reason})")
-    return Verdict(row, violations)
+        return Verdict(trial, violations, f"infeasible in the job ({reason})")
+    return Verdict(trial, violations)
 
 
-def rank_key(row: dict[str, Any]) -> tuple[float, float, float, int]:
-    """Sort key of :data:`RULE`: cost, then -accuracy, then p95, then trial number."""
+def rank_key(trial: TrialRecord) -> tuple[float, float, float, int]:
+    """Sort key of :data:`RULE`: cost, then -quality, then p95, then trial number."""
     return (
-        float(row["cost_per_1k_usd"]),
-        -float(row["accuracy"]),
-        float(row["latency_p95_ms"]),
-        int(row["trial_number"]),
+        float(trial.cost_per_1k_usd),  # type: ignore[arg-type]
+        -float(trial.quality),  # type: ignore[arg-type]
+        float(trial.latency_p95_ms),  # type: ignore[arg-type]
+        trial.trial_number,
     )
 
 
@@ -164,17 +175,23 @@ def _order(verdicts: list[Verdict]) -> list[Verdict]:
     rest = sorted(
         (v for v in verdicts if not v.passes),
         key=lambda v: (
-            v.trial.get("status") != "completed",
+            not v.trial.completed,
             len(v.violations) + (v.excluded is not None),
-            v.trial["trial_number"],
+            v.trial.trial_number,
         ),
     )
     return passing + rest
 
 
+def baseline_metrics(trials: list[TrialRecord]) -> dict[str, dict[str, float]]:
+    """Per target, its completed baseline's quality metrics (what ``max_<metric>_drop``
+    limits compare with)."""
+    return {t.target: t.quality_metrics for t in trials if t.is_baseline and t.completed}
+
+
 def recommend(
     job_id: str,
-    trials: list[dict[str, Any]],
+    trials: list[TrialRecord],
     budget: Budget,
     job_targets: list[str] | None = None,
 ) -> Recommendation:
@@ -183,15 +200,15 @@ def recommend(
     ``job_targets`` (the job spec's targets) makes a budgeted target without any trial show up
     as one where nothing passes, rather than vanish from the verdict.
     """
-    trials = with_baselines(trials)
-    if any("metrics" in t for t in trials):
-        names = {n for t in trials for n in trial_metrics(t)}
-        check_metrics(budget, names)
-    seen = {t["target"] for t in trials}
+    if any(t.metrics for t in trials):
+        check_metrics(budget, {n for t in trials for n in t.quality_metrics})
+    base = baseline_metrics(trials)
+    seen = {t.target for t in trials}
     targets = budget.applies_to(sorted(seen | set(job_targets or ())))
     per_target: dict[str, TargetChoice] = {}
     for target in targets:
-        ordered = _order([judge(t, budget) for t in trials if t["target"] == target])
+        verdicts = [judge(t, budget, base.get(target, {})) for t in trials if t.target == target]
+        ordered = _order(verdicts)
         pick = ordered[0] if ordered and ordered[0].passes else None
         per_target[target] = TargetChoice(target, pick, ordered[1:] if pick else ordered)
     picks = [c.pick for c in per_target.values() if c.pick is not None]
@@ -199,35 +216,24 @@ def recommend(
     return Recommendation(job_id, budget, per_target, overall)
 
 
-def with_baselines(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Copies of ``trials``, each with its target's completed baseline's metrics under
-    ``baseline_metrics`` (what ``max_<metric>_drop`` limits compare with)."""
-    base = {
-        t["target"]: trial_metrics(t)
-        for t in trials
-        if t.get("is_baseline") and t.get("status") == "completed"
-    }
-    return [{**t, "baseline_metrics": base.get(t["target"], {})} for t in trials]
-
-
 def render_text(rec: Recommendation, max_others: int = 10) -> str:
     """The recommendation as plain text: rule, overall pick, then each target's pick and why the
     other configurations were not chosen."""
     from farm.display import short_params
 
-    def line(row: dict[str, Any]) -> str:
+    def line(t: TrialRecord) -> str:
         return (
-            f"#{row['trial_number']} {short_params(row['params'])}: accuracy "
-            f"{row['accuracy']:.4f} (drop {row.get('accuracy_drop') or 0:+.4f}), p95 "
-            f"{row['latency_p95_ms']:.3g} ms, p99 {row['latency_p99_ms']:.3g} ms, "
-            f"{row['throughput_ips']:,.0f} img/s, {row['cost_per_1k_usd']:.3g} USD/1k"
+            f"#{t.trial_number} {short_params(t.params)}: {t.metric_name} "
+            f"{_num(t.quality, '.4f')} (drop {t.quality_drop or 0:+.4f}), p95 "
+            f"{_num(t.latency_p95_ms, '.3g')} ms, p99 {_num(t.latency_p99_ms, '.3g')} ms, "
+            f"{_num(t.throughput_ips, ',.0f')} img/s, {_num(t.cost_per_1k_usd, '.3g')} USD/1k"
         )
 
     out = [f"job {rec.job_id}, budget {rec.budget.path}", f"rule: {RULE}", ""]
     if rec.overall is None:
         out.append("overall: NOTHING meets the budget on any target")
     else:
-        out.append(f"overall: {rec.overall.trial['target']} {line(rec.overall.trial)}")
+        out.append(f"overall: {rec.overall.trial.target} {line(rec.overall.trial)}")
     for target, choice in rec.per_target.items():
         limits = ", ".join(f"{k}={v:g}" for k, v in rec.budget.limits_for(target).items())
         out += ["", f"{target} (limits: {limits or 'none'})"]
@@ -240,7 +246,7 @@ def render_text(rec: Recommendation, max_others: int = 10) -> str:
         pick = choice.pick.trial if choice.pick else None
         for v in choice.others[:max_others]:
             t = v.trial
-            out.append(f"  not #{t['trial_number']} {short_params(t['params'])}: {v.reason(pick)}")
+            out.append(f"  not #{t.trial_number} {short_params(t.params)}: {v.reason(pick)}")
         if len(choice.others) > max_others:
             out.append(f"  … and {len(choice.others) - max_others} more (--json lists all)")
     return "\n".join(out)

@@ -36,6 +36,15 @@ DEFAULT_THRESHOLD = 0.05
 DEFAULT_CONFIDENCE = 0.95
 
 
+def min_rounds(alpha: float) -> int:
+    """The fewest paired rounds for which a distribution-free two-sided ``1 - alpha`` interval
+    of a median exists: the range of n values misses the median with probability
+    ``2 * 0.5**n`` (the gate's confirmation needs at least this many)."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"`0 < alpha < 1` must hold, but got alpha={alpha!r}")
+    return max(2, math.ceil(math.log2(2.0 / alpha)))
+
+
 def _array(samples: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(samples, dtype=np.float64)
     if arr.ndim != 1 or arr.size == 0:

@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from farm._validate import is_number
 from farm.errors import SpecError
 
 #: The name that stands for the job's primary quality metric.
@@ -137,9 +138,10 @@ def parse_limits(
                 + (f", or per-class {per_class}" if per_class else ""),
                 metric,
             )
-        if not isinstance(raw, int | float) or isinstance(raw, bool) or not math.isfinite(raw):
+        if not is_number(raw):
             raise SpecError(source, f"{where}.{key}", "a finite number", raw)
-        if kind in ("drop", "increase") and raw < 0:
+        limit = float(raw)  # type: ignore[arg-type]
+        if kind in ("drop", "increase") and limit < 0:
             raise SpecError(source, f"{where}.{key}", "a number >= 0", raw)
-        out.append(MetricLimit(key, kind, metric, float(raw)))
+        out.append(MetricLimit(key, kind, metric, limit))
     return out

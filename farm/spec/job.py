@@ -34,12 +34,18 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from farm.errors import SpecError
+from farm._validate import Fields
+from farm.errors import SpecError, UsageError
 from targets import catalog
+
+if TYPE_CHECKING:
+    from farm.measure.contract import Contract
+    from workloads.kpis.spec import EvaluationSpec
 
 SAMPLERS = ("nsga2", "tpe")
 TOP_LEVEL = {
@@ -66,10 +72,17 @@ SEARCH_FIELDS = {
     "time_budget_s",
 }
 ALL_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+#: JobSpec fields parsed from others, left out of its JSON.
+PARSED = ("kpis", "contract")
+#: Stands in for a parsed field while the spec is written out (never parsed itself).
+_UNSET: Any = object()
 
 
 @dataclass(frozen=True)
 class SearchSpec:
+    """``[search]``: how many trials per target, the sampler, and the values each knob may
+    take (the base knobs precision, batch size and threads; transforms' knobs by name)."""
+
     trials_per_target: int = 8
     sampler: str = "nsga2"
     seed: int = 0
@@ -86,6 +99,12 @@ class SearchSpec:
 
 @dataclass(frozen=True)
 class JobSpec:
+    """A job file, validated: what to optimise (``workload``), where (``targets``), how to
+    search, the limits a candidate must meet, how to measure, and what to report. Frozen and
+    hashable; :meth:`to_json` is what the store keeps (the job's ``spec``), and
+    :meth:`from_json` reads it back. The ``[evaluation]`` and ``[measurement]`` tables are kept
+    as written and also parsed once, when the spec is built (:attr:`kpis`, :attr:`contract`)."""
+
     name: str
     targets: tuple[str, ...]
     workload: dict[str, Any]
@@ -104,9 +123,23 @@ class JobSpec:
     #: Directory the job file lives in: relative paths in [workload] resolve against it.
     base_dir: str = "."
     source: str = "<memory>"
+    #: ``[evaluation]`` parsed: the release KPIs to compute (not part of :meth:`to_json`).
+    kpis: EvaluationSpec = field(default=None, compare=False, repr=False)  # type: ignore
+    #: The measurement contract with the ``[measurement]`` overrides (not part of
+    #: :meth:`to_json`).
+    contract: Contract = field(default=None, compare=False, repr=False)  # type: ignore
+
+    def __post_init__(self) -> None:
+        if self.kpis is None:
+            object.__setattr__(self, "kpis", _kpis(self.source, dict(self.evaluation)))
+        if self.contract is None:
+            object.__setattr__(self, "contract", _contract(self.source, dict(self.measurement)))
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, default=list)
+        data = asdict(replace(self, kpis=_UNSET, contract=_UNSET))
+        for name in PARSED:
+            del data[name]
+        return json.dumps(data, sort_keys=True, default=list)
 
     def __hash__(self) -> int:
         # the [workload], [measurement]… tables stay dicts as written: hashed by their JSON
@@ -122,6 +155,8 @@ class JobSpec:
     @classmethod
     def from_json(cls, text: str) -> JobSpec:
         raw = json.loads(text)
+        for name in PARSED:
+            raw.pop(name, None)
         s = raw.pop("search")
         search = SearchSpec(
             **{
@@ -148,76 +183,71 @@ def load_job(path: str | Path) -> JobSpec:
     return parse_job(raw, source=path)
 
 
-def parse_job(raw: dict[str, Any], source: str | Path = "<memory>") -> JobSpec:
-    v = _Validator(source)
-    v.no_unknown(raw, TOP_LEVEL, "")
-    name = v.typed(raw, "name", str, "a non-empty string", required=True)
-    if not name.strip():
-        raise SpecError(source, "name", "a non-empty string", name)
-
-    targets = v.typed(raw, "targets", list, "a non-empty list of target names", required=True)
-    known = catalog()
-    if not targets:
-        raise SpecError(source, "targets", "a non-empty list of target names", targets)
-    for i, t in enumerate(targets):
-        if t not in known:
-            raise SpecError(source, f"targets[{i}]", f"one of {sorted(known)}", t)
-    if len(set(targets)) != len(targets):
-        raise SpecError(source, "targets", "each target at most once", targets)
-
-    workload = v.typed(raw, "workload", dict, "a [workload] table", required=True)
-
-    search_raw = v.typed(raw, "search", dict, "a [search] table") or {}
-    v.no_unknown(search_raw, SEARCH_FIELDS, "search")
-    search = _parse_search(v, search_raw, targets)
-
-    constraints = v.typed(raw, "constraints", dict, "a [constraints] table") or {}
+def parse_job(raw: Mapping[str, Any], source: str | Path = "<memory>") -> JobSpec:
+    """Validate a job file's table (``source`` names it in every error) into a JobSpec."""
+    f = Fields(raw, source)
+    f.only(TOP_LEVEL)
+    name = f.string("name")
+    targets = _targets(f)
+    workload = dict(f.table_of("workload", required=True).table)
+    search = _parse_search(f.table_of("search"), targets)
+    constraints = f.table_of("constraints")
     limits = _parse_constraints(source, workload, constraints)
-    drop = constraints.get("max_accuracy_drop")
-    if drop is not None and not 0 <= drop <= 1:
-        raise SpecError(source, "constraints.max_accuracy_drop", "a number in [0, 1]", drop)
-
-    measurement = v.typed(raw, "measurement", dict, "a [measurement] table") or {}
-    _check_measurement(source, measurement)
-
-    prices = v.typed(raw, "prices", dict, "a [prices] table of target = USD per hour") or {}
-    for t, p in prices.items():
-        if t not in targets:
-            raise SpecError(source, f"prices.{t}", f"a target of this job ({targets})", t)
-        if not isinstance(p, int | float) or isinstance(p, bool) or p <= 0:
-            raise SpecError(source, f"prices.{t}", "a positive number (USD per hour)", p)
-
-    tracking = v.typed(raw, "tracking", dict, "a [tracking] table") or {}
-    v.no_unknown(tracking, TRACKING_FIELDS, "tracking")
-    mlflow_uri = v.typed(tracking, "mlflow_uri", str, "an MLflow tracking URI", prefix="tracking")
-    if mlflow_uri is not None and not mlflow_uri.strip():
-        raise SpecError(source, "tracking.mlflow_uri", "a non-empty MLflow tracking URI", "")
-
-    evaluation = v.typed(raw, "evaluation", dict, "an [evaluation] table") or {}
-    from workloads.kpis.spec import parse_evaluation
-
-    parse_evaluation(source, evaluation)
-
+    drop = constraints.number(
+        "max_accuracy_drop", None, low=0, high=1, expected="a number in [0, 1]"
+    )
+    measurement = dict(f.table_of("measurement").table)
+    contract = _contract(source, measurement)
+    prices = _prices(f.table_of("prices"), targets)
+    tracking = f.table_of("tracking")
+    tracking.only(TRACKING_FIELDS)
+    mlflow_uri = tracking.string("mlflow_uri", None, expected="a non-empty MLflow tracking URI")
+    evaluation = dict(f.table_of("evaluation").table)
+    kpis = _kpis(source, evaluation)
     base_dir = str(Path(source).resolve().parent) if Path(str(source)).exists() else "."
     return JobSpec(
         name=name,
-        targets=tuple(targets),
+        targets=targets,
         workload=workload,
         search=search,
-        max_accuracy_drop=None if drop is None else float(drop),
+        max_accuracy_drop=drop,
         constraints={c.field: c.limit for c in limits},
         measurement=measurement,
-        prices={k: float(p) for k, p in prices.items()},
+        prices=prices,
         mlflow_uri=mlflow_uri,
         evaluation=evaluation,
         base_dir=base_dir,
         source=str(source),
+        kpis=kpis,
+        contract=contract,
     )
 
 
-def _parse_constraints(
-    source: str | Path, workload: dict[str, Any], table: dict[str, Any]
-) -> list[Any]:
+def _targets(f: Fields) -> tuple[str, ...]:
+    """``targets``: names from the catalog, each at most once."""
+    known = catalog()
+    targets = f.strings("targets", unique=False)
+    for i, t in enumerate(targets):
+        if t not in known:
+            raise SpecError(f.source, f"targets[{i}]", f"one of {sorted(known)}", t)
+    if len(set(targets)) != len(targets):
+        raise f.error("targets", "each target at most once", list(targets))
+    return tuple(targets)
+
+
+def _prices(f: Fields, targets: tuple[str, ...]) -> dict[str, float]:
+    """``[prices]``: USD per hour of this job's targets, overriding the catalog."""
+    prices = {}
+    for target in f.table:
+        if target not in targets:
+            raise f.error(target, f"a target of this job ({list(targets)})", target)
+        prices[target] = f.number(
+            target, low=0, low_open=True, expected="a positive number (USD per hour)"
+        )
+    return prices
+
+
+def _parse_constraints(source: str | Path, workload: dict[str, Any], f: Fields) -> list[Any]:
     """The ``[constraints]`` limits, checked against the metrics the job's task records (the
     embedded workloads and torchvision architectures name their task themselves; the final check
     against what the data allows happens when the job is prepared)."""
@@ -226,98 +256,82 @@ def _parse_constraints(
 
     task = workload.get("task") if isinstance(workload.get("task"), str) else None
     names, prefixes = known_metrics(task)
-    limits = parse_limits(source, "constraints", table, names, prefixes)
-    if "max_accuracy_drop" in table and "max_quality_drop" in table:
-        raise SpecError(
-            source,
-            "constraints.max_accuracy_drop",
+    limits = parse_limits(source, "constraints", f.table, names, prefixes)
+    if "max_accuracy_drop" in f and "max_quality_drop" in f:
+        raise f.error(
+            "max_accuracy_drop",
             "either max_accuracy_drop or max_quality_drop (they are the same limit)",
         )
     return limits
 
 
-def _parse_search(v: _Validator, raw: dict[str, Any], targets: list[str]) -> SearchSpec:
-    src = v.source
-    trials = v.typed(raw, "trials_per_target", int, "a positive integer", prefix="search")
-    if trials is not None and trials < 1:
-        raise SpecError(src, "search.trials_per_target", "a positive integer", trials)
-    sampler = v.typed(raw, "sampler", str, f"one of {SAMPLERS}", prefix="search")
-    if sampler is not None and sampler not in SAMPLERS:
-        raise SpecError(src, "search.sampler", f"one of {SAMPLERS}", sampler)
-    seed = v.typed(raw, "seed", int, "an integer", prefix="search")
-
-    precision = _choices(v, raw, "precision", str, ("fp32", "int8"))
+def _parse_search(f: Fields, targets: tuple[str, ...]) -> SearchSpec:
+    """``[search]``: every field optional, defaults from :class:`SearchSpec`."""
+    f.only(SEARCH_FIELDS)
+    defaults = SearchSpec()
+    precision = _choices(f, "precision", str, defaults.precision)
     for p in precision:
         if p not in ALL_PRECISIONS:
-            raise SpecError(src, "search.precision", f"values from {ALL_PRECISIONS}", p)
+            raise f.error("precision", f"values from {ALL_PRECISIONS}", p)
     offered = {p for t in targets for p in catalog()[t].precisions}
     if not set(precision) & offered:
-        raise SpecError(
-            src,
-            "search.precision",
+        raise f.error(
+            "precision",
             f"at least one precision the targets support {sorted(offered)}",
             list(precision),
         )
-    batch = _choices(v, raw, "batch_size", int, (1, 8))
-    threads = _choices(v, raw, "threads", int, (1,))
-    for name, values in (("batch_size", batch), ("threads", threads)):
+    batch = _choices(f, "batch_size", int, defaults.batch_size)
+    threads = _choices(f, "threads", int, defaults.threads)
+    for key, values in (("batch_size", batch), ("threads", threads)):
         if any(x < 1 for x in values):
-            raise SpecError(src, f"search.{name}", "positive integers", list(values))
-
-    transforms = _choices(v, raw, "transforms", str, (), allow_empty=True)
-    knobs_raw = v.typed(raw, "knobs", dict, "a table of knob = [values]", prefix="search") or {}
-    knobs: dict[str, tuple[Any, ...]] = {}
-    for k, values in knobs_raw.items():
+            raise f.error(key, "positive integers", list(values))
+    knobs = f.table_of("knobs")
+    for k, values in knobs.table.items():
         if not isinstance(values, list) or not values:
-            raise SpecError(src, f"search.knobs.{k}", "a non-empty list of values", values)
-        knobs[k] = tuple(values)
-
-    budget = raw.get("time_budget_s")
-    if budget is not None and (
-        not isinstance(budget, int | float) or isinstance(budget, bool) or budget <= 0
-    ):
-        raise SpecError(src, "search.time_budget_s", "a positive number of seconds", budget)
-
+            raise knobs.error(k, "a non-empty list of values", values)
     return SearchSpec(
-        time_budget_s=None if budget is None else float(budget),
-        trials_per_target=trials or SearchSpec.trials_per_target,
-        sampler=sampler or SearchSpec.sampler,
-        seed=seed if seed is not None else 0,
+        trials_per_target=f.positive_int("trials_per_target", defaults.trials_per_target),
+        sampler=f.string("sampler", defaults.sampler, choices=SAMPLERS),
+        seed=f.integer("seed", defaults.seed),
         precision=precision,
         batch_size=batch,
         threads=threads,
-        transforms=transforms,
-        knobs=knobs,
+        transforms=_choices(f, "transforms", str, (), allow_empty=True),
+        knobs={k: tuple(v) for k, v in knobs.table.items()},
+        time_budget_s=f.number(
+            "time_budget_s", None, low=0, low_open=True, expected="a positive number of seconds"
+        ),
     )
 
 
 def _choices(
-    v: _Validator,
-    raw: dict[str, Any],
-    key: str,
-    kind: type,
-    default: tuple[Any, ...],
-    allow_empty: bool = False,
+    f: Fields, key: str, kind: type, default: tuple[Any, ...], allow_empty: bool = False
 ) -> tuple[Any, ...]:
-    if key not in raw:
+    """A list of values of one type, de-duplicated in order (``default`` when absent)."""
+    if key not in f:
         return default
-    values = raw[key]
+    values = f.table[key]
     expected = f"a {'' if allow_empty else 'non-empty '}list of {kind.__name__}"
-    if not isinstance(values, list) or (not values and not allow_empty):
-        raise SpecError(v.source, f"search.{key}", expected, values)
-    for x in values:
-        if not isinstance(x, kind) or isinstance(x, bool):
-            raise SpecError(v.source, f"search.{key}", expected, values)
+    ok = isinstance(values, list) and (bool(values) or allow_empty)
+    if not ok or any(not isinstance(x, kind) or isinstance(x, bool) for x in values):
+        raise f.error(key, expected, values)
     return tuple(dict.fromkeys(values))  # de-duplicated, order kept
 
 
-def _check_measurement(source: str | Path, table: dict[str, Any]) -> None:
-    """Check the [measurement] table against the contract's fields (no heavy import)."""
+def _kpis(source: str | Path, table: dict[str, Any]) -> EvaluationSpec:
+    """``[evaluation]`` parsed (it names the file and field on any problem)."""
+    from workloads.kpis.spec import parse_evaluation
+
+    return parse_evaluation(source, table)
+
+
+def _contract(source: str | Path, table: dict[str, Any]) -> Contract:
+    """The measurement contract with the ``[measurement]`` overrides (no heavy import)."""
     from farm.measure.contract import Contract  # standard library only
 
     try:
-        Contract.from_dict(table)
-    except Exception as exc:  # the contract names the field and the rule
+        contract = Contract.from_dict(table)
+    except (UsageError, TypeError, ValueError) as exc:  # it names the field and the rule
         raise SpecError(source, "measurement", str(exc)) from None
     if table.get("scenario") == "server":
         # Under Poisson arrivals the measured throughput is the offered load (qps × batch), not
@@ -329,33 +343,4 @@ def _check_measurement(source: str | Path, table: dict[str, Any]) -> None:
             "latency under load: a job's cost objective needs the candidate's capacity)",
             "server",
         )
-
-
-class _Validator:
-    def __init__(self, source: str | Path) -> None:
-        self.source = source
-
-    def no_unknown(self, table: dict[str, Any], allowed: set[str], prefix: str) -> None:
-        for key in table:
-            if key not in allowed:
-                where = f"{prefix}.{key}" if prefix else key
-                raise SpecError(self.source, where, f"one of the known fields {sorted(allowed)}")
-
-    def typed(
-        self,
-        table: dict[str, Any],
-        key: str,
-        kind: type,
-        expected: str,
-        required: bool = False,
-        prefix: str = "",
-    ) -> Any:
-        where = f"{prefix}.{key}" if prefix else key
-        if key not in table:
-            if required:
-                raise SpecError(self.source, where, f"{expected} (the field is required)")
-            return None
-        value = table[key]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise SpecError(self.source, where, expected, value)
-        return value
+    return contract

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from farm._io import json_mapping
 from farm.errors import UsageError
 from farm.store.records import TRIAL_COLUMNS, JobRecord, TrialRecord
 from farm.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -301,6 +302,89 @@ class Store:
             ") c USING (job_id) ORDER BY j.created_at DESC, j.job_id DESC"
         )
         return [JobRecord.from_row(r) for r in rows]
+
+    def jobs_named(self, name: str) -> list[JobRecord]:
+        """The jobs of one name, oldest first (a release history)."""
+        rows = self.query("SELECT * FROM jobs WHERE name = ? ORDER BY created_at, job_id", [name])
+        return [JobRecord.from_row(r) for r in rows]
+
+    def job_samples(self, job_id: str) -> dict[tuple[str, int], list[float]]:
+        """Every trial's raw latency samples: (target, trial_number) -> ms, in order."""
+        rows = self.query(
+            "SELECT target, trial_number, list(latency_ms ORDER BY seq) AS s "
+            "FROM latency_samples WHERE job_id = ? GROUP BY ALL",
+            [job_id],
+        )
+        return {(r["target"], r["trial_number"]): list(r["s"]) for r in rows}
+
+    def environments(self, job_id: str) -> dict[str, dict[str, Any]]:
+        """The fingerprints of the environments the job's trials ran in: env_id -> fingerprint."""
+        rows = self.query(
+            "SELECT env_id, fingerprint FROM environments WHERE env_id IN "
+            "(SELECT DISTINCT env_id FROM trials WHERE job_id = ?)",
+            [job_id],
+        )
+        return {r["env_id"]: json_mapping(r["fingerprint"]) for r in rows}
+
+    def environment(self, env_id: str | None) -> dict[str, Any]:
+        """One environment's fingerprint (empty when unknown)."""
+        if env_id is None:
+            return {}
+        rows = self.query("SELECT fingerprint FROM environments WHERE env_id = ?", [env_id])
+        return json_mapping(rows[0]["fingerprint"]) if rows else {}
+
+    def farm_commits(self, job_ids: list[str]) -> dict[str, str]:
+        """The farm commit each job ran (from its trials' environments), where one is
+        recorded."""
+        if not job_ids:
+            return {}
+        rows = self.query(
+            "SELECT DISTINCT t.job_id, e.fingerprint AS fp FROM trials t "
+            "JOIN environments e USING (env_id) WHERE list_contains(?::VARCHAR[], t.job_id)",
+            [job_ids],
+        )
+        out: dict[str, str] = {}
+        for r in rows:
+            commit = json_mapping(r["fp"]).get("farm_commit")
+            if commit:
+                out.setdefault(r["job_id"], str(commit))
+        return out
+
+    def trial_count(self, job_id: str) -> int:
+        rows = self.query("SELECT count(*) AS n FROM trials WHERE job_id = ?", [job_id])
+        return int(rows[0]["n"])
+
+    def trial_times(self) -> dict[str, dict[str, Any]]:
+        """Per job id, where its completed trials' time went: how many trials, the median and
+        total trial time (``trial_s``, ask to record) and, per part (build, compile, quality
+        evaluation, measurement, orchestration), the seconds summed over the trials and their
+        share of the trials' time. Jobs stored before ``trial_s`` was recorded are left out."""
+        with connect(self.path, read_only=True) as con:
+            has_times = bool(
+                con.execute(
+                    "SELECT count(*) FROM information_schema.columns "
+                    "WHERE table_name = 'trials' AND column_name = 'orchestration_s'"
+                ).fetchone()[0]  # type: ignore[index]
+            )
+        if not has_times:
+            return {}
+        parts = ("build_s", "compile_s", "eval_s", "measure_s", "orchestration_s")
+        sums = ", ".join(f"sum(coalesce({p}, 0)) AS {p}" for p in parts)
+        rows = self.query(
+            f"SELECT job_id, count(*) AS trials, median(trial_s) AS median_trial_s, "
+            f"sum(trial_s) AS trial_s, {sums} FROM trials "
+            "WHERE status = 'completed' AND trial_s IS NOT NULL GROUP BY job_id"
+        )
+        out = {}
+        for r in rows:
+            total = r["trial_s"] or 0.0
+            out[r["job_id"]] = {
+                "trials": r["trials"],
+                "median_trial_s": r["median_trial_s"],
+                "total_s": {"trial_s": total, **{p: r[p] for p in parts}},
+                "share": {p: (r[p] / total if total else None) for p in parts},
+            }
+        return out
 
     # -- gate confirmations (migration 3) ------------------------------------------------------
     def record_confirmation(self, row: dict[str, Any]) -> None:

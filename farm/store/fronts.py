@@ -1,4 +1,6 @@
-"""Pareto fronts over accuracy (max), p95 latency (min) and cost per 1k inferences (min).
+"""Pareto fronts over quality (max), p95 latency (min) and cost per 1k inferences (min).
+
+Quality is the task's primary metric (accuracy, mAP, mIoU, a fidelity).
 
 A point is on the front when no other point is at least as good on every objective and strictly
 better on one. Identical points do not dominate each other, so ties are all kept on the front.
@@ -8,16 +10,24 @@ Only completed, feasible trials take part; failed and infeasible trials are neve
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 
-#: (column, sense) of the farm's three objectives; +1 maximise, -1 minimise.
+if TYPE_CHECKING:
+    from farm.store.records import TrialRecord
+
+#: (field, sense) of the farm's three objectives; +1 maximise, -1 minimise. The fields are
+#: TrialRecord fields and ``trials`` columns.
 OBJECTIVES: tuple[tuple[str, int], ...] = (
-    ("accuracy", +1),
+    ("quality", +1),
     ("latency_p95_ms", -1),
     ("cost_per_1k_usd", -1),
 )
+#: The same objectives under the engine's dict rows' keys (``accuracy`` for quality), for
+#: :func:`front_rows` until the engine records TrialRecords.
+ROW_OBJECTIVES: tuple[tuple[str, int], ...] = (("accuracy", +1), *OBJECTIVES[1:])
 
 
 def pareto_mask(values: np.ndarray, senses: Sequence[int]) -> np.ndarray:
@@ -56,8 +66,21 @@ def pareto_mask(values: np.ndarray, senses: Sequence[int]) -> np.ndarray:
     return mask
 
 
-def front_rows(rows: list[dict], objectives: Sequence[tuple[str, int]] = OBJECTIVES) -> list[dict]:
-    """The rows on the front among those that are completed and feasible."""
+def front(trials: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """The trials on the front among those that are completed and feasible."""
+    eligible = [t for t in trials if t.completed and t.feasible]
+    if not eligible:
+        return []
+    values = np.array([[float(getattr(t, f)) for f, _ in OBJECTIVES] for t in eligible])
+    mask = pareto_mask(values, [s for _, s in OBJECTIVES])
+    return [t for t, keep in zip(eligible, mask, strict=True) if keep]
+
+
+def front_rows(
+    rows: list[dict], objectives: Sequence[tuple[str, int]] = ROW_OBJECTIVES
+) -> list[dict]:
+    """:func:`front` for the engine's dict rows (it goes once the engine records
+    TrialRecords)."""
     eligible = [r for r in rows if r.get("status") == "completed" and r.get("feasible")]
     if not eligible:
         return []

@@ -18,6 +18,8 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from farm._io import canonical_json, json_mapping
@@ -129,6 +131,20 @@ class TrialRecord:
             return self.quality
         return value
 
+    @property
+    def quality_metrics(self) -> dict[str, float]:
+        """Every quality metric of the trial, the primary one under its own name too (what
+        budget limits such as ``min_map50`` or ``max_ece_increase`` read)."""
+        out = dict(self.metrics)
+        if self.quality_metric and self.quality is not None:
+            out.setdefault(self.quality_metric, float(self.quality))
+        return out
+
+    @property
+    def metric_name(self) -> str:
+        """The primary metric's own name (``accuracy``, ``map``…), ``quality`` when unknown."""
+        return self.quality_metric or "quality"
+
     def replace(self, **changes: Any) -> TrialRecord:
         return dataclasses.replace(self, **changes)
 
@@ -149,20 +165,19 @@ class TrialRecord:
     ) -> TrialRecord:
         """A record from a ``SELECT * FROM trials`` row (of any schema version: a column a
         store not yet migrated lacks is None; ``accuracy`` is read as ``quality`` there)."""
-        values: dict[str, Any] = {}
-        for name in TRIAL_FIELDS:
-            if name in row:
-                values[name] = row[name]
-        for compat, source in COMPAT_COLUMNS.items():
-            if source not in row and compat in row:
-                values[source] = row[compat]
-        values["params"] = json_mapping(values.get("params"))
+        values = {k: v for k, v in row.items() if k in _FIELD_SET}
+        if "quality" not in row:
+            for compat, source in COMPAT_COLUMNS.items():
+                if compat in row:
+                    values[source] = row[compat]
+        values["params"] = _json_column(values.get("params"))
         if values.get("contract") is not None:
-            values["contract"] = json_mapping(values["contract"])
-        for flag in ("on_front", "on_global_front"):
-            values[flag] = bool(values.get(flag) or False)
+            values["contract"] = _json_column(values["contract"])
+        values["on_front"] = bool(values.get("on_front") or False)
+        values["on_global_front"] = bool(values.get("on_global_front") or False)
         values["attempts"] = int(values.get("attempts") or 0)
-        return cls(**values, metrics=dict(metrics or {}))
+        values["metrics"] = dict(metrics or {})
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -193,6 +208,12 @@ class JobRecord:
     def __hash__(self) -> int:
         return hash(self.job_id)
 
+    def to_row(self) -> dict[str, Any]:
+        """The record as the ``jobs`` row (the spec as canonical JSON text)."""
+        row = {c: getattr(self, c) for c in JOB_COLUMNS}
+        row["spec"] = canonical_json(dict(self.spec))
+        return row
+
     def job_spec(self) -> Any:
         """The :class:`~farm.spec.JobSpec` the job ran."""
         from farm.spec.job import JobSpec
@@ -208,6 +229,19 @@ class JobRecord:
         return cls(**values)
 
 
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> Mapping[str, Any]:
+    return MappingProxyType(json_mapping(text))
+
+
+def _json_column(value: Any) -> dict[str, Any]:
+    """A JSON column as a fresh dict. The trials of a job share a few contracts and often
+    params, so the text is parsed once per distinct value (a report reads a million trials)."""
+    if isinstance(value, str):
+        return dict(_parsed(value))
+    return json_mapping(value)
+
+
 def columns(record_type: type) -> tuple[str, ...]:
     """The table columns of a record type: its fields, less those marked not a column."""
     return tuple(f.name for f in fields(record_type) if f.metadata.get("column", True))
@@ -215,6 +249,7 @@ def columns(record_type: type) -> tuple[str, ...]:
 
 #: The record's fields that are columns of ``trials`` (the compatibility columns aside).
 TRIAL_FIELDS = columns(TrialRecord)
+_FIELD_SET = frozenset(TRIAL_FIELDS)
 #: Every column the store writes to ``trials``.
 TRIAL_COLUMNS = (*TRIAL_FIELDS, *COMPAT_COLUMNS)
 JOB_COLUMNS = columns(JobRecord)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_recommend import ENV, trial
+from support.factories import ENV, trial
 
 from farm.cli import main
 from farm.store.db import Store
@@ -38,8 +38,10 @@ def db(tmp_path: Path) -> str:
             {**INT8, "ece": 0.08},
         ),
     ]
-    for row, metrics in rows:
-        store.record_trial({"job_id": "job1", **row}, (), metrics, environment=("env1", ENV))
+    for record, metrics in rows:
+        store.record_trial(
+            record.replace(job_id="job1", metrics=metrics), environment=("env1", ENV)
+        )
     store.set_job_status("job1", "completed")
     return str(path)
 

@@ -1,6 +1,6 @@
 """`farm history`: jobs of one name over time, change points by the gate's test on raw samples.
 
-Synthetic stores written through the real Store (fast), with samples drawn as tests/test_gate.py
+Synthetic stores written through the real Store (fast), with samples drawn as tests/cli/test_gate.py
 draws them: three nightly jobs of one name, the third 25 % slower.
 """
 
@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from test_recommend import ENV, trial
+from support.factories import ENV, trial
 
 from farm.cli import main
 from farm.store.db import Store
+from farm.store.records import TrialRecord
 
 NAME = "nightly"
 
@@ -29,29 +29,29 @@ def add_job(
     job_id: str,
     label: str,
     slow: float = 1.0,
-    accuracy: float = 0.97,
+    quality: float = 0.97,
     seed: int = 0,
 ) -> None:
     """One job named NAME: a baseline and an int8 trial on cpu-a, with raw samples."""
     spec = {"name": NAME, "workload": {"name": "digits"}, "targets": ["cpu-a"]}
     store.create_job(job_id, NAME, json.dumps(spec), label=label)
-    rows: list[tuple[dict[str, Any], np.ndarray]] = [
-        (trial(0, accuracy=accuracy, latency_p95_ms=1.2 * slow), samples(slow, seed)),
+    rows: list[tuple[TrialRecord, np.ndarray]] = [
+        (trial(0, quality=quality, latency_p95_ms=1.2 * slow), samples(slow, seed)),
         (
             trial(
                 1,
                 params={"batch_size": 1, "precision": "int8"},
-                accuracy=accuracy - 0.004,
-                accuracy_drop=0.004,
+                quality=quality - 0.004,
+                quality_drop=0.004,
                 latency_p95_ms=0.6 * slow,
                 cost_per_1k_usd=5e-6,
             ),
             samples(0.5 * slow, seed + 1),
         ),
     ]
-    for row, s in rows:
+    for record, s in rows:
         store.record_trial(
-            {"job_id": job_id, **row}, s.tolist(), {"accuracy": accuracy}, ("env1", ENV)
+            record.replace(job_id=job_id), s.tolist(), {"accuracy": quality}, ("env1", ENV)
         )
     store.set_job_status(job_id, "completed")
 
@@ -108,7 +108,7 @@ def test_a_quality_drop_is_a_change_point_too(tmp_path: Path) -> None:
 
     store = Store(tmp_path / "f.duckdb")
     add_job(store, "nightly-1", "a", seed=1)
-    add_job(store, "nightly-2", "b", seed=2, accuracy=0.95)
+    add_job(store, "nightly-2", "b", seed=2, quality=0.95)
     history = release_history(store, NAME)
     assert [p.changes for p in history.points] == [(), ("quality drop",)]
 

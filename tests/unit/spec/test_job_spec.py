@@ -41,7 +41,7 @@ def test_good_job_parses_and_round_trips(tmp_path: Path) -> None:
 
 
 def test_embedded_default_job_is_valid() -> None:
-    spec = load_job(Path(__file__).parents[1] / "farm" / "jobs" / "digits.toml")
+    spec = load_job(Path(__file__).parents[3] / "farm" / "jobs" / "digits.toml")
     assert set(spec.targets) == {"cpu-torch", "cpu-onnxruntime", "cpu-openvino"}
 
 

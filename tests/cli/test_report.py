@@ -99,7 +99,7 @@ def test_report_renders_in_headless_chromium(report: Path, small_job: SmallJob) 
     chromium()
     from farm.store.db import Store
 
-    n_targets = len({t["target"] for t in Store(small_job.db).trials(small_job.job_id)})
+    n_targets = len({t.target for t in Store(small_job.db).trial_records(small_job.job_id)})
     page = report.read_text()
     probe = report.with_name("probe.html")
     probe.write_text(
@@ -144,7 +144,7 @@ def test_importances_rank_the_knob_that_drives_the_objective() -> None:
                 json.dumps({"batch_size": int(b), "threads": int(t)})
                 for b, t in zip(batch, threads, strict=True)
             ],
-            "accuracy": 0.97 - 0.001 * threads + rng.normal(0, 1e-5, 60),
+            "quality": 0.97 - 0.001 * threads + rng.normal(0, 1e-5, 60),
             "latency_p95_ms": batch * 1.0 + rng.normal(0, 0.01, 60),
             "cost_per_1k_usd": 1e-5 / batch,
         }
@@ -152,14 +152,14 @@ def test_importances_rank_the_knob_that_drives_the_objective() -> None:
     imp = param_importances(rows)
     assert isinstance(imp, dict)
     assert imp["p95 latency"]["batch_size"] > 0.9
-    assert imp["accuracy"]["threads"] > 0.9
+    assert imp["quality"]["threads"] > 0.9
     assert "need at least" in param_importances(rows.head(2))
 
 
 def test_unknown_job_and_bad_budget_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from test_recommend import ROWS, make_store
+    from support.factories import ROWS, make_store
 
     make_store(tmp_path / "f.duckdb", "j1", ROWS)
     db = str(tmp_path / "f.duckdb")

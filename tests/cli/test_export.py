@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_recommend import ROWS, make_store
+from support.factories import ROWS, make_store
 
 from farm.cli import main
 from farm.errors import UsageError
-from farm.gate.checks import Snapshot
+from farm.gate.snapshot import Snapshot
 from farm.store.db import Store
 
 
@@ -28,9 +28,9 @@ def test_tables_round_trip(store: Store, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / f"t.{fmt}"
     assert main(["export", "j1", "--db", str(store.path), "--format", fmt, "-o", str(out)]) == 0
     frame = pd.read_parquet(out) if fmt == "parquet" else pd.read_csv(out)
-    stored = store.trials("j1")
+    stored = [t.to_row() for t in store.trial_records("j1")]
     assert len(frame) == len(stored) == len(ROWS)
-    for col in ("trial_number", "accuracy", "latency_p95_ms", "cost_per_1k_usd"):
+    for col in ("trial_number", "quality", "accuracy", "latency_p95_ms", "cost_per_1k_usd"):
         np.testing.assert_allclose(
             frame[col].astype(float), [np.nan if r[col] is None else r[col] for r in stored]
         )
@@ -44,10 +44,12 @@ def test_json_round_trips_trials_samples_and_environments(store: Store, tmp_path
     back = Snapshot.from_file(out)
     direct = Snapshot.from_store(store, "j1")
     assert back.job_id == "j1" and back.spec == direct.spec
-    assert back.samples == direct.samples and len(back.samples[(ROWS[0]["target"], 0)]) == 50
+    assert back.samples == direct.samples and len(back.samples[(ROWS[0].target, 0)]) == 50
     assert back.environments == direct.environments
-    assert [t["accuracy"] for t in back.trials] == [t["accuracy"] for t in direct.trials]
-    assert [t["params"] for t in back.trials] == [json.loads(t["params"]) for t in direct.trials]
+    assert [t.quality for t in back.trials] == [t.quality for t in direct.trials]
+    assert [t.params for t in back.trials] == [t.params for t in direct.trials]
+    doc = json.loads(out.read_text())
+    assert doc["trials"][0]["accuracy"] == doc["trials"][0]["quality"] == ROWS[0].quality
 
 
 def test_unknown_job_and_bad_format_exit_2(store: Store, tmp_path: Path) -> None:
@@ -68,8 +70,8 @@ def test_json_records_artifacts_and_with_artifacts_copies_them(
 
     art = Artifact("onnx", {"model.onnx": b"model bytes"}, {"input_shape": [3, 8, 8]})
     rows = [
-        {**ROWS[0], "build_key": "k0", "artifact_hash": art.content_hash},
-        {**ROWS[2], "build_key": "k2", "artifact_hash": "0" * 16},  # not in the cache
+        ROWS[0].replace(build_key="k0", artifact_hash=art.content_hash),
+        ROWS[2].replace(build_key="k2", artifact_hash="0" * 16),  # not in the cache
     ]
     store = make_store(tmp_path / "f.duckdb", "j1", rows, {0: np.linspace(1.0, 2.0, 50)})
     ArtifactCache(tmp_path / "artifacts").save("k0", art)

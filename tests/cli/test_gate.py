@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_recommend import CONTRACT, ENV, make_store, trial
+from support.factories import CONTRACT, ENV, job_record, make_store, trial
 
 from farm.cli import main
 from farm.store.db import Store
@@ -23,11 +23,11 @@ def samples(scale: float = 1.0, n: int = 400) -> np.ndarray:
 def two_jobs(tmp_path: Path, slow: float = 1.0, **cand_kw: object) -> str:
     """Baseline job `base` and candidate job `cand` in one store, two configurations each."""
     db = tmp_path / "f.duckdb"
-    rows = [trial(0), trial(1, params={"batch_size": 8, "precision": "int8"}, accuracy=0.965)]
+    rows = [trial(0), trial(1, params={"batch_size": 8, "precision": "int8"}, quality=0.965)]
     make_store(db, "base", rows, {0: samples(), 1: samples(0.5)})
     cand = [
         trial(0, **cand_kw),
-        trial(1, params={"batch_size": 8, "precision": "int8"}, accuracy=0.965, **cand_kw),
+        trial(1, params={"batch_size": 8, "precision": "int8"}, quality=0.965, **cand_kw),
     ]
     env = {**ENV, "farm_commit": "def"}  # a new commit alone is not a different environment
     make_store(db, "cand", cand, {0: samples(slow), 1: samples(0.5 * slow)}, env=env)
@@ -62,12 +62,23 @@ def test_slowdown_fails_and_is_reported(tmp_path: Path, capsys: pytest.CaptureFi
     assert gate(db, "--threshold", "0.2") == 0
 
 
-def test_accuracy_regression_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_quality_regression_fails_named_by_the_tasks_metric(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = tmp_path / "f.duckdb"
     make_store(db, "base", [trial(0)], {0: samples()})
-    make_store(db, "cand", [trial(0, accuracy=0.95)], {0: samples()})
+    make_store(db, "cand", [trial(0, quality=0.95)], {0: samples()})
     assert gate(str(db)) == 1
     assert "accuracy: REGRESSION: accuracy 0.9700 → 0.9500" in capsys.readouterr().out
+    detector = {"quality_metric": "map", "quality": 0.70}
+    make_store(db, "dbase", [trial(0, **detector)], {0: samples()})
+    make_store(db, "dcand", [trial(0, **{**detector, "quality": 0.65})], {0: samples()})
+    args = ["gate", "--db", str(db), "--candidate", "dcand", "--baseline", "dbase"]
+    assert main([*args, "--no-confirm"]) == 1
+    assert "precision=fp32: map: REGRESSION: map 0.7000 → 0.6500" in capsys.readouterr().out
+    # --quality-tolerance, and --accuracy-tolerance its older name, decide alike.
+    assert main([*args, "--no-confirm", "--quality-tolerance", "0.06"]) == 0
+    assert main([*args, "--no-confirm", "--accuracy-tolerance", "0.06"]) == 0
 
 
 def test_budget_uses_the_bound_not_the_point_estimate(
@@ -181,8 +192,11 @@ def test_no_confirm_keeps_the_store_only_rule_and_its_messages(
 def test_the_largest_stored_slowdowns_are_re_measured_up_to_the_limit() -> None:
     """Which configurations the gate re-measures (a stub confirmer records the calls): the
     store's regressions and anything that drift could turn into one, largest first."""
-    from farm.gate.checks import GateOptions, Snapshot, run_gate
-    from farm.gate.confirm import Confirmer, ConfirmOptions, NotConfirmed
+    from farm.gate.checks import run_gate
+    from farm.gate.confirm import Confirmer
+    from farm.gate.decision import NotConfirmed
+    from farm.gate.options import ConfirmOptions, GateOptions
+    from farm.gate.snapshot import Snapshot
 
     def snap(name: str, scales: list[float]) -> Snapshot:
         trials = [
@@ -190,8 +204,7 @@ def test_the_largest_stored_slowdowns_are_re_measured_up_to_the_limit() -> None:
             for i in range(len(scales))
         ]
         samples = {("cpu-a", i): list(samples_of(s)) for i, s in enumerate(scales)}
-        job = {"job_id": name, "status": "completed", "spec": {"workload": {"name": "digits"}}}
-        return Snapshot(name, job, trials, samples, {"env1": ENV})
+        return Snapshot(name, job_record(name), trials, samples, {"env1": ENV})
 
     def samples_of(scale: float) -> np.ndarray:
         return RNG.lognormal(np.log(scale), 0.05, 300)
@@ -200,12 +213,13 @@ def test_the_largest_stored_slowdowns_are_re_measured_up_to_the_limit() -> None:
 
     class Stub(Confirmer):
         def confirm(self, cand, base, stored):  # type: ignore[no-untyped-def, override]
-            calls.append(cand["trial_number"])
+            calls.append(cand.trial_number)
             return NotConfirmed("stub")
 
     base = snap("base", [1.0, 1.0, 1.0, 1.0])
     cand = snap("cand", [1.10, 1.40, 0.30, 0.98])  # +10 %, +40 %, -70 %, -2 %
-    result = run_gate(cand, None, base, GateOptions(), Stub(cand, base, ConfirmOptions(limit=2)))
+    stub = Stub(cand, base, ConfirmOptions(confirm_limit=2))
+    result = run_gate(cand, None, base, GateOptions(), stub)
     assert calls == [0, 1]  # the 2 largest stored slowdowns (+10 %, +40 %), in trial order
     latency = [c for c in result.checks if c.kind == "latency"]  # in trial order
     assert "REGRESSION (store only, not confirmed: stub)" in latency[1].message
@@ -224,8 +238,8 @@ def kpi_jobs(tmp_path: Path, base_ece: float, cand_ece: float) -> str:
         spec = {"name": job_id, "workload": {"name": "digits"}, "targets": ["cpu-a"]}
         store.create_job(job_id, job_id, json.dumps(spec))
         metrics = {"accuracy": 0.97, "ece": ece, "robustness": 0.9}
-        row = {"job_id": job_id, **trial(0)}
-        store.record_trial(row, samples(), metrics, environment=("env1", ENV))
+        record = trial(0, job_id=job_id, metrics=metrics)
+        store.record_trial(record, samples(), environment=("env1", ENV))
         store.set_job_status(job_id, "completed")
     return str(db)
 
@@ -260,3 +274,91 @@ def test_kpis_travel_in_the_exported_baseline(tmp_path: Path) -> None:
 def test_a_bad_kpi_tolerance_is_exit_2(tmp_path: Path, value: str) -> None:
     db = kpi_jobs(tmp_path, 0.03, 0.03)
     assert gate(db, "--no-confirm", "--kpi-tolerance", value) == 2
+
+
+# -- one gate path: the options check themselves, and the API reaches the CLI's verdict -------
+
+
+def test_confirmation_flags_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db, base = str(tmp_path / "f.duckdb"), ["--baseline", "base"]
+    assert gate(db, *base, "--alpha", "0.05", "--confirm-rounds", "3") == 2
+    assert "--confirm-rounds: expected at least 6" in capsys.readouterr().err
+    assert gate(db, *base, "--drift", "-1") == 2
+    assert "--drift: expected a fraction >= 0" in capsys.readouterr().err
+    assert gate(db, *base, "--confirm-limit", "0") == 2
+    assert "--confirm-limit: expected at least 1" in capsys.readouterr().err
+    assert gate(db, *base, "--baseline-artifacts", str(tmp_path / "none")) == 2
+    assert "--baseline-artifacts: expected an existing folder" in capsys.readouterr().err
+    assert gate(db, *base, "--threshold", "-1") == 2
+    assert "--threshold: expected a fraction >= 0, got -1.0" in capsys.readouterr().err
+    assert gate(db, *base, "--alpha", "7") == 2
+    assert "--alpha: expected a number in (0, 1), got 7.0" in capsys.readouterr().err
+    assert gate(db, *base, "--confidence", "0.2") == 2
+    assert "--confidence: expected a number in [0.5, 1), got 0.2" in capsys.readouterr().err
+    assert not Path(db).exists()  # refused before anything was opened or written
+
+
+def test_the_api_refuses_what_the_cli_refuses_naming_its_own_arguments(tmp_path: Path) -> None:
+    from farm.api import open_store
+    from farm.errors import UsageError
+    from farm.gate.options import GateOptions, OptionError
+
+    job = open_store(two_jobs(tmp_path)).job("cand")
+    cases = [
+        ({"threshold": -3}, r"^threshold: expected a fraction >= 0, got -3$"),
+        ({"alpha": 7}, r"^alpha: expected a number in \(0, 1\), got 7$"),
+        ({"confidence": 0.2}, r"^confidence: expected a number in \[0.5, 1\), got 0.2$"),
+        ({"drift": -1}, r"^drift: expected a fraction >= 0, got -1$"),
+        ({"confirm_limit": 0}, r"^confirm_limit: expected at least 1, got 0$"),
+        ({"alpha": 0.05, "confirm_rounds": 3}, r"^confirm_rounds: expected at least 6 "),
+        ({"kpi_tolerances": {"ece": -1}}, r"^kpi_tolerances: expected a number >= 0 for ece"),
+        ({"accuracy_tolerance": -1}, r"^quality_tolerance: expected a number >= 0, got -1$"),
+    ]
+    for options, message in cases:
+        with pytest.raises(OptionError, match=message):
+            job.gate(baseline="base", **options)
+    with pytest.raises(OptionError, match=r"^threshold: expected a fraction >= 0"):
+        GateOptions(threshold=-3)
+    with pytest.raises(UsageError, match=r"unknown option 'treshold'"):
+        job.gate(baseline="base", treshold=0.1)
+    with pytest.raises(UsageError, match="nothing to check: give a budget or a baseline"):
+        job.gate()
+
+
+def test_the_api_and_the_cli_reach_the_same_verdict_on_the_same_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both confirm by default: here the artifacts are gone, so both fall back to the store,
+    say so, and fail the same checks with the same words."""
+    from farm.api import open_store
+
+    db = two_jobs(tmp_path, slow=1.15, build_key="k0", artifact_hash="0123456789abcdef")
+    assert gate(db, "--json") == 1
+    cli = json.loads(capsys.readouterr().out)
+    result = open_store(db).job("cand").gate(baseline="base")
+    assert result.passed is cli["passed"] is False
+    assert [(c.name, c.passed, c.basis, c.message) for c in result.checks] == [
+        (c["name"], c["passed"], c["basis"], c["message"]) for c in cli["checks"]
+    ]
+    assert result.notes == cli["notes"]
+    assert {c.basis for c in result.checks if c.kind == "latency"} == {"store-fallback"}
+    exported = tmp_path / "base.json"
+    assert main(["export", "base", "--db", db, "--format", "json", "-o", str(exported)]) == 0
+    from_file = open_store(db).job("cand").gate(baseline=exported, confirm=False, threshold=0.2)
+    assert from_file.passed and gate(db, "--no-confirm", "--threshold", "0.2") == 0
+
+
+def test_a_baseline_file_exported_before_the_quality_rename_still_gates(tmp_path: Path) -> None:
+    """An older farm's export has ``accuracy`` / ``accuracy_drop`` and no ``quality``."""
+    db = two_jobs(tmp_path)
+    exported = tmp_path / "base.json"
+    assert main(["export", "base", "--db", db, "--format", "json", "-o", str(exported)]) == 0
+    doc = json.loads(exported.read_text())
+    for t in doc["trials"]:
+        del t["quality"], t["quality_drop"]
+    exported.write_text(json.dumps(doc))
+    args = ["gate", "--db", db, "--candidate", "cand", "--baseline-file", str(exported)]
+    assert main([*args, "--no-confirm"]) == 0
+    doc["trials"][0]["accuracy"] = 0.99  # the baseline was better: a quality regression
+    exported.write_text(json.dumps(doc))
+    assert main([*args, "--no-confirm"]) == 1

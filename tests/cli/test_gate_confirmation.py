@@ -1,10 +1,8 @@
-"""`farm gate` confirms a latency regression by re-measuring both artifacts, interleaved.
-
-The statistics are tested on numbers; the confirmation itself on real jobs of a small ONNX
-classifier (real Ray, fresh processes, real ONNX Runtime, real DuckDB): an identical rerun whose
-stored samples were made 30 % slower passes once re-measured, a model slowed by identity
-convolutions fails, also against an exported baseline confirmed from its copied artifacts.
-The store-only fallback and the choice of configurations are tested in tests/test_gate.py.
+"""`farm gate` confirms a latency regression by re-measuring both artifacts, interleaved, on
+real jobs of a small ONNX classifier (real Ray, fresh processes, real ONNX Runtime, real DuckDB):
+an identical rerun whose stored samples were made 30 % slower passes once re-measured, from the
+command line and from the Python API alike; a model slowed by identity convolutions fails, also
+against an exported baseline confirmed from its copied artifacts.
 """
 
 from __future__ import annotations
@@ -20,106 +18,11 @@ import numpy as np
 import pytest
 
 from farm.cli import main
-from farm.gate.checks import Snapshot
-from farm.gate.confirm import (
-    DECIDED_BY_CAP,
-    DECIDED_BY_INTERVAL,
-    Confirmer,
-    ConfirmOptions,
-    decide,
-    find_artifact,
-    median_interval,
-    min_rounds,
-    wants_confirmation,
-)
-from farm.release.significance import compare
+from farm.gate.confirm import Confirmer, find_artifact
+from farm.gate.options import ConfirmOptions
+from farm.gate.snapshot import Snapshot
+from farm.release.significance import min_rounds
 from farm.store.db import Store
-
-# -- the statistics ------------------------------------------------------------------------------
-
-
-def test_min_rounds_is_the_fewest_with_an_interval_of_the_median() -> None:
-    assert min_rounds(0.01) == 8  # 2 * 0.5**8 = 0.0078 <= 0.01 < 2 * 0.5**7
-    assert min_rounds(0.05) == 6
-    assert median_interval(list(range(7)), 0.01) == (-np.inf, np.inf)
-    assert median_interval([5, 1, 7, 3, 2, 8, 4, 6], 0.01) == (1, 8)  # the range
-    # n = 20, alpha = 0.05: P[Bin(20, .5) <= 5] = 0.021 <= 0.025 < P[<= 6]: ranks 6 and 15.
-    assert median_interval(list(range(20)), 0.05) == (5, 14)
-
-
-def test_median_interval_covers_the_median_as_promised() -> None:
-    rng = np.random.default_rng(0)
-    misses = sum(
-        not (lo <= 0.0 <= hi)
-        for lo, hi in (median_interval(list(rng.standard_t(2, 15)), 0.05) for _ in range(2000))
-    )
-    assert misses / 2000 <= 0.05
-
-
-def test_decide_confirms_clears_waits_and_decides_at_the_cap() -> None:
-    same = [1.0, 0.99, 1.01, 1.02, 0.98, 1.0, 1.01, 0.99]
-    slower = [1.2, 1.18, 1.22, 1.19, 1.21, 1.2, 1.17, 1.23]
-    assert decide(same[:7], 0.05, 0.01, 60) is None  # too few rounds for an interval
-    v = decide(same, 0.05, 0.01, 60)
-    assert v is not None and not v.regression and v.decided_by == DECIDED_BY_INTERVAL
-    v = decide(slower, 0.05, 0.01, 60)
-    assert v is not None and v.regression and v.ratio == pytest.approx(1.2, abs=0.01)
-    # Mode switches of ±40 % around +6 %: the interval straddles 1.05, so more rounds are
-    # needed; at the cap the median decides (and says so).
-    noisy = [1.06, 1.5, 0.7, 1.07, 1.05, 1.4, 0.75, 1.06]
-    assert decide(noisy, 0.05, 0.01, 60) is None
-    v = decide(noisy, 0.05, 0.01, 8)
-    assert v is not None and v.regression and v.decided_by == DECIDED_BY_CAP
-
-
-def test_which_comparisons_are_re_measured() -> None:
-    rng = np.random.default_rng(1)
-    base = rng.lognormal(0, 0.05, 300)
-
-    def stored(scale: float):  # type: ignore[no-untyped-def]
-        return compare(base, rng.lognormal(np.log(scale), 0.05, 300), 0.05, 0.01)
-
-    assert wants_confirmation(stored(1.3), drift=0.5)  # the store's regression
-    assert wants_confirmation(stored(0.7), drift=0.5)  # could hide one behind 50 % drift
-    assert not wants_confirmation(stored(0.4), drift=0.5)  # no drift makes this a regression
-    assert not wants_confirmation(stored(1.02), drift=0.0)
-    assert wants_confirmation(stored(1.3), drift=0.0)
-
-
-def test_find_artifact_checks_the_stored_hash(tmp_path: Path) -> None:
-    from farm.artifact import Artifact
-    from farm.store.artifacts import ArtifactCache
-
-    art = Artifact("onnx", {"model.onnx": b"bytes"}, {"input_shape": [3, 8, 8]})
-    ArtifactCache(tmp_path / "a").save("k1", art)
-    trial = {"build_key": "k1", "artifact_hash": art.content_hash}
-    assert find_artifact(trial, [tmp_path / "nowhere", tmp_path / "a"]) == art
-    wrong = find_artifact({**trial, "artifact_hash": "0" * 16}, [tmp_path / "a"])
-    assert isinstance(wrong, str) and "does not match the stored hash" in wrong
-    missing = find_artifact({**trial, "build_key": "k2"}, [tmp_path / "a"])
-    assert isinstance(missing, str) and "k2" in missing and "not found" in missing
-    old = find_artifact({"build_key": None, "artifact_hash": None}, [tmp_path / "a"])
-    assert isinstance(old, str) and "artifact not recorded" in old
-
-
-def test_a_store_before_migration_3_has_no_confirmations(tmp_path: Path) -> None:
-    import duckdb
-
-    from farm.store.db import MIGRATIONS
-
-    db = tmp_path / "old.duckdb"
-    con = duckdb.connect(str(db))
-    con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    for version in (1, 2):
-        con.execute(MIGRATIONS[version - 1])
-        con.execute("INSERT INTO schema_version VALUES (?)", [version])
-    con.close()
-    store = Store(db)
-    assert store.confirmations("any") == []
-    store.set_job_status("nothing", "completed")  # any write migrates to the newest version
-    assert store.query("SELECT max(version) AS v FROM schema_version")[0]["v"] == len(MIGRATIONS)
-    assert store.confirmations("any") == []
-
 
 # -- real jobs -----------------------------------------------------------------------------------
 
@@ -193,7 +96,7 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> Jobs:
         model.write_bytes(model_bytes)
         runner = JobRunner(load_job(job), store)
         status = runner.run()
-        assert status == "completed", store.resolve_job(runner.job_id)["message"]
+        assert status == "completed", store.job_record(runner.job_id).message
         return runner.job_id
 
     base, inflated, slow = run(onnx_classifier()), run(onnx_classifier()), run(onnx_classifier(24))
@@ -267,7 +170,7 @@ def test_a_truly_slower_artifact_fails_once_re_measured_against_an_exported_base
     assert main([*args, "--with-artifacts", str(ci / "artifacts")]) == 0
     doc = json.loads(exported.read_text())
     assert doc["artifacts"] == {"dir": "artifacts"}
-    key = doc["trials"][0]["build_key"]
+    key, key_hash = doc["trials"][0]["build_key"], doc["trials"][0]["artifact_hash"]
     assert (ci / "artifacts" / key / "artifact.json").is_file()
 
     # Another machine's store: the candidate's artifacts only, not the baseline's.
@@ -303,17 +206,26 @@ def test_a_truly_slower_artifact_fails_once_re_measured_against_an_exported_base
     cand = Snapshot.from_store(Store(other / "farm.duckdb"), jobs.slow)
     base = Snapshot.from_file(moved)
     found = Confirmer(cand, base, ConfirmOptions(baseline_artifacts=ci / "artifacts"))
-    assert not isinstance(find_artifact(base.trials[0], found.baseline_roots()), str)
+    assert find_artifact(base.trials[0], found.baseline_roots()).content_hash == key_hash
 
 
-def test_confirmation_flags_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db, base = tmp_path / "f.duckdb", ["--baseline", "base"]
-    assert gate(db, "cand", *base, "--confirm-rounds", "3") == 2
-    assert "--confirm-rounds: expected at least 6" in capsys.readouterr().err
-    assert gate(db, "cand", *base, "--drift", "-1") == 2
-    assert "--drift: expected a fraction >= 0" in capsys.readouterr().err
-    assert gate(db, "cand", *base, "--confirm-limit", "0") == 2
-    assert "--confirm-limit: expected at least 1" in capsys.readouterr().err
-    assert gate(db, "cand", *base, "--baseline-artifacts", str(tmp_path / "none")) == 2
-    assert "not a folder" in capsys.readouterr().err
-    assert not db.exists()  # refused before anything was opened or written
+@pytest.mark.slow
+def test_the_api_confirms_a_drifted_rerun_like_the_cli(
+    jobs: Jobs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same jobs, the same options: the Python gate re-measures and passes as `farm gate`
+    does, and without confirmation both fail on the store alone."""
+    from farm.api import open_store
+
+    options = {"threshold": 0.2, "alpha": 0.05, "confirm_rounds": 20}
+    job = open_store(jobs.db).job(jobs.inflated)
+    result = job.gate(baseline=jobs.base, **options)
+    latency = [c for c in result.checks if c.kind == "latency"]
+    assert result.passed, [c.message for c in result.checks]
+    assert [c.basis for c in latency] == ["confirmed"]
+    assert "ok (confirmed by re-measurement)" in latency[0].message
+    assert gate(jobs.db, jobs.inflated, "--baseline", jobs.base, "--threshold", "0.2") == 0
+    assert "latency: ok (confirmed by re-measurement)" in capsys.readouterr().out
+    assert not job.gate(baseline=jobs.base, confirm=False, **options).passed
+    no_confirm = ["--baseline", jobs.base, "--threshold", "0.2", "--no-confirm"]
+    assert gate(jobs.db, jobs.inflated, *no_confirm) == 1

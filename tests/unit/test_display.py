@@ -1,0 +1,23 @@
+"""Terminal tables show the knobs that distinguish candidates, not constants."""
+
+from __future__ import annotations
+
+from support.factories import trial
+
+from farm.display import short_params, varying_keys
+
+
+def test_constant_knobs_are_left_out_of_the_params_column() -> None:
+    nncf = {"precision": "int8", "threads": 2, "quantize_nncf.subset_size": 300}
+    params = [
+        {"precision": "fp32", "batch_size": 1, "threads": 2},
+        {**nncf, "batch_size": 1, "quantize_nncf.preset": "mixed"},
+        {**nncf, "batch_size": 8, "quantize_nncf.preset": "performance"},
+    ]
+    trials = [trial(i, params=p) for i, p in enumerate(params)]
+    keys = varying_keys(trials)
+    assert keys == {"precision", "batch_size", "threads", "quantize_nncf.preset"}
+    assert short_params(trials[1].params, keys) == (
+        "batch_size=1 precision=int8 preset=mixed threads=2"
+    )
+    assert "subset_size=300" in short_params(trials[1].params)
