@@ -378,7 +378,7 @@ class Confirmer:
         import ray
 
         from farm.gate.checks import as_dict
-        from farm.worker.evaluate import input_size
+        from farm.measure.bench import input_size
 
         target = cand["target"]
         options = self._runtime_options(target, as_dict(cand["params"]))
@@ -466,7 +466,7 @@ class Confirmer:
         """The query batch a trial of the candidate job sends (the workload's eval split, at the
         artifact's input size), or seeded standard-normal inputs when the workload does not load
         here; with the task that decodes the outputs, and a description for the output."""
-        from farm.worker.evaluate import input_size, query_batch
+        from farm.measure.bench import input_size, query_batch
 
         workload = self._load_workload()
         if workload is not None:
@@ -548,28 +548,9 @@ class Confirmer:
         node: Node,
     ) -> Any:
         """One measurement in a fresh worker process on ``node`` (alone there: its slot)."""
-        import ray
-        from ray.exceptions import RayError, RayTaskError
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        from farm.measure.remote import measure_on_node
 
-        from farm.engine.runner import node_slot
-        from farm.worker import remote as tasks
-        from targets import get_target
-
-        resource = get_target(target).resource
-        try:
-            return ray.get(
-                tasks.measure_task.options(
-                    num_cpus=options.threads,
-                    resources={resource: 0.001, **node_slot(node)},
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
-                ).remote(ref, target, options, contract, batch, self.task, infos)
-            )
-        except RayTaskError as exc:
-            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-            raise TrialError(f"a measurement failed: {type(cause).__name__}: {cause}") from None
-        except RayError as exc:
-            raise TrialError(f"a measurement was lost: {type(exc).__name__}: {exc}") from None
+        return measure_on_node(node, ref, target, options, contract, batch, self.task, infos)
 
     def close(self) -> None:
         """Shut Ray down if this confirmer started it."""
