@@ -63,6 +63,20 @@ class SystemFailed:
 Outcome = Done | TrialFailed | WrongHardware | NotFresh | SystemFailed
 
 
+@dataclass(frozen=True)
+class TaskLabel:
+    """Which trial a task is for: what Ray shows as the task's name, and what a test's executor
+    scripts its faults by."""
+
+    stage: str  # build | evaluate
+    target: str
+    trial: int
+    attempt: int
+
+    def __str__(self) -> str:
+        return f"{self.stage} {self.target}#{self.trial} attempt {self.attempt}"
+
+
 class Executor(Protocol):
     """What the runner asks of the machines. Task handles are opaque (hashable)."""
 
@@ -83,6 +97,7 @@ class Executor(Protocol):
         data: Any,
         seed: int,
         warm_worker: bool,
+        label: TaskLabel,
     ) -> Hashable:
         """Build ``steps`` from ``source`` on ``node``; its value is the artifact after each
         step. ``warm_worker``: also start a fresh worker there for the evaluation to follow."""
@@ -95,6 +110,7 @@ class Executor(Protocol):
         data: Any,
         reference: Any,
         per_gpu: bool,
+        label: TaskLabel,
     ) -> Hashable:
         """Evaluate ``artifact`` on ``node`` in a fresh worker; its value is an Evaluation.
         ``per_gpu``: the measurement takes one GPU of the node, others may take the rest."""
@@ -151,6 +167,7 @@ class RayExecutor:
         data: Any,
         seed: int,
         warm_worker: bool,
+        label: TaskLabel,
     ) -> Hashable:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -159,7 +176,7 @@ class RayExecutor:
 
         strategy = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
         ref = remote.build_task.options(
-            num_cpus=1, resources=node_slot(node), scheduling_strategy=strategy
+            num_cpus=1, resources=node_slot(node), scheduling_strategy=strategy, name=str(label)
         ).remote(source, list(steps), data, seed)
         if warm_worker:  # the evaluation's fresh worker starts while the node builds
             remote.start_worker.options(scheduling_strategy=strategy).remote()
@@ -174,6 +191,7 @@ class RayExecutor:
         data: Any,
         reference: Any,
         per_gpu: bool,
+        label: TaskLabel,
     ) -> Hashable:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -186,6 +204,7 @@ class RayExecutor:
             num_gpus=placement["num_gpus"],
             resources={request.target.resource: 0.001, **placement["resources"]},
             scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
+            name=str(label),
         ).remote(request, artifact, data, reference)
         self._nodes[ref] = node
         return ref

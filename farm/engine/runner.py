@@ -26,6 +26,7 @@ from farm.engine.executor import (
     Outcome,
     RayExecutor,
     SystemFailed,
+    TaskLabel,
     TrialFailed,
     WrongHardware,
 )
@@ -119,7 +120,11 @@ class JobRunner:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        prepared = prepare_job(self.spec, self.executor, self.cache, self.models_dir)
+        return self.use(prepare_job(self.spec, self.executor, self.cache, self.models_dir))
+
+    def use(self, prepared: PreparedJob) -> PreparedJob:
+        """Take ``prepared`` as this job's inputs (what :meth:`prepare` does with the job it
+        prepares): the studies, the scheduler, the recorder, and a resumed job's replay."""
         self.prepared = prepared
         self.scheduler = Scheduler(prepared.targets, self.spec.measurement)
         clock = self.executor.monotonic
@@ -236,6 +241,7 @@ class JobRunner:
         """Lease a node and submit the run's next task; None when no node is free."""
         assert self.prepared is not None
         p = self.prepared
+        label = TaskLabel(run.stage, run.target, run.number, run.attempts + 1)
         if run.stage == "build":
             node = self.scheduler.lease_build(run.holder)
             if node is None:
@@ -244,7 +250,7 @@ class JobRunner:
             steps = resolve(run.candidate.chain[done:])
             warm = self.scheduler.serves_job(node)
             seed = self.spec.search.seed
-            task = self.executor.submit_build(node, source, steps, self._data, seed, warm)
+            task = self.executor.submit_build(node, source, steps, self._data, seed, warm, label)
             run.cache_hit = False
         else:
             threads = run.candidate.options.threads
@@ -261,7 +267,7 @@ class JobRunner:
             )
             per_gpu = self.scheduler.per_gpu(run.target)
             task = self.executor.submit_evaluation(
-                node, request, run.artifact_ref, self._data, self._reference, per_gpu
+                node, request, run.artifact_ref, self._data, self._reference, per_gpu, label
             )
         run.node = node
         run.attempts += 1

@@ -14,7 +14,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from farm.engine.executor import Done, Executor, NotFresh, RayExecutor
+from farm.engine.executor import Done, Executor, NotFresh, RayExecutor, TaskLabel
 from farm.errors import TrialError
 from farm.worker.build import build, resolve
 from farm.worker.evaluate import Evaluation, EvaluationRequest, evaluate
@@ -99,7 +99,8 @@ class CandidateRunner:
         else:
             node = self._node(candidate.target, 1)
             data, _ = self._put()
-            task = self.executor.submit_build(node, start, steps, data, self.seed, True)
+            label = TaskLabel("build", candidate.target, 0, 1)
+            task = self.executor.submit_build(node, start, steps, data, self.seed, True, label)
             built = self._outcome(task, timeout_s)
         if self.cache is not None:
             for i, artifact in enumerate(built, start=done + 1):
@@ -124,8 +125,9 @@ class CandidateRunner:
         data, reference = self._put()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             node = self._node(candidate.target, candidate.options.threads)
+            label = TaskLabel("evaluate", candidate.target, 0, attempt)
             task = self.executor.submit_evaluation(
-                node, request, artifact, data, reference, per_gpu=False
+                node, request, artifact, data, reference, False, label
             )
             try:
                 value: Evaluation = self._outcome(task, timeout_s)
