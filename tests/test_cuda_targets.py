@@ -24,7 +24,7 @@ from test_targets_contract import TargetContract, tiny  # noqa: F401 - the share
 from farm.artifact import Artifact
 from farm.errors import RuntimeMissingError, TrialError, UsageError
 from farm.measure.contract import Contract
-from targets import RuntimeOptions, get_target, runtime_class
+from targets import DeviceSession, RuntimeOptions, get_target, runtime_class
 from targets.cuda_torch_runtime import (
     COMPILE_MODES,
     WARMUP_CALLS,
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _reason(runtime_key: str) -> str | None:
-    return runtime_class(runtime_key).unavailable_reason()  # type: ignore[attr-defined]
+    return runtime_class(runtime_key).unavailable_reason()
 
 
 def _program(tiny: TinyModels) -> Any:  # noqa: F811
@@ -61,7 +61,8 @@ class CudaContract(TargetContract):
         x = random_batch(4, seed=3)
         with self.compile(tiny, tmp_path, precision="fp16", batch=4) as session:
             out = session.run(x)
-            memory = session.device_memory_mib  # type: ignore[attr-defined]
+            assert isinstance(session, DeviceSession)
+            memory = session.device_memory_mib
         assert out.dtype == np.float32
         np.testing.assert_allclose(out, tiny.reference(x), atol=5e-2, rtol=5e-2)
         assert memory is None or memory > 0
@@ -104,10 +105,11 @@ class TestCudaTorch(CudaContract):
         tmp_path: Path,
     ) -> None:
         with self.compile(tiny, tmp_path, batch=2, channels_last=True, cuda_graphs=True) as s:
-            query = s.device_query(random_batch(2))  # type: ignore[attr-defined]
-            assert s.start_device_timing()  # type: ignore[attr-defined]
+            assert isinstance(s, DeviceSession)
+            query = s.device_query(random_batch(2))
+            assert s.start_device_timing()
             out = [query() for _ in range(5)]
-            times = s.stop_device_timing()  # type: ignore[attr-defined]
+            times = s.stop_device_timing()
         assert out[-1].is_cuda
         assert len(times) == 5 and all(t > 0 for t in times)
 
@@ -143,8 +145,12 @@ class TestCudaOnnxRuntime(CudaContract):
         tmp_path: Path,
     ) -> None:
         with self.compile(tiny, tmp_path, batch=2) as session:
-            query = session.device_query(random_batch(2))  # type: ignore[attr-defined]
-            query()
+            assert isinstance(session, DeviceSession)
+            query = session.device_query(random_batch(2))
+            # IOBinding leaves the outputs on the GPU: the query returns nothing, and runs again
+            assert query() is None and query() is None
+            assert not session.start_device_timing()  # ONNX Runtime has no CUDA events
+            assert session.stop_device_timing() == []
 
     def test_the_tensorrt_provider_runs_or_says_why_not(
         self,
@@ -313,31 +319,34 @@ def test_io_is_optional_and_left_out_of_cpu_contracts() -> None:
         Contract.from_dict({"exclusive_node": "yes"})
 
 
-def test_the_worker_states_io_and_node_sharing_for_cuda_targets_only() -> None:
-    from farm.worker.evaluate import contract_for
+def test_the_measurement_states_io_and_node_sharing_for_device_runtimes_only() -> None:
+    from farm.measure.bench import contract_for
     from workloads.tasks import Classification
 
-    task = Classification()
-    cuda = contract_for({"min_duration_s": 0.5}, task, get_target("cuda-torch"))
+    task, gpu, cpu_runtime = Classification(), runtime_class("cuda-torch"), runtime_class("torch")
+    cuda = contract_for({"min_duration_s": 0.5}, task, gpu)
     assert (cuda.io, cuda.exclusive_node) == ("host", False)
-    asked = contract_for({"io": "device", "exclusive_node": True}, task, get_target("cuda-torch"))
+    asked = contract_for({"io": "device", "exclusive_node": True}, task, gpu)
     assert (asked.io, asked.exclusive_node) == ("device", True)
-    cpu = contract_for({"io": "device"}, task, get_target("cpu-onnxruntime"))
+    cpu = contract_for({"io": "device"}, task, cpu_runtime)
     assert cpu.to_dict() == Contract().to_dict()  # CPU contracts are what they were
 
 
-class FakeGpuSession:
-    """What the worker needs of a GPU session: a device query and a device timer."""
+class FakeGpuSession(DeviceSession):
+    """What the measurement needs of a GPU session: a device query and a device timer."""
 
     actual_precision = "fp16"
-    device_memory_mib = 123.0
 
     def __init__(self, timings: list[float]) -> None:
         self.timings = timings
         self.staged: Any = None
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return np.zeros((len(batch), 10), np.float32)
+    @property
+    def device_memory_mib(self) -> float | None:
+        return 123.0
+
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        return [np.zeros((len(batch), 10), np.float32)]
 
     def device_query(self, batch: np.ndarray) -> Any:
         self.staged = batch
@@ -350,40 +359,44 @@ class FakeGpuSession:
         return self.timings
 
 
-def test_device_io_times_the_staged_query_and_host_io_the_numpy_run() -> None:
-    from farm.worker.evaluate import timed_query
+def test_device_io_times_the_staged_query_and_host_io_the_numpy_run(tiny: TinyModels) -> None:  # noqa: F811
+    from farm.measure.bench import timed_query
+    from targets.torch_runtime import TorchSession
     from workloads.tasks import Classification
 
     session = FakeGpuSession([])
     batch = random_batch(2)
-    device = timed_query(session, Classification(), batch, (None, None), "device")  # type: ignore[arg-type]
+    device = timed_query(session, Classification(), batch, (None, None), "device")
     assert device() == "device output" and session.staged is batch
-    host = timed_query(session, Classification(), batch, (None, None), "host")  # type: ignore[arg-type]
+    host = timed_query(session, Classification(), batch, (None, None), "host")
     assert host()[0].shape == (2, 10)  # type: ignore[index]
+    cpu_session = TorchSession(None, "fp32", ())  # a session that is not a device session
     with pytest.raises(TrialError, match="no device-resident query"):
-        timed_query(object(), Classification(), batch, (None,), "device")  # type: ignore[arg-type]
+        timed_query(cpu_session, Classification(), batch, (None,), "device")
 
 
 def test_device_time_is_taken_from_the_calls_the_measurement_reported() -> None:
     from farm.measure import Contract, measure
-    from farm.worker.evaluate import device_figures
+    from farm.measure.device import device_figures
 
     contract = Contract(warmup_s=0.0, warmup_iters=3, min_duration_s=0.0, min_samples=6)
     m = measure(lambda: None, 1, contract)
     first = m.warmup_runs + m.discarded_samples
     # warm-up and discarded calls took 100 ms on the device; the reported ones 1..n ms
     timings = [100.0] * first + [float(i + 1) for i in range(m.n_samples)] + [100.0] * 5
-    figures = device_figures(FakeGpuSession(timings), True, m)  # type: ignore[arg-type]
-    assert figures["device_latency_p50_ms"] == float(np.percentile(
+    figures = device_figures(FakeGpuSession(timings), True, m)
+    assert figures.device_latency_p50_ms == float(np.percentile(
         range(1, m.n_samples + 1), 50, method="inverted_cdf"))  # fmt: skip
-    assert figures["device_latency_p95_ms"] <= m.n_samples
-    assert figures["device_memory_mib"] == 123.0
-    none = device_figures(FakeGpuSession([]), False, m)  # type: ignore[arg-type]
-    assert none["device_latency_p50_ms"] is None
+    assert figures.device_latency_p95_ms is not None
+    assert figures.device_latency_p95_ms <= m.n_samples
+    assert figures.device_memory_mib == 123.0
+    none = device_figures(FakeGpuSession([]), False, m)
+    assert none.device_latency_p50_ms is None
 
 
 def test_the_gpu_a_task_got_sets_its_cores_and_its_price(monkeypatch: pytest.MonkeyPatch) -> None:
-    from farm.worker.evaluate import gpu_slot, trial_gpu
+    from farm.measure.device import trial_gpu
+    from farm.measure.node import gpu_slot
 
     fp = {"gpus": [{"model": "NVIDIA H200"}, {"model": "NVIDIA H100 80GB HBM3"}]}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")

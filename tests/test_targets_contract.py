@@ -81,7 +81,7 @@ class TargetContract:
     def test_thread_count_is_applied(self, tiny: TinyModels, tmp_path: Path) -> None:
         for threads in (1, 2):
             with self.compile(tiny, tmp_path / str(threads), threads=threads) as session:
-                assert session.threads == threads  # type: ignore[attr-defined]
+                assert session.threads == threads
 
     def test_close_releases_the_session(self, tiny: TinyModels, tmp_path: Path) -> None:
         session = self.compile(tiny, tmp_path)
@@ -160,7 +160,7 @@ class TestOpenVino(TargetContract):
         self, tiny: TinyModels, tmp_path: Path
     ) -> None:
         with self.compile(tiny, tmp_path, batch=4) as session:
-            assert session.input_shape == (4, 3, 32, 32)  # type: ignore[attr-defined]
+            assert session.input_shape == (4, 3, 32, 32)
             for n in (3, 9):  # padded, then split into 4+4+1
                 x = random_batch(n, seed=n)
                 np.testing.assert_allclose(session.run(x), tiny.reference(x), atol=self.atol)

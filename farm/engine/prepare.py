@@ -106,8 +106,7 @@ def prepare_job(
     source = workload.source_artifact(models_dir)
     quality_metric = task.primary_metric(data.has_labels)
     limits = job_limits(spec, task, data, quality_metric, evaluation)
-    module = _torch_module(source) if traits.torch_source else None
-    reference = reference_predictions(source, data, task, traits.fixed_batch, module)
+    reference = reference_predictions(source, data, task, traits.fixed_batch)
     # The unoptimized model is cached like every built artifact, so that `farm gate` can
     # re-measure any trial's artifact by the build key the trial stores.
     cache.save(source_build_key(workload.recipe_hash), source)
@@ -236,23 +235,13 @@ def source_build_key(workload_hash: str) -> str:
     return Candidate(workload_hash, "", (), RuntimeOptions()).build_key()
 
 
-def _torch_module(source: Artifact) -> Any:
-    from workloads import build_module
-
-    return build_module(source)
-
-
 def reference_predictions(
-    source: Artifact,
-    data: WorkloadData,
-    task: Task,
-    fixed_batch: int | None = None,
-    module: Any = None,
+    source: Artifact, data: WorkloadData, task: Task, fixed_batch: int | None = None
 ) -> Any:
-    """The unoptimized model's predictions on the eval split, fp32: ``module`` (the workload's
-    torch model, eager) when given, else the source compiled by the runtime that declares itself
-    the reference for its format (``Runtime.reference_for``). The reference every candidate's
-    fidelity is measured against.
+    """The unoptimized model's predictions on the eval split, fp32: a torch model (a
+    ``torch-state`` source) run eagerly as its builder makes it, anything else compiled by the
+    runtime that declares itself the reference for its format (``Runtime.reference_for``). The
+    reference every candidate's fidelity is measured against.
 
     Raises :class:`UsageError` when the model's outputs do not follow the task's convention
     (a user's ONNX detector whose outputs are not what the job declares)."""
@@ -260,6 +249,11 @@ def reference_predictions(
     from farm.worker.evaluate import predict_split
     from targets import reference_session
 
+    module = None
+    if source.format == "torch-state":
+        from workloads import build_module
+
+        module = build_module(source)
     batch = (task.max_batch or 64) if module is not None else (fixed_batch or 1)
     with tempfile.TemporaryDirectory(prefix="farm-reference-") as tmp:
         session = reference_session(source, Path(tmp), module)
