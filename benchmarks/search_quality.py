@@ -174,7 +174,7 @@ class Grid:
         self.cache = ArtifactCache(artifacts or results / "artifacts")
         self.models = results / "models"
         self.workload = load_workload(spec.workload, ROOT)
-        self._refs: tuple[Any, Any] | None = None
+        self._runner: Any = None
         self.records: dict[str, dict[str, Any]] = {}
         for path in [out, *sorted(out.parent.glob(f"{out.stem}.shard-*.json"))]:
             if path.exists():
@@ -195,8 +195,6 @@ class Grid:
 
     def run(self, batches: list[int] | None = None) -> list[dict[str, Any]]:
         """Measure what is left (only the configurations of ``batches`` when given)."""
-        from farm.engine.runner import reference_predictions
-
         candidates = self.candidates()
         current = {c.content_hash for _, c in candidates}
         todo = [(p, c) for p, c in candidates if c.content_hash not in self.records]
@@ -208,16 +206,16 @@ class Grid:
             todo = todo[self.shard[0] :: self.shard[1]]
         total = self.size = len(current)  # records of an earlier space are ignored
         print(f"  {self.target}: grid of {total} configurations, {len(todo)} still to measure")
-        if todo:
-            data = self.workload.data()
-            source = self.workload.source_artifact(self.models)
-            reference = reference_predictions(source, data)
         for i, (_params, cand) in enumerate(todo, 1):
             start = time.perf_counter()
             try:
-                artifact, build_s = self._artifact(cand, source, data)
-                record = self._evaluate(artifact, cand, data, reference)
-                record["build_s"] = build_s
+                # the farm's own build (cached by build key) and evaluate task: a fresh worker
+                # process per configuration, granted ``threads`` CPUs. (In one long-lived
+                # process, OpenVINO's thread pool keeps the CPU mask of its first use, so later
+                # 2-thread configurations would run on one core.)
+                result = self.runner().run(cand)
+                record = self._record(result.evaluation)
+                record["build_s"] = result.build_s
             except Exception as exc:  # a failing configuration is a result too
                 record = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             record.update(params=cand.params_dict(), batch_size=cand.options.batch_size)
@@ -229,39 +227,26 @@ class Grid:
             )
         return [r for h, r in self.records.items() if h in current and "error" not in r]
 
-    def _artifact(self, cand: Candidate, source: Any, data: Any) -> tuple[Any, float]:
-        from farm.worker import evaluate as worker
+    def runner(self) -> Any:
+        """What builds and evaluates the grid's candidates (``farm.engine.CandidateRunner``)."""
+        from farm.engine import CandidateRunner, reference_predictions
 
-        cached = self.cache.load(cand.build_key())
-        if cached is not None:
-            return cached, 0.0
-        done, start_from = 0, source
-        for upto in range(len(cand.chain) - 1, 0, -1):
-            hit = self.cache.load(cand.build_key(upto))
-            if hit is not None:
-                done, start_from = upto, hit
-                break
-        built = worker.build(start_from, list(cand.chain[done:]), data, self.spec.search.seed)
-        for i, artifact in enumerate(built, start=done + 1):
-            self.cache.save(cand.build_key(i), artifact)
-        return built[-1], sum(float(a.meta.get("build_s", 0.0)) for a in built)
-
-    def _evaluate(self, artifact: Any, cand: Candidate, data: Any, ref: Any) -> dict[str, Any]:
-        """The farm's own evaluate task: a fresh worker process per configuration, granted
-        ``threads`` CPUs. (In one long-lived process, OpenVINO's thread pool keeps the CPU
-        mask of its first use, so later 2-thread configurations would run on one core.)"""
-        import ray
-
-        from farm.worker import remote as tasks
-
-        if self._refs is None:
-            self._refs = (ray.put(data), ray.put(ref))
-        data_ref, ref_ref = self._refs
-        ev = ray.get(
-            tasks.evaluate_task.options(num_cpus=cand.options.threads).remote(
-                artifact, self.target, cand.options, data_ref, ref_ref, self.measurement
+        if self._runner is None:
+            data = self.workload.data()
+            source = self.workload.source_artifact(self.models)
+            task = self.workload.task
+            self._runner = CandidateRunner(
+                source,
+                data,
+                reference_predictions(source, data, task),
+                task,
+                contract=self.measurement,
+                seed=self.spec.search.seed,
+                cache=self.cache,
             )
-        )
+        return self._runner
+
+    def _record(self, ev: Any) -> dict[str, Any]:
         m = ev.measurement
         price = self.spec.price_per_hour(self.target)
         return {
@@ -372,10 +357,9 @@ def confirm_best(
     None when the search has no batch-1 configuration at the fidelity floor."""
     import statistics
 
-    import ray
-
-    from farm.worker import evaluate as worker
-    from farm.worker import remote as tasks
+    from farm.cluster.lifecycle import alive_nodes
+    from farm.measure.bench import query_batch
+    from farm.measure.remote import measure_on_node
 
     def best(points: list[dict[str, Any]], key: str) -> str | None:
         ok = [p for p in points if p["batch_size"] == 1 and p["top1_agreement"] >= FIDELITY_FLOOR]
@@ -390,17 +374,17 @@ def confirm_best(
     if grid_best == search_best:
         return 1.0, 0.0
     by_hash = {c.content_hash: c for _, c in grid.candidates()}
-    batch, _ = worker.query_batch(grid.workload.data().eval, 1)
+    batch, _ = query_batch(grid.workload.data().eval, 1)
+    node = next(n for n in alive_nodes() if grid.target in n.targets)
 
     def p50(content_hash: str) -> float:
         cand = by_hash[content_hash]
         artifact = grid.cache.load(cand.build_key()) if cand.chain else None
         if artifact is None:
             raise RuntimeError(f"artifact of {_short(cand.params_dict())} is not in the cache")
-        ev = ray.get(
-            tasks.measure_task.options(num_cpus=cand.options.threads).remote(
-                artifact, grid.target, cand.options, grid.measurement, batch
-            )
+        task = grid.workload.task
+        ev = measure_on_node(
+            node, artifact, grid.target, cand.options, grid.measurement, batch, task
         )
         return float(ev.measurement["p50_ms"])
 
@@ -437,13 +421,15 @@ def simulate(
     import numpy as np
     import optuna
 
-    from farm.engine.runner import DUPLICATE_ASKS, make_sampler
+    from farm.engine.studies import DUPLICATE_ASKS
+    from farm.search.sampler import make_sampler
     from farm.search.space import baseline_params, initial_points, plan
 
     sampler, screening = STRATEGIES[strategy]
     run_spec = replace(spec, search=replace(spec.search, sampler=sampler, seed=seed))
     study = optuna.create_study(
-        directions=["maximize", "minimize", "minimize"], sampler=make_sampler(run_spec, seed)
+        directions=["maximize", "minimize", "minimize"],
+        sampler=make_sampler(run_spec.search, seed),
     )
     budget = min(spec.search.trials_per_target, grid.size)
     first = (
