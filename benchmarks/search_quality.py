@@ -570,7 +570,7 @@ def _fmt(x: float | None, spec: str = ".3f") -> str:
     return "n/a" if x is None else format(x, spec)
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small space, for a smoke run")
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
@@ -607,24 +607,81 @@ def main() -> int:
         default=5,
         help="rounds re-measuring the grid's and the search's best batch-1 configurations",
     )
-    args = parser.parse_args()
-    mode = QUICK if args.quick else FULL
+    return parser.parse_args()
+
+
+def simulate_all(args: argparse.Namespace, mode: Any) -> None:
+    """``--simulate``: compare the search strategies on each target's stored grid."""
+    for target in args.targets:
+        spec = job_spec(mode, target)
+        path = args.results / f"{mode.name}-{target}-grid.json"
+        grid = Grid(spec, target, path, args.results, None, args.artifacts)
+        print(f"{target}: {len(grid.points())}/{grid.size} configurations in the grid")
+        print_strategies(target, compare_strategies(spec, grid, args.simulate, args.noise))
+
+
+def measure_target(args: argparse.Namespace, mode: Any, target: str) -> tuple[Any, ...] | None:
+    """The grid of one target, then (unless ``--grid-only``) the search and its figures."""
     results: Path = args.results
+    spec = job_spec(mode, target)
+    print(f"== {target} ({mode.name})")
+    shard = None
+    if args.shard:
+        i, n = args.shard.split("/")
+        shard = (int(i), int(n))
+    path = results / f"{mode.name}-{target}-grid.json"
+    grid = Grid(spec, target, path, results, shard, args.artifacts)
+    t0 = time.perf_counter()
+    grid_points = grid.run(args.grid_batch)
+    grid_s = time.perf_counter() - t0
+    print(
+        f"  space: {len(grid.space)} knobs, {grid.size} distinct configurations; "
+        f"grid pass {grid_s:.0f}s, {len(grid_points)} measured ok"
+    )
+    if args.grid_only:
+        return None
+    by_hash = {h: r for h, r in grid.records.items() if "error" not in r}
+    t0 = time.perf_counter()
+    search_points = run_search(spec, results, args.artifacts)
+    search_s = time.perf_counter() - t0
+    f = figures(grid_points, by_hash, search_points, len(grid_points) == grid.size)
+    print(f"  {target}: the best batch-1 configurations re-measured in turns")
+    f["confirmed"] = confirm_best(grid, search_points, args.confirm_rounds)
+    return target, grid.size, grid_s, search_s, f
+
+
+def print_figures(target: str, size: int, grid_s: float, search_s: float, f: Any) -> None:
+    print(
+        f"\n{target}: {size} configurations, grid pass {grid_s:.0f}s, search {search_s:.0f}s,"
+        f" search visited {f['search_visited_in_grid']} grid configurations"
+    )
+    print(
+        f"  (a) best batch-1 p50 with top-1 fidelity >= {FIDELITY_FLOOR}: grid "
+        f"{_fmt(f['grid_best_b1_p50_ms'])} ms; search {_fmt(f['measured_best_b1_p50_ms'])} ms"
+        f" -> ratio {_fmt(f['measured_latency_ratio'])} (re-scored with grid timings: "
+        f"{_fmt(f['rescored_latency_ratio'])}); target <= 1.05"
+    )
+    if f["confirmed"] is not None:
+        ratio, drift = f["confirmed"]
+        print(
+            f"  (a') the two re-measured in turns: search / grid p50 {ratio:.3f} (median "
+            f"over rounds; the grid's configuration drifted {drift:.1%} between rounds)"
+        )
+    print(
+        f"  (b) hypervolume search / grid: {_fmt(f['measured_hv_ratio'])} (re-scored: "
+        f"{_fmt(f['rescored_hv_ratio'])}); target >= 0.95; reference point "
+        f"(1 - fidelity, p95 ms, USD/1k) = "
+        f"({', '.join(_fmt(x, '.4g') for x in f['reference_point'])})"
+    )
+
+
+def main() -> int:
+    args = parse_args()
+    mode = QUICK if args.quick else FULL
     if args.simulate:
-        for target in args.targets:
-            spec = job_spec(mode, target)
-            grid = Grid(
-                spec,
-                target,
-                results / f"{mode.name}-{target}-grid.json",
-                results,
-                None,
-                args.artifacts,
-            )
-            print(f"{target}: {len(grid.points())}/{grid.size} configurations in the grid")
-            print_strategies(target, compare_strategies(spec, grid, args.simulate, args.noise))
+        simulate_all(args, mode)
         return 0
-    os.environ.setdefault("FARM_NODE_CACHE", str(results / "node-cache"))
+    os.environ.setdefault("FARM_NODE_CACHE", str(args.results / "node-cache"))
     # Ray starts its workers at nice 15; on a machine shared with other work (the local
     # instance this benchmark starts), a measurement at nice 15 gets a sliver of a CPU (a
     # 15 ms ResNet-18 query measured 7 s). At nice 0 it competes on equal terms.
@@ -635,63 +692,10 @@ def main() -> int:
     from farm.cluster.lifecycle import start_or_connect
 
     start_or_connect(None)
-    rows = []
-    for target in args.targets:
-        spec = job_spec(mode, target)
-        print(f"== {target} ({mode.name})")
-        shard = None
-        if args.shard:
-            i, n = args.shard.split("/")
-            shard = (int(i), int(n))
-        grid = Grid(
-            spec,
-            target,
-            results / f"{mode.name}-{target}-grid.json",
-            results,
-            shard,
-            args.artifacts,
-        )
-        t0 = time.perf_counter()
-        grid_points = grid.run(args.grid_batch)
-        grid_s = time.perf_counter() - t0
-        print(
-            f"  space: {len(grid.space)} knobs, {grid.size} distinct configurations; "
-            f"grid pass {grid_s:.0f}s, {len(grid_points)} measured ok"
-        )
-        if args.grid_only:
-            continue
-        by_hash = {h: r for h, r in grid.records.items() if "error" not in r}
-        t0 = time.perf_counter()
-        search_points = run_search(spec, results, args.artifacts)
-        search_s = time.perf_counter() - t0
-        f = figures(grid_points, by_hash, search_points, len(grid_points) == grid.size)
-        print(f"  {target}: the best batch-1 configurations re-measured in turns")
-        f["confirmed"] = confirm_best(grid, search_points, args.confirm_rounds)
-        rows.append((target, grid.size, grid_s, search_s, f))
-
-    for target, size, grid_s, search_s, f in rows:
-        print(
-            f"\n{target}: {size} configurations, grid pass {grid_s:.0f}s, search {search_s:.0f}s,"
-            f" search visited {f['search_visited_in_grid']} grid configurations"
-        )
-        print(
-            f"  (a) best batch-1 p50 with top-1 fidelity >= {FIDELITY_FLOOR}: grid "
-            f"{_fmt(f['grid_best_b1_p50_ms'])} ms; search {_fmt(f['measured_best_b1_p50_ms'])} ms"
-            f" -> ratio {_fmt(f['measured_latency_ratio'])} (re-scored with grid timings: "
-            f"{_fmt(f['rescored_latency_ratio'])}); target <= 1.05"
-        )
-        if f["confirmed"] is not None:
-            ratio, drift = f["confirmed"]
-            print(
-                f"  (a') the two re-measured in turns: search / grid p50 {ratio:.3f} (median "
-                f"over rounds; the grid's configuration drifted {drift:.1%} between rounds)"
-            )
-        print(
-            f"  (b) hypervolume search / grid: {_fmt(f['measured_hv_ratio'])} (re-scored: "
-            f"{_fmt(f['rescored_hv_ratio'])}); target >= 0.95; reference point "
-            f"(1 - fidelity, p95 ms, USD/1k) = "
-            f"({', '.join(_fmt(x, '.4g') for x in f['reference_point'])})"
-        )
+    rows = [measure_target(args, mode, target) for target in args.targets]
+    for row in rows:
+        if row is not None:
+            print_figures(*row)
     return 0
 
 

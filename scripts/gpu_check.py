@@ -458,13 +458,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
             return 1
     fp = fingerprint()
     describe_environment(fp, out)
-    gpu_models = [str(g["model"]) for g in fp["gpus"]]
-    prices = {m: gpu_price(m) for m in gpu_models}
-    for m, p in prices.items():
-        priced = (
-            f"${p.price_per_hour_usd:g}/h ({p.price_source}, {p.price_date})" if p else "NO PRICE"
-        )
-        out(f"{m} is priced as {p.name if p else '—'}: {priced}")
+    prices = describe_prices(fp, out)
 
     import torch
 
@@ -514,22 +508,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
         if why
     ]
     for config in plan:
-        left = deadline - time.perf_counter() - RESERVE_S
-        why = config_skip(config, gpu)
-        if why is None and config.cost_s > left:
-            why = f"time budget: needs ~{config.cost_s:.0f} s, {max(left, 0):.0f} s left"
-        if why is not None:
-            rows.append(Row(config, "skipped", why))
-            continue
-        began = time.perf_counter()
-        try:
-            row = measure_config(config, artifacts, images, reference, gpu, table)
-        except Exception as exc:
-            traceback.print_exc()
-            row = Row(config, "failed", " ".join(f"{type(exc).__name__}: {exc}".split())[:400])
-        rows.append(row)
-        took = time.perf_counter() - began
-        out(f"{config.target} {config.describe()}: {row.status} ({took:.1f} s)")
+        rows.append(run_config(config, deadline, artifacts, images, reference, gpu, table, out))
         if gpu:
             torch.cuda.empty_cache()
     measure_bare()  # again, after: the drift between the two runs is the noise to read ratios by
@@ -542,6 +521,45 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     if not gpu:  # a dry run checks the code paths, not the numbers
         return 1 if any(r.status == "failed" for r in rows) else 0
     return 0 if ok else 1
+
+
+def describe_prices(fp: dict[str, Any], out: Callable[[str], None]) -> dict[str, Any]:
+    """Each GPU of this machine and the catalog row that prices it."""
+    prices = {m: gpu_price(m) for m in (str(g["model"]) for g in fp["gpus"])}
+    for m, p in prices.items():
+        priced = (
+            f"${p.price_per_hour_usd:g}/h ({p.price_source}, {p.price_date})" if p else "NO PRICE"
+        )
+        out(f"{m} is priced as {p.name if p else '—'}: {priced}")
+    return prices
+
+
+def run_config(
+    config: Config,
+    deadline: float,
+    artifacts: dict[str, Artifact],
+    images: np.ndarray,
+    reference: np.ndarray,
+    gpu: bool,
+    table: dict[str, Any],
+    out: Callable[[str], None],
+) -> Row:
+    """One configuration measured, or skipped (with why) when it cannot run here or would not
+    finish within the time budget."""
+    left = deadline - time.perf_counter() - RESERVE_S
+    why = config_skip(config, gpu)
+    if why is None and config.cost_s > left:
+        why = f"time budget: needs ~{config.cost_s:.0f} s, {max(left, 0):.0f} s left"
+    if why is not None:
+        return Row(config, "skipped", why)
+    began = time.perf_counter()
+    try:
+        row = measure_config(config, artifacts, images, reference, gpu, table)
+    except Exception as exc:
+        traceback.print_exc()
+        row = Row(config, "failed", " ".join(f"{type(exc).__name__}: {exc}".split())[:400])
+    out(f"{config.target} {config.describe()}: {row.status} ({time.perf_counter() - began:.1f} s)")
+    return row
 
 
 def describe_environment(fp: dict[str, Any], out: Callable[[str], None]) -> None:

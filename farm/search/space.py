@@ -228,7 +228,9 @@ def plan(
             cfg = knobs_of(name)
             if not optimizers.is_identity(name, cfg):
                 chain.append(step(name, cfg))
-    if torch_source or target.export != "export_onnx":
+    # A model that is no torch module (an ONNX file) is already what an export from torch
+    # makes of one: such export steps are left out (prepare refuses targets that need them).
+    if torch_source or not optimizers.get_transform(target.export).needs_torch:
         chain.append(step(target.export))
     if precision == "int8":
         if not target.int8_transform:
