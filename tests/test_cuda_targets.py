@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 from _tiny_models import TinyModels, random_batch
-from test_targets_contract import TargetContract, tiny  # noqa: F401 - the shared fixture
+from support.target_contract import TargetContract
 
 from farm.artifact import Artifact
 from farm.errors import RuntimeMissingError, TrialError, UsageError
@@ -41,7 +41,7 @@ def _reason(runtime_key: str) -> str | None:
     return runtime_class(runtime_key).unavailable_reason()
 
 
-def _program(tiny: TinyModels) -> Any:  # noqa: F811
+def _program(tiny: TinyModels) -> Any:
     return load_program(Artifact.read_from("torch-export", [tiny.pt2]), tiny.directory, "test")
 
 
@@ -57,7 +57,7 @@ class CudaContract(TargetContract):
         if reason is not None:
             pytest.skip(f"{self.runtime_key}: {reason}")
 
-    def test_fp16_runs_close_to_the_reference(self, tiny: TinyModels, tmp_path: Path) -> None:  # noqa: F811
+    def test_fp16_runs_close_to_the_reference(self, tiny: TinyModels, tmp_path: Path) -> None:
         x = random_batch(4, seed=3)
         with self.compile(tiny, tmp_path, precision="fp16", batch=4) as session:
             out = session.run(x)
@@ -76,7 +76,7 @@ class TestCudaTorch(CudaContract):
 
     def test_tf32_is_off_for_fp32_unless_asked_and_read_back(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
     ) -> None:
         with self.compile(tiny, tmp_path / "a", fp32_math="tf32") as session:
@@ -87,7 +87,7 @@ class TestCudaTorch(CudaContract):
     @pytest.mark.parametrize("batch", [1, 4])
     def test_a_cuda_graph_replays_what_eager_computes(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
         batch: int,
     ) -> None:
@@ -101,7 +101,7 @@ class TestCudaTorch(CudaContract):
 
     def test_device_io_leaves_the_output_on_the_gpu_and_events_time_it(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
     ) -> None:
         with self.compile(tiny, tmp_path, batch=2, channels_last=True, cuda_graphs=True) as s:
@@ -115,7 +115,7 @@ class TestCudaTorch(CudaContract):
 
     def test_a_batch_that_does_not_fit_says_how_much_memory_the_gpu_has(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
     ) -> None:
         with pytest.raises(TrialError, match=r"batch 2000000 does not fit in the memory of the"):
@@ -125,7 +125,7 @@ class TestCudaTorch(CudaContract):
     @pytest.mark.parametrize("mode", [m for m in COMPILE_MODES if m != "off"])
     def test_every_compile_mode_runs_and_matches(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
         mode: str,
     ) -> None:
@@ -141,7 +141,7 @@ class TestCudaOnnxRuntime(CudaContract):
 
     def test_device_io_binds_the_input_on_the_gpu(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
     ) -> None:
         with self.compile(tiny, tmp_path, batch=2) as session:
@@ -154,7 +154,7 @@ class TestCudaOnnxRuntime(CudaContract):
 
     def test_the_tensorrt_provider_runs_or_says_why_not(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
     ) -> None:
         try:
@@ -174,7 +174,7 @@ class TestTensorRT(CudaContract):
 
     def test_engines_are_cached_per_gpu_version_and_shape(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
@@ -192,7 +192,7 @@ class TestTensorRT(CudaContract):
 @pytest.mark.parametrize("runtime_key", CUDA_RUNTIMES)
 def test_without_its_gpu_stack_a_cuda_runtime_refuses_and_says_why(
     runtime_key: str,
-    tiny: TinyModels,  # noqa: F811
+    tiny: TinyModels,
     tmp_path: Path,
 ) -> None:
     reason = _reason(runtime_key)
@@ -207,7 +207,7 @@ def test_without_its_gpu_stack_a_cuda_runtime_refuses_and_says_why(
     assert reason in str(info.value)
 
 
-def test_fp16_conversion_keeps_float32_io_and_reports_fp16(tiny: TinyModels) -> None:  # noqa: F811
+def test_fp16_conversion_keeps_float32_io_and_reports_fp16(tiny: TinyModels) -> None:
     """Runs on the CPU: the converted graph is what the CUDA provider would execute."""
     import onnx
     import onnxruntime as ort
@@ -253,7 +253,7 @@ def test_the_catalog_offers_what_matters_on_gpus_and_the_runtime_accepts_all_of_
 def test_bad_knob_values_are_the_jobs_error_even_without_a_gpu(
     extra: dict[str, Any],
     match: str,
-    tiny: TinyModels,  # noqa: F811
+    tiny: TinyModels,
     tmp_path: Path,
 ) -> None:
     with pytest.raises(UsageError, match=match):
@@ -359,7 +359,7 @@ class FakeGpuSession(DeviceSession):
         return self.timings
 
 
-def test_device_io_times_the_staged_query_and_host_io_the_numpy_run(tiny: TinyModels) -> None:  # noqa: F811
+def test_device_io_times_the_staged_query_and_host_io_the_numpy_run(tiny: TinyModels) -> None:
     from farm.measure.bench import timed_query
     from targets.torch_runtime import TorchSession
     from workloads.tasks import Classification
@@ -418,7 +418,7 @@ def test_the_gpu_a_task_got_sets_its_cores_and_its_price(monkeypatch: pytest.Mon
     ],
 )
 def test_the_session_runs_on_the_cpu_with_the_same_code(
-    tiny: TinyModels,  # noqa: F811
+    tiny: TinyModels,
     precision: str,
     extra: dict[str, Any],
     reported: str,
@@ -439,7 +439,7 @@ def test_the_session_runs_on_the_cpu_with_the_same_code(
         session.run(x)
 
 
-def test_compile_does_the_warm_up_so_latency_samples_never_do(tiny: TinyModels) -> None:  # noqa: F811
+def test_compile_does_the_warm_up_so_latency_samples_never_do(tiny: TinyModels) -> None:
     calls: list[tuple[int, ...]] = []
     program = _program(tiny)
 
@@ -480,7 +480,7 @@ class FakeEvent:
 
 
 def test_the_device_timer_brackets_each_forward_and_grows_its_pool(
-    tiny: TinyModels,  # noqa: F811
+    tiny: TinyModels,
 ) -> None:
     from types import SimpleNamespace
 
@@ -502,13 +502,13 @@ def test_the_device_timer_brackets_each_forward_and_grows_its_pool(
     assert len(timer._events) == 12
 
 
-def test_cuda_graphs_need_a_gpu(tiny: TinyModels) -> None:  # noqa: F811
+def test_cuda_graphs_need_a_gpu(tiny: TinyModels) -> None:
     with pytest.raises(UsageError, match="CUDA graphs need a GPU"):
         build_session(_program(tiny), RuntimeOptions(extra={"cuda_graphs": True}), "cpu")
 
 
 @pytest.mark.slow
-def test_torch_compile_runs_inside_compile_and_matches(tiny: TinyModels) -> None:  # noqa: F811
+def test_torch_compile_runs_inside_compile_and_matches(tiny: TinyModels) -> None:
     """torch.compile on the CPU (inductor's C++ backend): slow on 2 cores, hence marked."""
     import time
 
@@ -570,7 +570,7 @@ def test_a_modelopt_style_quantized_program_is_recognised() -> None:
 
 
 def test_the_tensorrt_provider_gets_a_fixed_profile_and_a_cache(
-    tiny: TinyModels,  # noqa: F811
+    tiny: TinyModels,
     tmp_path: Path,
 ) -> None:
     import onnx
@@ -587,7 +587,7 @@ def test_the_tensorrt_provider_gets_a_fixed_profile_and_a_cache(
 
 
 def test_onnxruntime_cuda_validates_its_provider_before_looking_for_a_gpu(
-    tiny: TinyModels,  # noqa: F811
+    tiny: TinyModels,
     tmp_path: Path,
 ) -> None:
     artifact = Artifact.read_from("onnx", [tiny.onnx])

@@ -95,6 +95,7 @@ def test_the_farms_task_module_loads_no_runtime() -> None:
     assert out.stdout.strip() == "fresh"
 
 
+@pytest.mark.slow
 def test_an_evaluation_never_gets_the_worker_of_a_build(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
