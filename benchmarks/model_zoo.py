@@ -1,4 +1,4 @@
-"""Which models does the farm take? The torchvision classification zoo, swept (issue 14).
+"""Which models does the farm take? The torchvision classification zoo, swept.
 
 Every model of ``torchvision.models.list_models(module=torchvision.models)`` with random
 (seeded) weights, at the smallest input it accepts, goes through what a user would do and then

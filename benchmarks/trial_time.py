@@ -1,4 +1,4 @@
-"""Where a trial's time goes: the breakdown of one ResNet-18 job (issue 12, part 4).
+"""Where a trial's time goes: the breakdown of one ResNet-18 job.
 
 The job: torchvision ResNet-18 (random weights), seeded synthetic inputs (quality = top-1
 fidelity to the fp32 reference), ``cpu-torch`` + ``cpu-onnxruntime`` + ``cpu-openvino``,
