@@ -9,8 +9,9 @@ measurement contract), one int8 artifact is built in the driver first; then, in 
   Runtime's quantizer, a calibration session, their thread pools) and then evaluates the same
   artifact in that same process, as an evaluation that inherited a build's worker did.
 
-Both run ``farm.worker.evaluate.evaluate`` (compile, quality, measurement), one at a time on this
-machine; the order alternates (fresh first, then after-a-build first, …). Printed: each
+Both run the farm's evaluation in the task's own process (``farm.engine.CandidateRunner`` with
+``here=True``: compile, quality, measurement), one at a time on this machine; the order
+alternates (fresh first, then after-a-build first, …). Printed: each
 measurement's p50 and peak RSS, the medians, and the ratio after-a-build ÷ fresh beside the
 spread of the fresh measurements (the machine's own noise)::
 
@@ -50,24 +51,24 @@ CANDIDATES = {
 }
 
 
-def evaluate_here(
-    artifact: Any,
-    target: str,
-    options: Any,
-    data: Any,
-    reference: Any,
-    contract: dict[str, Any],
-    build: Any = None,
-) -> dict[str, float]:
-    """Evaluate in this process, after running ``build`` (source, chain, data) when given."""
-    from farm.worker import evaluate as worker
-    from farm.worker import remote as tasks
+def evaluate_here(prepared: Any, candidate: Any, artifact: Any, build: bool) -> dict[str, float]:
+    """Evaluate ``artifact`` in this process; first build ``candidate`` here when ``build``."""
+    from farm.engine import CandidateRunner
+    from farm.measure.node import check_fresh_process
 
-    if build is None:
-        tasks.check_fresh_process()
+    runner = CandidateRunner(
+        prepared.source,
+        prepared.data,
+        prepared.reference,
+        prepared.task,
+        contract=prepared.spec.measurement,
+        here=True,
+    )
+    if build:
+        runner.build(candidate)
     else:
-        worker.build(*build, 0)
-    ev = worker.evaluate(artifact, target, options, data, reference, contract)
+        check_fresh_process()
+    ev = runner.evaluate(candidate, artifact)
     return {"p50_ms": ev.measurement["p50_ms"], "peak_rss_mb": ev.peak_rss_mb}
 
 
@@ -80,12 +81,10 @@ def main() -> int:
     import ray
 
     from farm.cluster.lifecycle import start_or_connect
-    from farm.engine.runner import JobRunner
-    from farm.search.space import plan
+    from farm.engine import CandidateRunner, JobRunner
     from farm.spec.job import parse_job
     from farm.store.artifacts import ArtifactCache
     from farm.store.db import Store
-    from farm.worker.evaluate import build
 
     tmp = Path(tempfile.mkdtemp(prefix="farm-fresh-"))
     os.environ.setdefault("FARM_NODE_CACHE", str(tmp / "node-cache"))
@@ -112,39 +111,26 @@ def main() -> int:
         cache=ArtifactCache(tmp / "artifacts"),
         models_dir=ROOT / "results" / "trial_time" / "models",
     )
-    runner.prepare()
-    data = ray.get(runner.data_ref)
+    prepared = runner.prepare()
+    here = CandidateRunner(
+        prepared.source, prepared.data, prepared.reference, prepared.task, here=True
+    )
     fresh = ray.remote(num_cpus=1, max_calls=1, max_retries=0)(evaluate_here)
     after_build = ray.remote(num_cpus=1, max_calls=1, max_retries=0)(evaluate_here)
     print(f"load before: {os.getloadavg()}")
     for target in targets:
         params = {**CANDIDATES[target], "batch_size": 1, "threads": 1}
-        candidate = plan(
-            spec,
-            target,
-            params,
-            runner.workload.recipe_hash,
-            runner.workload.allows_torch_transforms,
-        )
-        chain = list(candidate.chain)
-        artifact = ray.put(build(runner.source, chain, data, 0)[-1])
-        common = (
-            artifact,
-            target,
-            candidate.options,
-            runner.data_ref,
-            runner.reference_ref,
-            spec.measurement,
-        )
+        candidate = prepared.plan(target, params)
+        artifact = ray.put(here.build(candidate)[0])
         results: dict[str, list[dict[str, float]]] = {"fresh": [], "after a build": []}
         for i in range(args.rounds):
             order = ["fresh", "after a build"] if i % 2 == 0 else ["after a build", "fresh"]
             for kind in order:
                 start = time.perf_counter()
                 if kind == "fresh":
-                    out = ray.get(fresh.remote(*common))
+                    out = ray.get(fresh.remote(prepared, candidate, artifact, False))
                 else:
-                    out = ray.get(after_build.remote(*common, (runner.source, chain, data)))
+                    out = ray.get(after_build.remote(prepared, candidate, artifact, True))
                 results[kind].append(out)
                 print(
                     f"{target} round {i + 1} {kind:>13}: p50 {out['p50_ms']:7.3f} ms, peak RSS "

@@ -1,12 +1,12 @@
 """What the release KPIs cost: a trial's evaluation time with and without robustness.
 
 The digits CNN (fp32 ONNX and ORT int8), evaluated on cpu-onnxruntime through the farm's own
-evaluate step (`farm.worker.evaluate.evaluate`: compile, quality on the eval split, KPIs,
-measurement),
-alternating "without" and "with" `[evaluation] robustness = true` (21 corrupted copies of the
-eval split) so that drift hits both alike. Calibration, slices and the operating point are on
-in both runs (they cost next to nothing). Prints the evaluate time (`eval_s`) and the whole
-trial time of each, their ratio, and the drift between the rounds.
+evaluate step (`farm.engine.CandidateRunner.evaluate` in this process: compile, quality on the
+eval split, KPIs, measurement), alternating "without" and "with" `[evaluation] robustness =
+true` (21 corrupted copies of the eval split) so that drift hits both alike. Calibration,
+slices and the operating point are on in both runs (they cost next to nothing). Prints the
+evaluate time (`eval_s`) and the whole trial time of each, their ratio, and the drift between
+the rounds.
 
     .venv/bin/python benchmarks/kpi_cost.py [--rounds 3] [--batch 1]
 """
@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import optimizers
-from farm.engine.runner import reference_predictions
-from farm.worker import evaluate as worker
+from farm.engine import CandidateRunner, reference_predictions
+from farm.search.candidate import Candidate
 from targets.base import RuntimeOptions
 from workloads import load_workload
 from workloads.kpis.compute import with_kpi_data
@@ -49,26 +49,25 @@ def main() -> None:
     print(f"corrupted copies of the eval split made in {time.perf_counter() - start:.1f} s")
     with tempfile.TemporaryDirectory() as tmp:
         source = workload.source_artifact(Path(tmp))
-    reference = reference_predictions(source, data["without"])
+    reference = reference_predictions(source, data["without"], workload.task)
     ctx = optimizers.BuildContext(data=data["without"], seed=0)
     onnx = optimizers.apply("export_onnx", {}, source, ctx)
     artifacts = {"fp32": onnx, "int8": optimizers.apply("quantize_ort", {}, onnx, ctx)}
     options = RuntimeOptions(threads=1, batch_size=args.batch)
-    spec = {"without": plain, "with": robust}
+    candidate = Candidate(workload.recipe_hash, "cpu-onnxruntime", (), options)
+    runners = {
+        kind: CandidateRunner(
+            source, data[kind], reference, workload.task, contract=CONTRACT, evaluation=evaluation,
+            here=True,
+        )
+        for kind, evaluation in (("without", plain), ("with", robust))
+    }  # fmt: skip
     times: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for r in range(args.rounds):
         for name, artifact in artifacts.items():
             for kind in ("without", "with"):
                 t0 = time.perf_counter()
-                ev = worker.evaluate(
-                    artifact,
-                    "cpu-onnxruntime",
-                    options,
-                    data[kind],
-                    reference,
-                    CONTRACT,
-                    evaluation=spec[kind],
-                )
+                ev = runners[kind].evaluate(candidate, artifact)
                 total = time.perf_counter() - t0
                 times.setdefault((name, kind), []).append((ev.eval_s, total))
                 print(

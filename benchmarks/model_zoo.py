@@ -1,4 +1,4 @@
-"""Which models does the farm take? The torchvision classification zoo, swept (issue 14).
+"""Which models does the farm take? The torchvision classification zoo, swept.
 
 Every model of ``torchvision.models.list_models(module=torchvision.models)`` with random
 (seeded) weights, at the smallest input it accepts, goes through what a user would do and then
@@ -19,12 +19,10 @@ through the farm's own code:
 4. **The farm's path** for each export, as a job on ``[workload] onnx = ...`` with synthetic
    inputs would run it: ``load_workload`` (the job's validation), the engine's
    ``reference_predictions``, the trial's candidate from ``farm.search.space.plan`` (baseline
-   knobs),
-   ``farm.worker.remote.build_task`` (``farm.worker.evaluate.build``: the quantizers) and
-   ``farm.worker.remote.evaluate_task`` (``farm.worker.evaluate.evaluate``: compile, quality on the
-   eval split,
-   measurement, in a fresh process): fp32 and int8 on cpu-onnxruntime, fp32, bf16 and int8 on
-   cpu-openvino. cpu-torch fp32 runs the farm's ``export_torch`` on the model itself.
+   knobs), and ``farm.engine.run_candidate`` (a job's build task, the quantizers, and its
+   evaluate task: compile, quality on the eval split, measurement, in a fresh process): fp32 and
+   int8 on cpu-onnxruntime, fp32, bf16 and int8 on cpu-openvino. cpu-torch fp32 runs the farm's
+   ``export_torch`` on the model itself.
 
 A cell is *ok* when the trial completed and, at fp32, its outputs are within
 :data:`FP32_TOLERANCE` of the fp32 reference (a runtime that silently computes something else is
@@ -107,7 +105,7 @@ def one_line(exc: BaseException | str, limit: int = REASON_CHARS) -> str:
     """An error as one line (the farm's own wording for trial errors), cut to ``limit``."""
     if isinstance(exc, BaseException):
         from farm.errors import TrialError
-        from farm.worker.evaluate import explain
+        from farm.measure.bench import explain
 
         cause = getattr(exc, "cause", None)  # a RayTaskError: the task's own exception
         exc = cause if isinstance(cause, BaseException) else exc
@@ -286,7 +284,7 @@ def prepare_model(
 def farm_source(path: Path) -> tuple[Any, Any, Any]:
     """What ``farm run`` makes of ``[workload] onnx = path`` with synthetic data before its
     first trial: the validated workload's source artifact, data and fp32 reference."""
-    from farm.engine.runner import reference_predictions
+    from farm.engine import reference_predictions
     from workloads import load_workload
 
     workload = load_workload({"onnx": str(path), "data": {"synthetic_samples": SAMPLES}}, ROOT)
@@ -309,11 +307,11 @@ def farm_torch_source(name: str, model: Any, size: int) -> tuple[Any, Any, Any]:
     """The cpu-torch artifact as the farm builds it from a torch model (``export_torch`` on a
     ``torch-state`` artifact), with synthetic data and the eager reference."""
     from farm.artifact import Artifact
-    from farm.engine.runner import reference_predictions
-    from farm.worker import evaluate as worker
+    from farm.engine import CandidateRunner, reference_predictions
     from workloads import register_builder
     from workloads.datasets.config import parse_data_config
     from workloads.datasets.imagefolder import load_data
+    from workloads.tasks import Classification
 
     register_builder("model_zoo")(zoo_builder)
     cfg = parse_data_config({"synthetic_samples": SAMPLES}, ROOT, "classification")
@@ -329,9 +327,10 @@ def farm_torch_source(name: str, model: Any, size: int) -> tuple[Any, Any, Any]:
             "workload": name,
         },
     )
-    reference = reference_predictions(source, data)
-    chain = trial_candidate("cpu-torch", "fp32").chain
-    artifact = worker.build(source, list(chain), data, SEED)[-1]
+    task = Classification()
+    reference = reference_predictions(source, data, task)
+    here = CandidateRunner(source, data, reference, task, seed=SEED, here=True)
+    artifact, _ = here.build(trial_candidate("cpu-torch", "fp32"))
     return artifact, data, reference
 
 
@@ -476,25 +475,31 @@ class Sweep:
         reference: Any,
         log: Callable,
     ) -> None:
-        """Build (when the trial's chain has steps) and evaluate one cell with the farm's tasks.
+        """Build (when the trial's chain has steps) and evaluate one cell as a job's trial
+        (``farm.engine.run_candidate``).
 
         ``source`` is the ONNX model, or for cpu-torch the already exported program."""
-        from farm.worker import remote as tasks
+        import dataclasses
+
+        from farm.engine import run_candidate
+        from workloads.tasks import Classification
 
         exporter, target, precision = column
         start = time.perf_counter()
         try:
             candidate = trial_candidate(target, precision)
-            artifact = source
-            chain = candidate.chain if exporter != TORCH else ()
-            if chain:
-                built = tasks.build_task.remote(source, list(chain), data, SEED)
-                artifact = self._get(built)[-1]
-            ev = self._get(
-                tasks.evaluate_task.options(num_cpus=candidate.options.threads).remote(
-                    artifact, target, candidate.options, data, reference, CONTRACT
-                )
-            )
+            if exporter == TORCH:
+                candidate = dataclasses.replace(candidate, chain=())
+            ev = run_candidate(
+                candidate,
+                source,
+                data,
+                reference,
+                Classification(),
+                contract=CONTRACT,
+                seed=SEED,
+                timeout_s=self.timeout_s,
+            ).evaluation
         except Exception as exc:
             self._set(name, column, "failed", one_line(exc), time.perf_counter() - start)
             log(f"  {name} {cell_key(*column)}: FAILED {one_line(exc, 160)}")
@@ -558,8 +563,10 @@ def trial_candidate(target: str, precision: str) -> Any:
         },
         source="benchmarks/model_zoo.py",
     )
+    from workloads.base import WorkloadTraits
+
     torch_source = target == "cpu-torch"
-    space = target_space(spec, target, 1, torch_source=torch_source)
+    space = target_space(spec, target, 1, WorkloadTraits(torch_source=torch_source))
     params = {**baseline_params(space), "precision": precision}
     return plan(spec, target, params, "", torch_source=torch_source)
 

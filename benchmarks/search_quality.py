@@ -174,7 +174,7 @@ class Grid:
         self.cache = ArtifactCache(artifacts or results / "artifacts")
         self.models = results / "models"
         self.workload = load_workload(spec.workload, ROOT)
-        self._refs: tuple[Any, Any] | None = None
+        self._runner: Any = None
         self.records: dict[str, dict[str, Any]] = {}
         for path in [out, *sorted(out.parent.glob(f"{out.stem}.shard-*.json"))]:
             if path.exists():
@@ -195,8 +195,6 @@ class Grid:
 
     def run(self, batches: list[int] | None = None) -> list[dict[str, Any]]:
         """Measure what is left (only the configurations of ``batches`` when given)."""
-        from farm.engine.runner import reference_predictions
-
         candidates = self.candidates()
         current = {c.content_hash for _, c in candidates}
         todo = [(p, c) for p, c in candidates if c.content_hash not in self.records]
@@ -208,16 +206,16 @@ class Grid:
             todo = todo[self.shard[0] :: self.shard[1]]
         total = self.size = len(current)  # records of an earlier space are ignored
         print(f"  {self.target}: grid of {total} configurations, {len(todo)} still to measure")
-        if todo:
-            data = self.workload.data()
-            source = self.workload.source_artifact(self.models)
-            reference = reference_predictions(source, data)
         for i, (_params, cand) in enumerate(todo, 1):
             start = time.perf_counter()
             try:
-                artifact, build_s = self._artifact(cand, source, data)
-                record = self._evaluate(artifact, cand, data, reference)
-                record["build_s"] = build_s
+                # the farm's own build (cached by build key) and evaluate task: a fresh worker
+                # process per configuration, granted ``threads`` CPUs. (In one long-lived
+                # process, OpenVINO's thread pool keeps the CPU mask of its first use, so later
+                # 2-thread configurations would run on one core.)
+                result = self.runner().run(cand)
+                record = self._record(result.evaluation)
+                record["build_s"] = result.build_s
             except Exception as exc:  # a failing configuration is a result too
                 record = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             record.update(params=cand.params_dict(), batch_size=cand.options.batch_size)
@@ -229,39 +227,26 @@ class Grid:
             )
         return [r for h, r in self.records.items() if h in current and "error" not in r]
 
-    def _artifact(self, cand: Candidate, source: Any, data: Any) -> tuple[Any, float]:
-        from farm.worker import evaluate as worker
+    def runner(self) -> Any:
+        """What builds and evaluates the grid's candidates (``farm.engine.CandidateRunner``)."""
+        from farm.engine import CandidateRunner, reference_predictions
 
-        cached = self.cache.load(cand.build_key())
-        if cached is not None:
-            return cached, 0.0
-        done, start_from = 0, source
-        for upto in range(len(cand.chain) - 1, 0, -1):
-            hit = self.cache.load(cand.build_key(upto))
-            if hit is not None:
-                done, start_from = upto, hit
-                break
-        built = worker.build(start_from, list(cand.chain[done:]), data, self.spec.search.seed)
-        for i, artifact in enumerate(built, start=done + 1):
-            self.cache.save(cand.build_key(i), artifact)
-        return built[-1], sum(float(a.meta.get("build_s", 0.0)) for a in built)
-
-    def _evaluate(self, artifact: Any, cand: Candidate, data: Any, ref: Any) -> dict[str, Any]:
-        """The farm's own evaluate task: a fresh worker process per configuration, granted
-        ``threads`` CPUs. (In one long-lived process, OpenVINO's thread pool keeps the CPU
-        mask of its first use, so later 2-thread configurations would run on one core.)"""
-        import ray
-
-        from farm.worker import remote as tasks
-
-        if self._refs is None:
-            self._refs = (ray.put(data), ray.put(ref))
-        data_ref, ref_ref = self._refs
-        ev = ray.get(
-            tasks.evaluate_task.options(num_cpus=cand.options.threads).remote(
-                artifact, self.target, cand.options, data_ref, ref_ref, self.measurement
+        if self._runner is None:
+            data = self.workload.data()
+            source = self.workload.source_artifact(self.models)
+            task = self.workload.task
+            self._runner = CandidateRunner(
+                source,
+                data,
+                reference_predictions(source, data, task),
+                task,
+                contract=self.measurement,
+                seed=self.spec.search.seed,
+                cache=self.cache,
             )
-        )
+        return self._runner
+
+    def _record(self, ev: Any) -> dict[str, Any]:
         m = ev.measurement
         price = self.spec.price_per_hour(self.target)
         return {
@@ -372,10 +357,9 @@ def confirm_best(
     None when the search has no batch-1 configuration at the fidelity floor."""
     import statistics
 
-    import ray
-
-    from farm.worker import evaluate as worker
-    from farm.worker import remote as tasks
+    from farm.cluster.lifecycle import alive_nodes
+    from farm.measure.bench import query_batch
+    from farm.measure.remote import measure_on_node
 
     def best(points: list[dict[str, Any]], key: str) -> str | None:
         ok = [p for p in points if p["batch_size"] == 1 and p["top1_agreement"] >= FIDELITY_FLOOR]
@@ -390,17 +374,17 @@ def confirm_best(
     if grid_best == search_best:
         return 1.0, 0.0
     by_hash = {c.content_hash: c for _, c in grid.candidates()}
-    batch, _ = worker.query_batch(grid.workload.data().eval, 1)
+    batch, _ = query_batch(grid.workload.data().eval, 1)
+    node = next(n for n in alive_nodes() if grid.target in n.targets)
 
     def p50(content_hash: str) -> float:
         cand = by_hash[content_hash]
         artifact = grid.cache.load(cand.build_key()) if cand.chain else None
         if artifact is None:
             raise RuntimeError(f"artifact of {_short(cand.params_dict())} is not in the cache")
-        ev = ray.get(
-            tasks.measure_task.options(num_cpus=cand.options.threads).remote(
-                artifact, grid.target, cand.options, grid.measurement, batch
-            )
+        task = grid.workload.task
+        ev = measure_on_node(
+            node, artifact, grid.target, cand.options, grid.measurement, batch, task
         )
         return float(ev.measurement["p50_ms"])
 
@@ -437,13 +421,15 @@ def simulate(
     import numpy as np
     import optuna
 
-    from farm.engine.runner import DUPLICATE_ASKS, make_sampler
+    from farm.engine.studies import DUPLICATE_ASKS
+    from farm.search.sampler import make_sampler
     from farm.search.space import baseline_params, initial_points, plan
 
     sampler, screening = STRATEGIES[strategy]
     run_spec = replace(spec, search=replace(spec.search, sampler=sampler, seed=seed))
     study = optuna.create_study(
-        directions=["maximize", "minimize", "minimize"], sampler=make_sampler(run_spec, seed)
+        directions=["maximize", "minimize", "minimize"],
+        sampler=make_sampler(run_spec.search, seed),
     )
     budget = min(spec.search.trials_per_target, grid.size)
     first = (
@@ -584,7 +570,7 @@ def _fmt(x: float | None, spec: str = ".3f") -> str:
     return "n/a" if x is None else format(x, spec)
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small space, for a smoke run")
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
@@ -621,24 +607,81 @@ def main() -> int:
         default=5,
         help="rounds re-measuring the grid's and the search's best batch-1 configurations",
     )
-    args = parser.parse_args()
-    mode = QUICK if args.quick else FULL
+    return parser.parse_args()
+
+
+def simulate_all(args: argparse.Namespace, mode: Any) -> None:
+    """``--simulate``: compare the search strategies on each target's stored grid."""
+    for target in args.targets:
+        spec = job_spec(mode, target)
+        path = args.results / f"{mode.name}-{target}-grid.json"
+        grid = Grid(spec, target, path, args.results, None, args.artifacts)
+        print(f"{target}: {len(grid.points())}/{grid.size} configurations in the grid")
+        print_strategies(target, compare_strategies(spec, grid, args.simulate, args.noise))
+
+
+def measure_target(args: argparse.Namespace, mode: Any, target: str) -> tuple[Any, ...] | None:
+    """The grid of one target, then (unless ``--grid-only``) the search and its figures."""
     results: Path = args.results
+    spec = job_spec(mode, target)
+    print(f"== {target} ({mode.name})")
+    shard = None
+    if args.shard:
+        i, n = args.shard.split("/")
+        shard = (int(i), int(n))
+    path = results / f"{mode.name}-{target}-grid.json"
+    grid = Grid(spec, target, path, results, shard, args.artifacts)
+    t0 = time.perf_counter()
+    grid_points = grid.run(args.grid_batch)
+    grid_s = time.perf_counter() - t0
+    print(
+        f"  space: {len(grid.space)} knobs, {grid.size} distinct configurations; "
+        f"grid pass {grid_s:.0f}s, {len(grid_points)} measured ok"
+    )
+    if args.grid_only:
+        return None
+    by_hash = {h: r for h, r in grid.records.items() if "error" not in r}
+    t0 = time.perf_counter()
+    search_points = run_search(spec, results, args.artifacts)
+    search_s = time.perf_counter() - t0
+    f = figures(grid_points, by_hash, search_points, len(grid_points) == grid.size)
+    print(f"  {target}: the best batch-1 configurations re-measured in turns")
+    f["confirmed"] = confirm_best(grid, search_points, args.confirm_rounds)
+    return target, grid.size, grid_s, search_s, f
+
+
+def print_figures(target: str, size: int, grid_s: float, search_s: float, f: Any) -> None:
+    print(
+        f"\n{target}: {size} configurations, grid pass {grid_s:.0f}s, search {search_s:.0f}s,"
+        f" search visited {f['search_visited_in_grid']} grid configurations"
+    )
+    print(
+        f"  (a) best batch-1 p50 with top-1 fidelity >= {FIDELITY_FLOOR}: grid "
+        f"{_fmt(f['grid_best_b1_p50_ms'])} ms; search {_fmt(f['measured_best_b1_p50_ms'])} ms"
+        f" -> ratio {_fmt(f['measured_latency_ratio'])} (re-scored with grid timings: "
+        f"{_fmt(f['rescored_latency_ratio'])}); target <= 1.05"
+    )
+    if f["confirmed"] is not None:
+        ratio, drift = f["confirmed"]
+        print(
+            f"  (a') the two re-measured in turns: search / grid p50 {ratio:.3f} (median "
+            f"over rounds; the grid's configuration drifted {drift:.1%} between rounds)"
+        )
+    print(
+        f"  (b) hypervolume search / grid: {_fmt(f['measured_hv_ratio'])} (re-scored: "
+        f"{_fmt(f['rescored_hv_ratio'])}); target >= 0.95; reference point "
+        f"(1 - fidelity, p95 ms, USD/1k) = "
+        f"({', '.join(_fmt(x, '.4g') for x in f['reference_point'])})"
+    )
+
+
+def main() -> int:
+    args = parse_args()
+    mode = QUICK if args.quick else FULL
     if args.simulate:
-        for target in args.targets:
-            spec = job_spec(mode, target)
-            grid = Grid(
-                spec,
-                target,
-                results / f"{mode.name}-{target}-grid.json",
-                results,
-                None,
-                args.artifacts,
-            )
-            print(f"{target}: {len(grid.points())}/{grid.size} configurations in the grid")
-            print_strategies(target, compare_strategies(spec, grid, args.simulate, args.noise))
+        simulate_all(args, mode)
         return 0
-    os.environ.setdefault("FARM_NODE_CACHE", str(results / "node-cache"))
+    os.environ.setdefault("FARM_NODE_CACHE", str(args.results / "node-cache"))
     # Ray starts its workers at nice 15; on a machine shared with other work (the local
     # instance this benchmark starts), a measurement at nice 15 gets a sliver of a CPU (a
     # 15 ms ResNet-18 query measured 7 s). At nice 0 it competes on equal terms.
@@ -649,63 +692,10 @@ def main() -> int:
     from farm.cluster.lifecycle import start_or_connect
 
     start_or_connect(None)
-    rows = []
-    for target in args.targets:
-        spec = job_spec(mode, target)
-        print(f"== {target} ({mode.name})")
-        shard = None
-        if args.shard:
-            i, n = args.shard.split("/")
-            shard = (int(i), int(n))
-        grid = Grid(
-            spec,
-            target,
-            results / f"{mode.name}-{target}-grid.json",
-            results,
-            shard,
-            args.artifacts,
-        )
-        t0 = time.perf_counter()
-        grid_points = grid.run(args.grid_batch)
-        grid_s = time.perf_counter() - t0
-        print(
-            f"  space: {len(grid.space)} knobs, {grid.size} distinct configurations; "
-            f"grid pass {grid_s:.0f}s, {len(grid_points)} measured ok"
-        )
-        if args.grid_only:
-            continue
-        by_hash = {h: r for h, r in grid.records.items() if "error" not in r}
-        t0 = time.perf_counter()
-        search_points = run_search(spec, results, args.artifacts)
-        search_s = time.perf_counter() - t0
-        f = figures(grid_points, by_hash, search_points, len(grid_points) == grid.size)
-        print(f"  {target}: the best batch-1 configurations re-measured in turns")
-        f["confirmed"] = confirm_best(grid, search_points, args.confirm_rounds)
-        rows.append((target, grid.size, grid_s, search_s, f))
-
-    for target, size, grid_s, search_s, f in rows:
-        print(
-            f"\n{target}: {size} configurations, grid pass {grid_s:.0f}s, search {search_s:.0f}s,"
-            f" search visited {f['search_visited_in_grid']} grid configurations"
-        )
-        print(
-            f"  (a) best batch-1 p50 with top-1 fidelity >= {FIDELITY_FLOOR}: grid "
-            f"{_fmt(f['grid_best_b1_p50_ms'])} ms; search {_fmt(f['measured_best_b1_p50_ms'])} ms"
-            f" -> ratio {_fmt(f['measured_latency_ratio'])} (re-scored with grid timings: "
-            f"{_fmt(f['rescored_latency_ratio'])}); target <= 1.05"
-        )
-        if f["confirmed"] is not None:
-            ratio, drift = f["confirmed"]
-            print(
-                f"  (a') the two re-measured in turns: search / grid p50 {ratio:.3f} (median "
-                f"over rounds; the grid's configuration drifted {drift:.1%} between rounds)"
-            )
-        print(
-            f"  (b) hypervolume search / grid: {_fmt(f['measured_hv_ratio'])} (re-scored: "
-            f"{_fmt(f['rescored_hv_ratio'])}); target >= 0.95; reference point "
-            f"(1 - fidelity, p95 ms, USD/1k) = "
-            f"({', '.join(_fmt(x, '.4g') for x in f['reference_point'])})"
-        )
+    rows = [measure_target(args, mode, target) for target in args.targets]
+    for row in rows:
+        if row is not None:
+            print_figures(*row)
     return 0
 
 

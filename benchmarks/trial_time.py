@@ -1,4 +1,4 @@
-"""Where a trial's time goes: the breakdown of one ResNet-18 job (issue 12, part 4).
+"""Where a trial's time goes: the breakdown of one ResNet-18 job.
 
 The job: torchvision ResNet-18 (random weights), seeded synthetic inputs (quality = top-1
 fidelity to the fp32 reference), ``cpu-torch`` + ``cpu-onnxruntime`` + ``cpu-openvino``,
@@ -92,25 +92,25 @@ def replay_configurations(runner: Any, rows: list[dict[str, Any]]) -> None:
     are then timed on the same trials, whatever their samplers would have proposed."""
     import optuna
 
-    from farm.engine.runner import make_sampler
+    from farm.search.sampler import make_sampler
 
     for i, (target, s) in enumerate(runner.studies.items()):
-        s.study = optuna.create_study(
+        s.optuna = optuna.create_study(
             directions=["maximize", "minimize", "minimize"],
-            sampler=make_sampler(runner.spec, runner.spec.search.seed + i),
+            sampler=make_sampler(runner.spec.search, runner.spec.search.seed + i),
         )
         mine = sorted((r for r in rows if r["target"] == target), key=lambda r: r["trial_number"])
         for r in mine:
-            s.study.enqueue_trial({k: v for k, v in r["params_full"].items() if k in s.space})
+            s.optuna.enqueue_trial({k: v for k, v in r["params_full"].items() if k in s.space})
         s.budget = len(mine)
 
 
-def _progress(row: dict[str, Any]) -> None:
-    took = row.get("trial_s")
-    if took is None:
-        took = (row["finished_at"] - row["started_at"]).total_seconds()
-    what = row.get("error") or f"p50 {row.get('latency_p50_ms') or 0:.2f} ms"
-    print(f"  {row['target']:<16} #{row['trial_number']:<2} {took:6.1f}s  {_short(row)}  {what}")
+def _progress(record: Any) -> None:
+    """The engine's per-trial callback (a ``TrialRecord``)."""
+    took = record.trial_s or 0.0
+    what = record.error or f"p50 {record.latency_p50_ms or 0:.2f} ms"
+    row = {"params": dict(record.params)}
+    print(f"  {record.target:<16} #{record.trial_number:<2} {took:6.1f}s  {_short(row)}  {what}")
 
 
 def _short(row: dict[str, Any]) -> str:

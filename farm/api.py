@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from farm.release.budget import Budget
     from farm.release.history import History
     from farm.release.recommend import Recommendation
+    from farm.store.records import TrialRecord
 
 #: Columns of :meth:`StoreView.jobs`, in order.
 JOB_COLUMNS = (
@@ -199,14 +200,14 @@ class _Bars:
         self.progress: Any = None
         self.tasks: dict[str, Any] = {}
 
-    def on_trial(self, row: dict[str, Any]) -> None:
-        if self.progress is None or row["target"] not in self.tasks:
+    def on_trial(self, record: TrialRecord) -> None:
+        if self.progress is None or record.target not in self.tasks:
             return
-        if row["status"] == "failed":
-            last = f"failed: {(row.get('error') or '')[:60]}"
+        if not record.completed:
+            last = f"failed: {(record.error or '')[:60]}"
         else:
-            last = f"q={row['accuracy']:.3f} p95={row['latency_p95_ms']:.3f}ms"
-        self.progress.update(self.tasks[row["target"]], advance=1, last=last)
+            last = f"q={record.quality or 0.0:.3f} p95={record.latency_p95_ms or 0.0:.3f}ms"
+        self.progress.update(self.tasks[record.target], advance=1, last=last)
 
     @contextmanager
     def show(self, runner: JobRunner) -> Iterator[None]:
@@ -230,7 +231,7 @@ class _Bars:
             console=self.console,
         ) as progress:
             for t, s in runner.studies.items():
-                done = sum(1 for r in runner.rows if r["target"] == t)
+                done = sum(1 for r in runner.records if r.target == t)
                 self.tasks[t] = progress.add_task(t, total=s.budget, completed=done, last="")
             self.progress = progress
             try:

@@ -2,10 +2,17 @@
 one public :func:`apply` (in the style of torchao's ``transform_module``).
 
 A transform turns one :class:`~farm.artifact.Artifact` into another (prune, export, quantize).
-Each one declares the artifact formats it accepts, the format it makes, a config dataclass whose
-fields are its knobs, and optionally the search space it offers on a target. This module and the
-transform modules import no heavy library at import time: torch, ONNX Runtime, NNCF and OpenVINO
-are imported inside the transform functions.
+Each one declares, when it registers, the artifact formats it accepts, the format it makes, a
+config dataclass whose fields are its knobs, the build *stage* it is (the word a failed build's
+error starts with) and its *order* in a chain, the libraries it loads, and optionally the search
+space it offers on a target (given the workload's :class:`~workloads.base.WorkloadTraits`).
+Nothing else in the farm lists transforms: a new one is one module.
+
+A :class:`Transform` is a plain frozen object: the engine hands the registered ones to its build
+workers, so a transform registered from Python outside this package (a plug-in, a test) builds
+on Ray workers that never imported it. This module and the transform modules import no heavy
+library at import time: torch, ONNX Runtime, NNCF and OpenVINO are imported inside the
+transform functions.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from farm.errors import UsageError
 if TYPE_CHECKING:
     from farm.artifact import Artifact
     from targets.base import TargetSpec
-    from workloads.base import WorkloadData
+    from workloads.base import WorkloadData, WorkloadTraits
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,37 +45,41 @@ class BuildContext:
 
 
 Handler = Callable[[Any, "Artifact", BuildContext], "Artifact"]
-SpaceFn = Callable[["TargetSpec", Any], dict[str, Any]]
+SpaceFn = Callable[["TargetSpec", "WorkloadTraits | None"], dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class Transform:
-    """A registered transform."""
+    """A registered transform: what it takes and makes, where it sits in a chain, and how to
+    run it."""
 
     name: str
     config_cls: type
     handler: Handler
     inputs: tuple[str, ...]
     output: str
+    #: The build step it is (``export``, ``quantize``, ``prune``, ``resize``): what a failed
+    #: build's error names first.
+    stage: str
+    #: Its place in a chain, whatever order a job lists its transforms in (lower first).
+    order: int
     #: Needs a torch module as input (not offered for ONNX-file workloads).
     needs_torch: bool = False
-    #: ``space(target, workload_or_None) -> {"<field>": distribution}``
+    #: Python modules it loads while it runs (a measurement refuses a process that has them).
+    requires: tuple[str, ...] = ()
+    #: ``space(target, traits_or_None) -> {"<field>": distribution}``
     space: SpaceFn | None = None
+
+    def make_config(self, config: dict[str, Any] | None = None) -> Any:
+        """Validate ``config`` into the transform's dataclass (see :func:`make_config`)."""
+        return _make_config(self, config)
+
+    def apply(self, config: dict[str, Any] | None, artifact: Artifact, ctx: BuildContext) -> Any:
+        """Run the transform on ``artifact`` (see :func:`apply`)."""
+        return _apply(self, config, artifact, ctx)
 
 
 _TRANSFORMS: dict[str, Transform] = {}
-
-#: Where each transform sits in a chain, whatever order a job lists them in: the input
-#: resolution first (every later step calibrates, fine-tunes and exports at it), then pruning
-#: (its fine-tune needs a torch model), export, quantization.
-CHAIN_ORDER = (
-    "resize_input",
-    "prune",
-    "export_torch",
-    "export_onnx",
-    "quantize_ort",
-    "quantize_nncf",
-)
 
 
 def register_transform(
@@ -77,19 +88,33 @@ def register_transform(
     *,
     inputs: tuple[str, ...],
     output: str,
+    stage: str,
+    order: int,
     needs_torch: bool = False,
+    requires: tuple[str, ...] = (),
 ) -> Callable[[Handler], Handler]:
-    """Decorator: record ``handler(config, artifact, ctx) -> Artifact`` as transform ``name``."""
+    """Decorator: record ``handler(config, artifact, ctx) -> Artifact`` as transform ``name``.
+
+    ``stage``: the build step it is; ``order``: its place in a chain (the input resolution
+    first at 10, pruning 20, export 30, quantization 40: every later step calibrates, fine-tunes
+    and exports at the resolution served, and pruning's fine-tune needs a torch model)."""
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"config of transform {name!r} must be a dataclass")
 
     def decorator(handler: Handler) -> Handler:
-        if name in _TRANSFORMS:
+        if name in _TRANSFORMS and _TRANSFORMS[name].handler is not handler:
             raise ValueError(f"transform {name!r} is registered twice")
-        _TRANSFORMS[name] = Transform(name, config_cls, handler, inputs, output, needs_torch)
+        _TRANSFORMS[name] = Transform(
+            name, config_cls, handler, inputs, output, stage, order, needs_torch, requires
+        )
         return handler
 
     return decorator
+
+
+def unregister_transform(name: str) -> None:
+    """Forget a transform (one a test registered)."""
+    _TRANSFORMS.pop(name, None)
 
 
 def register_space(name: str) -> Callable[[SpaceFn], SpaceFn]:
@@ -115,10 +140,14 @@ def transform_names() -> tuple[str, ...]:
 
 
 def chain_order(names: Iterable[str]) -> list[str]:
-    """``names`` in chain order (:data:`CHAIN_ORDER`; names not in it keep their order, last)."""
+    """``names`` in chain order (each transform's declared ``order``; ties keep their order)."""
     names = list(names)
-    rank = {n: i for i, n in enumerate(CHAIN_ORDER)}
-    return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
+    return sorted(names, key=lambda n: (get_transform(n).order, names.index(n)))
+
+
+def transforms() -> tuple[Transform, ...]:
+    """Every registered transform."""
+    return tuple(_TRANSFORMS.values())
 
 
 def transform_config_fields(name: str) -> tuple[str, ...]:
@@ -133,7 +162,11 @@ def make_config(name: str, config: dict[str, Any] | None = None) -> Any:
     value rules (choices, ranges) are checked by the dataclass's ``__post_init__``, which raises
     ``ValueError`` and is turned into a ``UsageError`` here.
     """
-    transform = get_transform(name)
+    return _make_config(get_transform(name), config)
+
+
+def _make_config(transform: Transform, config: dict[str, Any] | None) -> Any:
+    name = transform.name
     config = dict(config or {})
     fields = {f.name: f for f in dataclasses.fields(transform.config_cls)}
     unknown = sorted(set(config) - set(fields))
@@ -170,8 +203,14 @@ def apply(
     The result's meta keeps the input's meta (builder, input shape, number of classes…) and
     appends ``{"name", "config"}`` to ``meta["transforms"]``, the chain that made it.
     """
-    transform = get_transform(name)
-    cfg = make_config(name, config)
+    return _apply(get_transform(name), config, artifact, ctx)
+
+
+def _apply(
+    transform: Transform, config: dict[str, Any] | None, artifact: Artifact, ctx: BuildContext
+) -> Artifact:
+    name = transform.name
+    cfg = _make_config(transform, config)
     if artifact.format not in transform.inputs:
         raise UsageError(
             f"transform {name!r} takes a {' or '.join(transform.inputs)} artifact, "
@@ -188,15 +227,18 @@ def apply(
     return type(out)(out.format, out.files, meta)
 
 
-def search_space(name: str, target: TargetSpec, workload: Any = None) -> dict[str, Any]:
+def search_space(
+    name: str, target: TargetSpec, traits: WorkloadTraits | None = None
+) -> dict[str, Any]:
     """Knobs transform ``name`` offers on ``target``: ``{"<name>.<field>": optuna distribution}``.
 
-    ``workload`` (optional) lets a transform restrict itself (no pruning without train data).
+    ``traits`` (the workload's, optional) let a transform restrict itself (no pruning of an
+    ONNX file, no resolution change for a model that takes one input size).
     """
     transform = get_transform(name)
     if transform.space is None:
         return {}
-    return {f"{name}.{k}": v for k, v in transform.space(target, workload).items()}
+    return {f"{name}.{k}": v for k, v in transform.space(target, traits).items()}
 
 
 def split_params(params: dict[str, Any]) -> dict[str, dict[str, Any]]:

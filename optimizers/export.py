@@ -71,7 +71,10 @@ def _module_and_example(artifact: Artifact, batch: int) -> tuple[torch.nn.Module
     ExportTorchConfig,
     inputs=("torch-state",),
     output="torch-export",
+    stage="export",
+    order=30,
     needs_torch=True,
+    requires=("torch",),
 )
 def export_torch(cfg: ExportTorchConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
     import torch
@@ -85,7 +88,14 @@ def export_torch(cfg: ExportTorchConfig, artifact: Artifact, ctx: BuildContext) 
 
 
 @register_transform(
-    "export_onnx", ExportOnnxConfig, inputs=("torch-state",), output="onnx", needs_torch=True
+    "export_onnx",
+    ExportOnnxConfig,
+    inputs=("torch-state",),
+    output="onnx",
+    stage="export",
+    order=30,
+    needs_torch=True,
+    requires=("torch",),
 )
 def export_onnx(cfg: ExportOnnxConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
     """TorchScript-based ONNX export (``dynamo=False``): input ``input``; outputs as the model

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from targets.base import TargetSpec
+    from workloads.base import WorkloadTraits
 
 IMPORTANCES = ("l2", "l1", "bn_scale", "taylor", "random")
 
@@ -59,7 +60,14 @@ class PruneConfig:
 
 
 @register_transform(
-    "prune", PruneConfig, inputs=("torch-state",), output="torch-state", needs_torch=True
+    "prune",
+    PruneConfig,
+    inputs=("torch-state",),
+    output="torch-state",
+    stage="prune",
+    order=20,
+    needs_torch=True,
+    requires=("torch", "torch_pruning"),
 )
 def prune(cfg: PruneConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
     import torch
@@ -123,13 +131,13 @@ def prune(cfg: PruneConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
 
 
 @register_space("prune")
-def _space(target: TargetSpec, workload: Any) -> dict[str, Any]:
+def _space(target: TargetSpec, traits: WorkloadTraits | None) -> dict[str, Any]:
     """Offered only for torch sources. ``round_to`` and ``finetune_steps`` are offered at their
     defaults (one value each, so they don't grow the space) so that a job can set or search
     them with ``[search.knobs] "prune.finetune_steps" = [...]``."""
     from optuna.distributions import CategoricalDistribution
 
-    if workload is not None and not getattr(workload, "allows_torch_transforms", True):
+    if traits is not None and not traits.torch_source:
         return {}
     return {
         "ratio": CategoricalDistribution([0.0, 0.25, 0.5, 0.7]),

@@ -26,6 +26,7 @@ from optimizers.calibration_data import calibration_batches, sensitivity_ranking
 
 if TYPE_CHECKING:
     from targets.base import TargetSpec
+    from workloads.base import WorkloadTraits
 
 PRESETS = ("performance", "mixed")
 
@@ -50,7 +51,15 @@ class QuantizeNncfConfig:
             raise ValueError("`subset_size` and `keep_float_layers` must be >= 0")
 
 
-@register_transform("quantize_nncf", QuantizeNncfConfig, inputs=("onnx",), output="openvino-ir")
+@register_transform(
+    "quantize_nncf",
+    QuantizeNncfConfig,
+    inputs=("onnx",),
+    output="openvino-ir",
+    stage="quantize",
+    order=40,
+    requires=("nncf", "openvino"),
+)
 def quantize_nncf(cfg: QuantizeNncfConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
     """Post-processing (score activations, box decoding, top-k, NMS: every node that feeds no
     Conv/MatMul, see ``optimizers.graph.postprocessing_nodes``) stays out of quantization."""
@@ -99,14 +108,14 @@ def quantize_nncf(cfg: QuantizeNncfConfig, artifact: Artifact, ctx: BuildContext
 
 
 @register_space("quantize_nncf")
-def _space(target: TargetSpec, workload: Any) -> dict[str, Any]:
+def _space(target: TargetSpec, traits: WorkloadTraits | None) -> dict[str, Any]:
     from optuna.distributions import CategoricalDistribution
 
     return {
         "preset": CategoricalDistribution(list(PRESETS)),
         "fast_bias_correction": CategoricalDistribution([True, False]),
         "keep_float_layers": CategoricalDistribution(
-            [0, 1, 2, 4] if sensitivity_ranking_offered(workload) else [0]
+            [0, 1, 2, 4] if sensitivity_ranking_offered(traits) else [0]
         ),
         # one value (the default) so a job can set or search it in [search.knobs]
         "subset_size": CategoricalDistribution([QuantizeNncfConfig.subset_size]),

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from targets.base import TargetSpec
+    from workloads.base import WorkloadTraits
 
 CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
 ACTIVATION_TYPES = ("U8", "S8")
@@ -57,7 +58,15 @@ class QuantizeOrtConfig:
             raise ValueError("`calib_size` and `keep_float_layers` must be >= 0")
 
 
-@register_transform("quantize_ort", QuantizeOrtConfig, inputs=("onnx",), output="onnx")
+@register_transform(
+    "quantize_ort",
+    QuantizeOrtConfig,
+    inputs=("onnx",),
+    output="onnx",
+    stage="quantize",
+    order=40,
+    requires=("onnxruntime",),
+)
 def quantize_ort(cfg: QuantizeOrtConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
     import onnx
 
@@ -84,14 +93,14 @@ def quantize_ort(cfg: QuantizeOrtConfig, artifact: Artifact, ctx: BuildContext) 
 
 
 @register_space("quantize_ort")
-def _space(target: TargetSpec, workload: Any) -> dict[str, Any]:
+def _space(target: TargetSpec, traits: WorkloadTraits | None) -> dict[str, Any]:
     from optuna.distributions import CategoricalDistribution
 
     return {
         "calibration_method": CategoricalDistribution(list(CALIBRATION_METHODS)),
         "activation_type": CategoricalDistribution(list(ACTIVATION_TYPES)),
         "keep_float_layers": CategoricalDistribution(
-            [0, 1, 2, 4] if sensitivity_ranking_offered(workload) else [0]
+            [0, 1, 2, 4] if sensitivity_ranking_offered(traits) else [0]
         ),
         # one value (all of the split) so a job can set or search it in [search.knobs]
         "calib_size": CategoricalDistribution([QuantizeOrtConfig.calib_size]),

@@ -8,7 +8,7 @@ follows that shape: the export transforms export at it, and the build and evalua
 the workload's data to it (:func:`workloads.resize_data`), so quantizers calibrate, pruning
 fine-tunes and the runtime is evaluated and measured at the new resolution.
 
-It runs first in a chain (:data:`optimizers.base.CHAIN_ORDER`) and is offered only for workloads
+It runs first in a chain (its registered ``order``) and is offered only for workloads
 that allow it (``Workload.allows_resolution``: torch models, not ONNX files).
 """
 
@@ -23,6 +23,7 @@ from optimizers.base import BuildContext, check_range, register_space, register_
 
 if TYPE_CHECKING:
     from targets.base import TargetSpec
+    from workloads.base import WorkloadTraits
 
 #: Default search points, as fractions of the native size (rounded to multiples of ``ROUND``).
 FRACTIONS = (0.75, 0.5)
@@ -59,7 +60,10 @@ class ResizeInputConfig:
     ResizeInputConfig,
     inputs=("torch-state",),
     output="torch-state",
+    stage="resize",
+    order=10,
     needs_torch=True,
+    requires=("torch",),
 )
 def resize_input(cfg: ResizeInputConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
     c, h, w = artifact.meta["input_shape"]
@@ -102,20 +106,20 @@ def default_sizes(native: int) -> list[int]:
 
 
 @register_space("resize_input")
-def _space(target: TargetSpec, workload: Any) -> dict[str, Any]:
+def _space(target: TargetSpec, traits: WorkloadTraits | None) -> dict[str, Any]:
     """Offered only for workloads that allow another resolution. Without a workload (spec
     checks) only the native size is offered, which a job may replace through
     ``[search.knobs] "resize_input.size" = [...]``."""
     from optuna.distributions import CategoricalDistribution
 
-    if workload is None:
+    if traits is None:
         return {
             "size": CategoricalDistribution([0]),
             "finetune_steps": CategoricalDistribution([ResizeInputConfig.finetune_steps]),
         }
-    if not getattr(workload, "allows_resolution", False):
+    if not traits.allows_resolution or traits.input_shape is None:
         return {}
     return {
-        "size": CategoricalDistribution(default_sizes(int(workload.input_shape[-1]))),
+        "size": CategoricalDistribution(default_sizes(int(traits.input_shape[-1]))),
         "finetune_steps": CategoricalDistribution([ResizeInputConfig.finetune_steps]),
     }

@@ -1,11 +1,9 @@
 """The GPU proof: the cuda-torch search space against bare PyTorch on this machine's GPU, one run.
 
 For ResNet-18 (random weights, 224×224) it measures, with the farm's own code (the runtime in
-``targets/cuda_torch_runtime.py`` compiled through ``farm.worker.evaluate.compile_session``, the
-query of
-``farm.worker.evaluate.timed_query``, the harness ``farm.measure.measure`` under the contract
-``farm.worker.evaluate.contract_for`` makes, and CUDA-event device time from
-``farm.worker.evaluate.device_figures``):
+``targets/cuda_torch_runtime.py`` compiled through ``farm.measure.bench.compiled``, the query of
+``farm.measure.bench.timed_query``, the harness under the contract ``farm.measure.bench.
+contract_for`` makes, and CUDA-event device time: ``farm.measure.bench.measure_compiled``):
 
 - the configurations of the cuda-torch space the engine searches (every precision and every
   value of every ``[cuda-torch.knobs]`` knob of the catalog, batch sizes up to 256, ``io`` host
@@ -44,7 +42,8 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,8 +53,9 @@ import numpy as np
 from farm.artifact import Artifact
 from farm.engine.pricing import gpu_price
 from farm.errors import TrialError
-from farm.measure import measure
+from farm.measure import bench
 from farm.measure.environment import fingerprint
+from farm.measure.node import prepare_process
 from farm.worker import evaluate as worker
 from targets import RuntimeOptions, catalog, get_target, runtime_class
 from targets.base import TargetSpec
@@ -359,23 +359,31 @@ def bare_loop(
 
 
 # -- one configuration, the farm's way -----------------------------------------------------------
+@contextmanager
 def compile_config(
     config: Config, artifacts: dict[str, Artifact], workdir: Path, gpu: bool
-) -> tuple[Any, float]:
-    """A session for ``config``: on a GPU through the worker (hardware check, then the target's
-    runtime); on the CPU (dry run) through the same runtime code, on the CPU device."""
+) -> Iterator[tuple[Any, float]]:
+    """A session for ``config``: on a GPU the farm's way (hardware check, then the target's
+    runtime through the measurement's compile); on the CPU (dry run) through the same runtime
+    code, on the CPU device."""
     target = get_target(config.target)
+    runtime = runtime_class(target.runtime)
     options = RuntimeOptions(config.precision, 1, config.batch, config.extra)
-    artifact = artifacts[runtime_class(target.runtime).accepts[0]]
+    artifact = artifacts[runtime.accepts[0]]
     if gpu:
-        options = worker.prepare_process(target, options)
-        return worker.compile_session(artifact, target, options, workdir)
+        options = prepare_process(target, options)
+        with bench.compiled(artifact, target, runtime, options) as compiled:
+            yield compiled
+        return
     from targets.cuda_torch_runtime import build_session, load_program
 
     start = time.perf_counter()
     program = load_program(artifact, workdir, target.runtime)
     session = build_session(program, options, "cpu", target.runtime)
-    return session, time.perf_counter() - start
+    try:
+        yield session, time.perf_counter() - start
+    finally:
+        session.close()
 
 
 def measure_config(
@@ -390,35 +398,32 @@ def measure_config(
     from workloads.tasks import Classification
 
     task = Classification()
-    target = get_target(config.target)
+    runtime = runtime_class(get_target(config.target).runtime)
     row = Row(config, "measured")
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         try:
-            session, row.compile_s = compile_config(config, artifacts, Path(tmp), gpu)
+            with compile_config(config, artifacts, Path(tmp), gpu) as (session, compile_s):
+                row.compile_s = compile_s
+                logits = worker.predict_split(session, task, Split(images), config.batch)
+                row.top1_agreement = float((logits.argmax(1) == reference.argmax(1)).mean())
+                contract = bench.contract_for({**table, "io": config.io}, task, runtime)
+                batch, infos = bench.query_batch(Split(images), config.batch)
+                query = bench.timed_query(session, task, batch, infos, contract.io)
+                timed = bench.measure_compiled(session, query, config.batch, contract)
+                m, device = timed.result, timed.device
+                row.p50_ms, row.p95_ms, row.throughput_ips = m.p50_ms, m.p95_ms, m.throughput_ips
+                row.device_p50_ms = device.device_latency_p50_ms
+                row.device_p95_ms = device.device_latency_p95_ms
+                row.memory_mib = device.device_memory_mib
+                row.precision_actual = session.actual_precision
+                row.graphs = getattr(session, "graphs", None)
+                row.stable = m.stable
+                if not m.stable:
+                    row.detail = f"unstable: {m.unstable_reason}"
         except TrialError as exc:
             if "does not fit" in str(exc):
                 return Row(config, "does not fit", " ".join(str(exc).split()))
             raise
-        try:
-            logits = worker.predict_split(session, task, Split(images), config.batch)
-            row.top1_agreement = float((logits.argmax(1) == reference.argmax(1)).mean())
-            contract = worker.contract_for({**table, "io": config.io}, task, target)
-            batch, infos = worker.query_batch(Split(images), config.batch)
-            query = worker.timed_query(session, task, batch, infos, contract.io)
-            timing = worker.start_device_timing(session)
-            m = measure(query, config.batch, contract)
-            device = worker.device_figures(session, timing, m)
-            row.p50_ms, row.p95_ms, row.throughput_ips = m.p50_ms, m.p95_ms, m.throughput_ips
-            row.device_p50_ms = device["device_latency_p50_ms"]
-            row.device_p95_ms = device["device_latency_p95_ms"]
-            row.memory_mib = device["device_memory_mib"]
-            row.precision_actual = session.actual_precision
-            row.graphs = getattr(session, "graphs", None)
-            row.stable = m.stable
-            if not m.stable:
-                row.detail = f"unstable: {m.unstable_reason}"
-        finally:
-            session.close()
     return row
 
 
@@ -426,9 +431,7 @@ def skip_reason(target: TargetSpec, gpu: bool) -> str | None:
     """Why ``target`` cannot run here, or None."""
     if not gpu:
         return "dry run on the CPU" if target.name != "cuda-torch" else None
-    cls = runtime_class(target.runtime)
-    reason = getattr(cls, "unavailable_reason", None)
-    return reason() if reason is not None else (None if cls.available() else "not available")
+    return runtime_class(target.runtime).unavailable_reason()
 
 
 def config_skip(config: Config, gpu: bool) -> str | None:
@@ -448,20 +451,14 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     model_spec = MODELS[args.model or ("tiny" if args.dry_run else "resnet18")]
     reference_batch, large = (64, (64, 128, 256)) if gpu else (8, (8,))
     if gpu:
-        from farm.cluster.lifecycle import has_cuda_gpu
+        from targets._cuda import has_cuda_gpu
 
         if not has_cuda_gpu():
             out("no CUDA GPU here (nvidia-smi or /dev/nvidia0 missing): run with --dry-run")
             return 1
     fp = fingerprint()
     describe_environment(fp, out)
-    gpu_models = [str(g["model"]) for g in fp["gpus"]]
-    prices = {m: gpu_price(m) for m in gpu_models}
-    for m, p in prices.items():
-        priced = (
-            f"${p.price_per_hour_usd:g}/h ({p.price_source}, {p.price_date})" if p else "NO PRICE"
-        )
-        out(f"{m} is priced as {p.name if p else '—'}: {priced}")
+    prices = describe_prices(fp, out)
 
     import torch
 
@@ -511,22 +508,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
         if why
     ]
     for config in plan:
-        left = deadline - time.perf_counter() - RESERVE_S
-        why = config_skip(config, gpu)
-        if why is None and config.cost_s > left:
-            why = f"time budget: needs ~{config.cost_s:.0f} s, {max(left, 0):.0f} s left"
-        if why is not None:
-            rows.append(Row(config, "skipped", why))
-            continue
-        began = time.perf_counter()
-        try:
-            row = measure_config(config, artifacts, images, reference, gpu, table)
-        except Exception as exc:
-            traceback.print_exc()
-            row = Row(config, "failed", " ".join(f"{type(exc).__name__}: {exc}".split())[:400])
-        rows.append(row)
-        took = time.perf_counter() - began
-        out(f"{config.target} {config.describe()}: {row.status} ({took:.1f} s)")
+        rows.append(run_config(config, deadline, artifacts, images, reference, gpu, table, out))
         if gpu:
             torch.cuda.empty_cache()
     measure_bare()  # again, after: the drift between the two runs is the noise to read ratios by
@@ -539,6 +521,45 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     if not gpu:  # a dry run checks the code paths, not the numbers
         return 1 if any(r.status == "failed" for r in rows) else 0
     return 0 if ok else 1
+
+
+def describe_prices(fp: dict[str, Any], out: Callable[[str], None]) -> dict[str, Any]:
+    """Each GPU of this machine and the catalog row that prices it."""
+    prices = {m: gpu_price(m) for m in (str(g["model"]) for g in fp["gpus"])}
+    for m, p in prices.items():
+        priced = (
+            f"${p.price_per_hour_usd:g}/h ({p.price_source}, {p.price_date})" if p else "NO PRICE"
+        )
+        out(f"{m} is priced as {p.name if p else '—'}: {priced}")
+    return prices
+
+
+def run_config(
+    config: Config,
+    deadline: float,
+    artifacts: dict[str, Artifact],
+    images: np.ndarray,
+    reference: np.ndarray,
+    gpu: bool,
+    table: dict[str, Any],
+    out: Callable[[str], None],
+) -> Row:
+    """One configuration measured, or skipped (with why) when it cannot run here or would not
+    finish within the time budget."""
+    left = deadline - time.perf_counter() - RESERVE_S
+    why = config_skip(config, gpu)
+    if why is None and config.cost_s > left:
+        why = f"time budget: needs ~{config.cost_s:.0f} s, {max(left, 0):.0f} s left"
+    if why is not None:
+        return Row(config, "skipped", why)
+    began = time.perf_counter()
+    try:
+        row = measure_config(config, artifacts, images, reference, gpu, table)
+    except Exception as exc:
+        traceback.print_exc()
+        row = Row(config, "failed", " ".join(f"{type(exc).__name__}: {exc}".split())[:400])
+    out(f"{config.target} {config.describe()}: {row.status} ({time.perf_counter() - began:.1f} s)")
+    return row
 
 
 def describe_environment(fp: dict[str, Any], out: Callable[[str], None]) -> None:

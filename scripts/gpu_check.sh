@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU proof (issue 11): the cuda-torch search space for ResNet-18 (random weights, 224×224)
+# The GPU proof: the cuda-torch search space for ResNet-18 (random weights, 224×224)
 # measured with the farm's runtime and harness, against bare PyTorch (fp16, channels_last, CUDA
 # graph) in the same run; one row per configuration with its ratio to the bare loop and its top-1
 # agreement with CPU fp32, then a PASS/FAIL verdict (exit 0 / 1). The other CUDA targets are

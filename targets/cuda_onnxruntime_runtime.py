@@ -35,15 +35,16 @@ driver hides per-process figures, e.g. in containers).
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from farm.errors import RuntimeMissingError, TrialError, UsageError
-from targets.base import Runtime, RuntimeOptions, Session
+from targets._cuda import gpu_name, has_cuda_gpu, node_cache_root, process_gpu_memory_mib
+from targets.base import DeviceSession, Runtime, RuntimeOptions
 from targets.onnxruntime_runtime import OnnxRuntimeSession, ort_version, session_options
 
 if TYPE_CHECKING:
@@ -60,8 +61,6 @@ _TENSORRT_DISTRIBUTIONS = ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensor
 
 def cuda_ep_unavailable_reason() -> str | None:
     """Why the CUDA execution provider cannot run here, or None when it can."""
-    from farm.cluster.lifecycle import has_cuda_gpu
-
     if importlib.util.find_spec("onnxruntime") is None:
         return "onnxruntime not installed"
     import onnxruntime as ort
@@ -97,30 +96,6 @@ def graph_precision(model: Any) -> str:
     names = {TensorProto.FLOAT: "fp32", TensorProto.FLOAT16: "fp16", TensorProto.BFLOAT16: "bf16"}
     found = {names[t.data_type] for t in model.graph.initializer if t.data_type in names}
     return "+".join(sorted(found)) or "fp32"
-
-
-def process_gpu_memory_mib(pid: int | None = None) -> float | None:
-    """GPU memory used by process ``pid`` (default: this one) per ``nvidia-smi``, or None."""
-    import shutil
-    import subprocess
-
-    if shutil.which("nvidia-smi") is None:
-        return None
-    pid = os.getpid() if pid is None else pid
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for line in out.stdout.splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) == 2 and parts[0] == str(pid) and parts[1].isdigit():
-            return float(parts[1])
-    return None
 
 
 def tensorrt_library_version() -> str:
@@ -166,15 +141,21 @@ def tensorrt_provider_options(
     }
 
 
-class CudaOnnxRuntimeSession(OnnxRuntimeSession):
+class CudaOnnxRuntimeSession(OnnxRuntimeSession, DeviceSession):
     """The CPU target's session plus device memory and device-resident queries; ``threads``
-    serve nodes on the CPU."""
+    serve nodes on the CPU. ONNX Runtime exposes no CUDA events: no device time."""
 
     runtime_name = "onnxruntime-cuda"
 
     @property
     def device_memory_mib(self) -> float | None:
         return process_gpu_memory_mib()
+
+    def start_device_timing(self) -> bool:
+        return False
+
+    def stop_device_timing(self) -> list[float]:
+        return []
 
     def device_query(self, batch: np.ndarray) -> Callable[[], object]:
         """A query for ``io = "device"``: the input copied to the GPU once and bound there, the
@@ -201,10 +182,10 @@ class CudaOnnxRuntimeSession(OnnxRuntimeSession):
 class CudaOnnxRuntime(Runtime):
     name = "onnxruntime-cuda"
     accepts = ("onnx",)
-
-    @classmethod
-    def available(cls) -> bool:
-        return cuda_ep_unavailable_reason() is None
+    requires = ("onnxruntime",)
+    precisions = PRECISIONS
+    knobs = MappingProxyType({"provider": tuple(PROVIDERS)})
+    is_device = True
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -214,30 +195,10 @@ class CudaOnnxRuntime(Runtime):
     def version(cls) -> str:
         return ort_version()
 
-    def compile(self, artifact: Artifact, options: RuntimeOptions, workdir: Any) -> Session:
-        if artifact.format not in self.accepts:
-            raise UsageError(
-                f"onnxruntime-cuda compiles artifacts of format {list(self.accepts)}, "
-                f"got {artifact.format!r}"
-            )
-        if options.precision not in PRECISIONS:
-            raise UsageError(
-                f"onnxruntime-cuda: precision must be one of {list(PRECISIONS)}, "
-                f"got {options.precision!r}"
-            )
-        if options.threads < 1:
-            raise UsageError(
-                f"onnxruntime-cuda: `threads >= 1` must hold, but got {options.threads}"
-            )
-        unknown = sorted(set(options.extra) - {"provider"})
-        if unknown:
-            raise UsageError(f"onnxruntime-cuda: unknown option(s) {unknown}; known: ['provider']")
+    def _compile(
+        self, artifact: Artifact, options: RuntimeOptions, workdir: Path
+    ) -> CudaOnnxRuntimeSession:
         provider = options.extra.get("provider", "cuda")
-        if provider not in PROVIDERS:
-            raise UsageError(
-                f"onnxruntime-cuda: option `provider`: expected one of {list(PROVIDERS)}, "
-                f"got {provider!r}"
-            )
         reason = cuda_ep_unavailable_reason()
         if reason is not None:
             raise RuntimeMissingError(f"the onnxruntime-cuda target cannot run here: {reason}")
@@ -252,7 +213,7 @@ class CudaOnnxRuntime(Runtime):
                 "see docs/fleet.md)"
             )
         fp16 = options.precision == "fp16"
-        path = artifact.write_to(Path(workdir))
+        path = artifact.write_to(workdir)
         try:
             model = onnx.load(str(path))
             if fp16 and provider == "cuda":
@@ -267,7 +228,7 @@ class CudaOnnxRuntime(Runtime):
         cuda_options = {"device_id": "0", "use_tf32": "0"}
         providers: list[Any] = [(_PROVIDER, cuda_options), "CPUExecutionProvider"]
         if provider == "tensorrt":
-            from targets.tensorrt_runtime import engine_cache_dir, node_cache_root
+            from targets.tensorrt_runtime import engine_cache_dir
 
             _, shape = input_dims(model)
             cache = engine_cache_dir(
@@ -300,14 +261,6 @@ class CudaOnnxRuntime(Runtime):
         if provider == "tensorrt" and fp16:
             precision = "fp16+fp32"  # TensorRT picks fp16 or fp32 per layer
         return CudaOnnxRuntimeSession(session, precision)
-
-
-def gpu_name() -> str:
-    """The first GPU's model per ``nvidia-smi`` (the engine cache's key), or ``"unknown"``."""
-    from farm.measure.environment import fingerprint
-
-    gpus = fingerprint()["gpus"]
-    return str(gpus[0]["model"]) if gpus else "unknown"
 
 
 RUNTIME = CudaOnnxRuntime

@@ -52,12 +52,14 @@ import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from farm.errors import RuntimeMissingError, TrialError, UsageError
-from targets.base import Runtime, RuntimeOptions, Session
+from targets._cuda import torch_cuda_problem
+from targets.base import DeviceSession, Runtime, RuntimeOptions
 from targets.torch_runtime import DTYPE_NAMES, program_input_shape, tensors_to_numpy
 
 if TYPE_CHECKING:
@@ -72,19 +74,6 @@ FP32_MATH = ("ieee", "tf32")
 #: Calls made at the session's batch size before compile() returns: enough for CUDA graph trees
 #: to run once eagerly, record, and replay.
 WARMUP_CALLS = 3
-
-
-def cuda_unavailable_reason() -> str | None:
-    """Why torch cannot run on a CUDA GPU here, or None when it can."""
-    if importlib.util.find_spec("torch") is None:
-        return "torch not installed"
-    import torch
-
-    if torch.version.cuda is None:
-        return f"torch {torch.__version__} is a CPU-only build (torch.version.cuda is None)"
-    if not torch.cuda.is_available():
-        return f"torch {torch.__version__} sees no CUDA GPU (torch.cuda.is_available() is False)"
-    return None
 
 
 def set_fp32_math(torch: Any, allow_tf32: bool) -> bool:
@@ -117,25 +106,6 @@ def load_program(artifact: Artifact, workdir: Path, runtime: str) -> Any:
         return torch.export.load(str(path))
     except Exception as exc:
         raise TrialError(f"{runtime} could not load {artifact.main_file}: {exc}") from exc
-
-
-def check_options(
-    runtime: str,
-    accepts: tuple[str, ...],
-    artifact: Artifact,
-    options: Any,
-    precisions: tuple[str, ...] = PRECISIONS,
-) -> None:
-    if artifact.format not in accepts:
-        raise UsageError(
-            f"{runtime} compiles artifacts of format {list(accepts)}, got {artifact.format!r}"
-        )
-    if options.precision not in precisions:
-        raise UsageError(
-            f"{runtime}: precision must be one of {list(precisions)}, got {options.precision!r}"
-        )
-    if options.threads < 1:
-        raise UsageError(f"{runtime}: `threads >= 1` must hold, but got {options.threads}")
 
 
 @dataclass(frozen=True)
@@ -250,7 +220,7 @@ class CudaGraphForward:
         return self.static_output
 
 
-class CudaTorchSession(Session):
+class CudaTorchSession(DeviceSession):
     """A torch forward on one device (``cuda``; ``cpu`` for tests), fed from numpy or from a
     staged device tensor."""
 
@@ -283,10 +253,8 @@ class CudaTorchSession(Session):
         self._compiled = compiled
         self._pinned: Any = None
         self._timer = DeviceTimer(torch) if device == "cuda" else None
-
-    @property
-    def threads(self) -> int:
-        return int(self._torch.get_num_threads())
+        #: ``torch.get_num_threads()`` read back (process-wide: the one the runtime uses).
+        self.threads = int(torch.get_num_threads())
 
     @property
     def device_memory_mib(self) -> float | None:
@@ -461,14 +429,21 @@ def build_session(
 class CudaTorchRuntime(Runtime):
     name = "cuda-torch"
     accepts = ("torch-export",)
-
-    @classmethod
-    def available(cls) -> bool:
-        return cuda_unavailable_reason() is None
+    requires = ("torch",)
+    precisions = PRECISIONS
+    knobs = MappingProxyType(
+        {
+            "channels_last": (False, True),
+            "cuda_graphs": (False, True),
+            "compile": COMPILE_MODES,
+            "fp32_math": FP32_MATH,
+        }
+    )
+    is_device = True
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        return cuda_unavailable_reason()
+        return torch_cuda_problem()
 
     @classmethod
     def version(cls) -> str:
@@ -478,13 +453,11 @@ class CudaTorchRuntime(Runtime):
 
         return f"{torch.__version__} (CUDA {torch.version.cuda})"
 
-    def compile(self, artifact: Artifact, options: RuntimeOptions, workdir: Any) -> Session:
-        check_options(self.name, self.accepts, artifact, options)
-        GpuKnobs.from_extra(self.name, options.extra)  # bad knobs are the job's error, GPU or not
-        reason = cuda_unavailable_reason()
+    def _compile(self, artifact: Artifact, options: RuntimeOptions, workdir: Path) -> DeviceSession:
+        reason = torch_cuda_problem()
         if reason is not None:
             raise RuntimeMissingError(f"the cuda-torch target cannot run here: {reason}")
-        program = load_program(artifact, Path(workdir), self.name)
+        program = load_program(artifact, workdir, self.name)
         return build_session(program, options, "cuda", self.name)
 
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from farm.errors import RuntimeMissingError, TrialError, UsageError
+from farm.errors import RuntimeMissingError, TrialError
 from targets.base import Runtime, RuntimeOptions, Session, as_output
 
 if TYPE_CHECKING:
@@ -75,8 +76,7 @@ class OnnxRuntimeSession(Session):
     #: The runtime as error messages name it.
     runtime_name = "onnxruntime"
 
-    def __init__(self, session: Any, actual_precision: str, threads: int | None = None) -> None:
-        # ``threads`` is not used: the count is read back from the session's options.
+    def __init__(self, session: Any, actual_precision: str) -> None:
         self._session = session
         self._input = session.get_inputs()[0].name
         self._outputs = [session.get_outputs()[0].name]
@@ -113,46 +113,27 @@ class OnnxRuntimeSession(Session):
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
     accepts = ("onnx",)
-
-    @classmethod
-    def available(cls) -> bool:
-        return importlib.util.find_spec("onnxruntime") is not None
+    requires = ("onnxruntime",)
+    knobs = MappingProxyType({"execution_mode": EXECUTION_MODES})
+    reference_for = ("onnx",)
 
     @classmethod
     def version(cls) -> str:
         return ort_version()
 
-    def compile(self, artifact: Artifact, options: RuntimeOptions, workdir: Any) -> Session:
+    def _compile(self, artifact: Artifact, options: RuntimeOptions, workdir: Path) -> Session:
         if not self.available():
             raise RuntimeMissingError(
                 "the onnxruntime target needs the `onnxruntime` package: pip install onnxruntime"
             )
         import onnxruntime as ort
 
-        if artifact.format not in self.accepts:
-            raise UsageError(
-                f"onnxruntime compiles artifacts of format {list(self.accepts)}, "
-                f"got {artifact.format!r}"
-            )
-        if options.precision != "fp32":
-            raise UsageError(
-                f"onnxruntime (CPU): precision must be 'fp32', got {options.precision!r}"
-            )
-        mode = options.extra.get("execution_mode", "sequential")
-        if mode not in EXECUTION_MODES:
-            raise UsageError(
-                f"onnxruntime: option `execution_mode`: expected one of {list(EXECUTION_MODES)}, "
-                f"got {mode!r}"
-            )
-        if options.threads < 1:
-            raise UsageError(f"onnxruntime: `threads >= 1` must hold, but got {options.threads}")
-
-        path = artifact.write_to(Path(workdir))
+        path = artifact.write_to(workdir)
         so = session_options(ort, options.threads)
         so.inter_op_num_threads = 1
         so.execution_mode = (
             ort.ExecutionMode.ORT_PARALLEL
-            if mode == "parallel"
+            if options.extra.get("execution_mode", "sequential") == "parallel"
             else ort.ExecutionMode.ORT_SEQUENTIAL
         )
         try:
@@ -160,7 +141,7 @@ class OnnxRuntime(Runtime):
             precision = onnx_precision(path)
         except Exception as exc:
             raise TrialError(f"onnxruntime could not load {artifact.main_file}: {exc}") from exc
-        return OnnxRuntimeSession(session, precision, options.threads)
+        return OnnxRuntimeSession(session, precision)
 
 
 RUNTIME = OnnxRuntime

@@ -20,8 +20,8 @@ evaluating a split whose size is not a multiple of the batch works.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -89,10 +89,10 @@ class OpenVinoSession(Session):
 class OpenVino(Runtime):
     name = "openvino"
     accepts = ("onnx", "openvino-ir")
-
-    @classmethod
-    def available(cls) -> bool:
-        return importlib.util.find_spec("openvino") is not None
+    requires = ("openvino",)
+    precisions = tuple(PRECISION_HINTS)
+    #: ``streams`` is any integer >= 1 (checked in :meth:`_config`).
+    knobs = MappingProxyType({"performance_hint": PERFORMANCE_HINTS, "streams": None})
 
     @classmethod
     def version(cls) -> str:
@@ -102,20 +102,15 @@ class OpenVino(Runtime):
 
         return str(openvino.get_version())
 
-    def compile(self, artifact: Artifact, options: RuntimeOptions, workdir: Any) -> Session:
+    def _compile(self, artifact: Artifact, options: RuntimeOptions, workdir: Path) -> Session:
         if not self.available():
             raise RuntimeMissingError(
                 "the openvino target needs the `openvino` package: pip install openvino"
             )
         import openvino as ov
 
-        if artifact.format not in self.accepts:
-            raise UsageError(
-                f"openvino compiles artifacts of format {list(self.accepts)}, "
-                f"got {artifact.format!r}"
-            )
         config = self._config(options)
-        path = artifact.write_to(Path(workdir))
+        path = artifact.write_to(workdir)
         core = ov.Core()
         try:
             model = core.read_model(str(path))
@@ -131,23 +126,10 @@ class OpenVino(Runtime):
 
     @staticmethod
     def _config(options: RuntimeOptions) -> dict[str, Any]:
-        if options.precision not in PRECISION_HINTS:
-            raise UsageError(
-                f"openvino: precision must be one of {list(PRECISION_HINTS)}, "
-                f"got {options.precision!r}"
-            )
-        if options.threads < 1:
-            raise UsageError(f"openvino: `threads >= 1` must hold, but got {options.threads}")
-        hint = options.extra.get("performance_hint", "LATENCY")
-        if hint not in PERFORMANCE_HINTS:
-            raise UsageError(
-                f"openvino: option `performance_hint`: expected one of {list(PERFORMANCE_HINTS)}, "
-                f"got {hint!r}"
-            )
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": PRECISION_HINTS[options.precision],
             "INFERENCE_NUM_THREADS": options.threads,
-            "PERFORMANCE_HINT": hint,
+            "PERFORMANCE_HINT": options.extra.get("performance_hint", "LATENCY"),
         }
         streams = options.extra.get("streams")
         if streams is not None:

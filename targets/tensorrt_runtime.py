@@ -30,18 +30,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from farm.errors import RuntimeMissingError, TrialError, UsageError
-from targets.base import Runtime, RuntimeOptions, Session
+from targets._cuda import node_cache_root, torch_cuda_problem
+from targets.base import DeviceSession, Runtime, RuntimeOptions
 from targets.cuda_torch_runtime import (
     CudaTorchSession,
-    check_options,
-    cuda_unavailable_reason,
     load_program,
     module_precision,
     set_fp32_math,
@@ -62,13 +59,7 @@ def tensorrt_unavailable_reason() -> str | None:
     for module in ("torch_tensorrt", "tensorrt"):
         if importlib.util.find_spec(module) is None:
             return f"{module} not installed (pip install -e '.[cuda]'; see docs/fleet.md)"
-    return cuda_unavailable_reason()
-
-
-def node_cache_root() -> Path:
-    """The node-local cache (``$FARM_NODE_CACHE``, as the build tasks use)."""
-    default = Path(tempfile.gettempdir()) / "farm-node"
-    return Path(os.environ.get("FARM_NODE_CACHE", default))
+    return torch_cuda_problem()
 
 
 def _slug(text: str) -> str:
@@ -109,10 +100,9 @@ class TensorRTSession(CudaTorchSession):
 class TensorRTRuntime(Runtime):
     name = "tensorrt"
     accepts = ("torch-export",)
-
-    @classmethod
-    def available(cls) -> bool:
-        return tensorrt_unavailable_reason() is None
+    requires = ("torch_tensorrt", "tensorrt")
+    precisions = PRECISIONS
+    is_device = True
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -127,10 +117,7 @@ class TensorRTRuntime(Runtime):
 
         return f"torch-tensorrt {torch_tensorrt.__version__}, TensorRT {tensorrt.__version__}"
 
-    def compile(self, artifact: Artifact, options: RuntimeOptions, workdir: Any) -> Session:
-        check_options(self.name, self.accepts, artifact, options, PRECISIONS)
-        if options.extra:
-            raise UsageError(f"tensorrt takes no runtime options, got {sorted(options.extra)}")
+    def _compile(self, artifact: Artifact, options: RuntimeOptions, workdir: Path) -> DeviceSession:
         reason = tensorrt_unavailable_reason()
         if reason is not None:
             raise RuntimeMissingError(f"the tensorrt target cannot run here: {reason}")
@@ -138,7 +125,7 @@ class TensorRTRuntime(Runtime):
         import torch
         import torch_tensorrt
 
-        program = load_program(artifact, Path(workdir), self.name)
+        program = load_program(artifact, workdir, self.name)
         shape = program_input_shape(program)
         if not shape or any(d is None for d in shape[1:]):
             raise UsageError(f"tensorrt: the program's input needs a static image shape: {shape}")

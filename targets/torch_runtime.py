@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from farm.errors import RuntimeMissingError, TrialError, UsageError
+from farm.errors import RuntimeMissingError, TrialError
 from targets.base import Runtime, RuntimeOptions, Session
 
 if TYPE_CHECKING:
@@ -32,10 +32,8 @@ class TorchSession(Session):
         self.actual_precision = actual_precision
         #: Input shape of the exported program; ``None`` for a dynamic (symbolic) dimension.
         self.input_shape = input_shape
-
-    @property
-    def threads(self) -> int:
-        return int(self._torch.get_num_threads())
+        #: ``torch.get_num_threads()`` read back (process-wide: the one the runtime uses).
+        self.threads = int(torch.get_num_threads())
 
     def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
         if self._module is None:
@@ -52,33 +50,22 @@ class TorchSession(Session):
 class TorchRuntime(Runtime):
     name = "torch"
     accepts = ("torch-export",)
-
-    @classmethod
-    def available(cls) -> bool:
-        return importlib.util.find_spec("torch") is not None
+    requires = ("torch",)
 
     @classmethod
     def version(cls) -> str:
-        if not cls.available():
+        if importlib.util.find_spec("torch") is None:
             return "unknown"
         import torch
 
         return str(torch.__version__)
 
-    def compile(self, artifact: Artifact, options: RuntimeOptions, workdir: Any) -> Session:
+    def _compile(self, artifact: Artifact, options: RuntimeOptions, workdir: Path) -> Session:
         if not self.available():
             raise RuntimeMissingError("the torch target needs the `torch` package")
         import torch
 
-        if artifact.format not in self.accepts:
-            raise UsageError(
-                f"torch compiles artifacts of format {list(self.accepts)}, got {artifact.format!r}"
-            )
-        if options.precision != "fp32":
-            raise UsageError(f"torch (CPU): precision must be 'fp32', got {options.precision!r}")
-        if options.threads < 1:
-            raise UsageError(f"torch: `threads >= 1` must hold, but got {options.threads}")
-        path = artifact.write_to(Path(workdir))
+        path = artifact.write_to(workdir)
         try:
             program = torch.export.load(str(path))
             module = program.module()
@@ -86,6 +73,12 @@ class TorchRuntime(Runtime):
             raise TrialError(f"torch could not load {artifact.main_file}: {exc}") from exc
         torch.set_num_threads(options.threads)
         return TorchSession(module, _precision(program), program_input_shape(program))
+
+
+def module_session(module: Any) -> Session:
+    """An eager torch module as an fp32 session on the CPU (the reference a torch workload's
+    candidates are compared with: ``targets.reference_session``)."""
+    return TorchSession(module, "fp32", ())
 
 
 def tensors_to_numpy(out: Any) -> list[np.ndarray]:

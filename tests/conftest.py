@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from _jobs import SMALL_JOB, SmallJob
+from _tiny_models import TinyModels, build_tiny_models
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +34,13 @@ def small_job(results_dir: Path) -> SmallJob:
     runner = JobRunner(spec, store)
     assert runner.run() == "completed"
     return SmallJob(store.path, runner.job_id, results_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    """The tiny CNN as a torch module, an ONNX file and a torch.export program (the target
+    contract's models)."""
+    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -19,12 +19,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 from _tiny_models import TinyModels, random_batch
-from test_targets_contract import TargetContract, tiny  # noqa: F401 - the shared fixture
+from support.target_contract import TargetContract
 
 from farm.artifact import Artifact
 from farm.errors import RuntimeMissingError, TrialError, UsageError
 from farm.measure.contract import Contract
-from targets import RuntimeOptions, get_target, runtime_class
+from targets import DeviceSession, RuntimeOptions, get_target, runtime_class
 from targets.cuda_torch_runtime import (
     COMPILE_MODES,
     WARMUP_CALLS,
@@ -38,10 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _reason(runtime_key: str) -> str | None:
-    return runtime_class(runtime_key).unavailable_reason()  # type: ignore[attr-defined]
+    return runtime_class(runtime_key).unavailable_reason()
 
 
-def _program(tiny: TinyModels) -> Any:  # noqa: F811
+def _program(tiny: TinyModels) -> Any:
     return load_program(Artifact.read_from("torch-export", [tiny.pt2]), tiny.directory, "test")
 
 
@@ -57,11 +57,12 @@ class CudaContract(TargetContract):
         if reason is not None:
             pytest.skip(f"{self.runtime_key}: {reason}")
 
-    def test_fp16_runs_close_to_the_reference(self, tiny: TinyModels, tmp_path: Path) -> None:  # noqa: F811
+    def test_fp16_runs_close_to_the_reference(self, tiny: TinyModels, tmp_path: Path) -> None:
         x = random_batch(4, seed=3)
         with self.compile(tiny, tmp_path, precision="fp16", batch=4) as session:
             out = session.run(x)
-            memory = session.device_memory_mib  # type: ignore[attr-defined]
+            assert isinstance(session, DeviceSession)
+            memory = session.device_memory_mib
         assert out.dtype == np.float32
         np.testing.assert_allclose(out, tiny.reference(x), atol=5e-2, rtol=5e-2)
         assert memory is None or memory > 0
@@ -75,7 +76,7 @@ class TestCudaTorch(CudaContract):
 
     def test_tf32_is_off_for_fp32_unless_asked_and_read_back(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
     ) -> None:
         with self.compile(tiny, tmp_path / "a", fp32_math="tf32") as session:
@@ -86,7 +87,7 @@ class TestCudaTorch(CudaContract):
     @pytest.mark.parametrize("batch", [1, 4])
     def test_a_cuda_graph_replays_what_eager_computes(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
         batch: int,
     ) -> None:
@@ -100,20 +101,21 @@ class TestCudaTorch(CudaContract):
 
     def test_device_io_leaves_the_output_on_the_gpu_and_events_time_it(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
     ) -> None:
         with self.compile(tiny, tmp_path, batch=2, channels_last=True, cuda_graphs=True) as s:
-            query = s.device_query(random_batch(2))  # type: ignore[attr-defined]
-            assert s.start_device_timing()  # type: ignore[attr-defined]
+            assert isinstance(s, DeviceSession)
+            query = s.device_query(random_batch(2))
+            assert s.start_device_timing()
             out = [query() for _ in range(5)]
-            times = s.stop_device_timing()  # type: ignore[attr-defined]
+            times = s.stop_device_timing()
         assert out[-1].is_cuda
         assert len(times) == 5 and all(t > 0 for t in times)
 
     def test_a_batch_that_does_not_fit_says_how_much_memory_the_gpu_has(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
     ) -> None:
         with pytest.raises(TrialError, match=r"batch 2000000 does not fit in the memory of the"):
@@ -123,7 +125,7 @@ class TestCudaTorch(CudaContract):
     @pytest.mark.parametrize("mode", [m for m in COMPILE_MODES if m != "off"])
     def test_every_compile_mode_runs_and_matches(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
         mode: str,
     ) -> None:
@@ -139,16 +141,20 @@ class TestCudaOnnxRuntime(CudaContract):
 
     def test_device_io_binds_the_input_on_the_gpu(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
     ) -> None:
         with self.compile(tiny, tmp_path, batch=2) as session:
-            query = session.device_query(random_batch(2))  # type: ignore[attr-defined]
-            query()
+            assert isinstance(session, DeviceSession)
+            query = session.device_query(random_batch(2))
+            # IOBinding leaves the outputs on the GPU: the query returns nothing, and runs again
+            assert query() is None and query() is None
+            assert not session.start_device_timing()  # ONNX Runtime has no CUDA events
+            assert session.stop_device_timing() == []
 
     def test_the_tensorrt_provider_runs_or_says_why_not(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
     ) -> None:
         try:
@@ -168,7 +174,7 @@ class TestTensorRT(CudaContract):
 
     def test_engines_are_cached_per_gpu_version_and_shape(
         self,
-        tiny: TinyModels,  # noqa: F811
+        tiny: TinyModels,
         tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
@@ -186,7 +192,7 @@ class TestTensorRT(CudaContract):
 @pytest.mark.parametrize("runtime_key", CUDA_RUNTIMES)
 def test_without_its_gpu_stack_a_cuda_runtime_refuses_and_says_why(
     runtime_key: str,
-    tiny: TinyModels,  # noqa: F811
+    tiny: TinyModels,
     tmp_path: Path,
 ) -> None:
     reason = _reason(runtime_key)
@@ -201,7 +207,7 @@ def test_without_its_gpu_stack_a_cuda_runtime_refuses_and_says_why(
     assert reason in str(info.value)
 
 
-def test_fp16_conversion_keeps_float32_io_and_reports_fp16(tiny: TinyModels) -> None:  # noqa: F811
+def test_fp16_conversion_keeps_float32_io_and_reports_fp16(tiny: TinyModels) -> None:
     """Runs on the CPU: the converted graph is what the CUDA provider would execute."""
     import onnx
     import onnxruntime as ort
@@ -247,7 +253,7 @@ def test_the_catalog_offers_what_matters_on_gpus_and_the_runtime_accepts_all_of_
 def test_bad_knob_values_are_the_jobs_error_even_without_a_gpu(
     extra: dict[str, Any],
     match: str,
-    tiny: TinyModels,  # noqa: F811
+    tiny: TinyModels,
     tmp_path: Path,
 ) -> None:
     with pytest.raises(UsageError, match=match):
@@ -313,31 +319,34 @@ def test_io_is_optional_and_left_out_of_cpu_contracts() -> None:
         Contract.from_dict({"exclusive_node": "yes"})
 
 
-def test_the_worker_states_io_and_node_sharing_for_cuda_targets_only() -> None:
-    from farm.worker.evaluate import contract_for
+def test_the_measurement_states_io_and_node_sharing_for_device_runtimes_only() -> None:
+    from farm.measure.bench import contract_for
     from workloads.tasks import Classification
 
-    task = Classification()
-    cuda = contract_for({"min_duration_s": 0.5}, task, get_target("cuda-torch"))
+    task, gpu, cpu_runtime = Classification(), runtime_class("cuda-torch"), runtime_class("torch")
+    cuda = contract_for({"min_duration_s": 0.5}, task, gpu)
     assert (cuda.io, cuda.exclusive_node) == ("host", False)
-    asked = contract_for({"io": "device", "exclusive_node": True}, task, get_target("cuda-torch"))
+    asked = contract_for({"io": "device", "exclusive_node": True}, task, gpu)
     assert (asked.io, asked.exclusive_node) == ("device", True)
-    cpu = contract_for({"io": "device"}, task, get_target("cpu-onnxruntime"))
+    cpu = contract_for({"io": "device"}, task, cpu_runtime)
     assert cpu.to_dict() == Contract().to_dict()  # CPU contracts are what they were
 
 
-class FakeGpuSession:
-    """What the worker needs of a GPU session: a device query and a device timer."""
+class FakeGpuSession(DeviceSession):
+    """What the measurement needs of a GPU session: a device query and a device timer."""
 
     actual_precision = "fp16"
-    device_memory_mib = 123.0
 
     def __init__(self, timings: list[float]) -> None:
         self.timings = timings
         self.staged: Any = None
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return np.zeros((len(batch), 10), np.float32)
+    @property
+    def device_memory_mib(self) -> float | None:
+        return 123.0
+
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        return [np.zeros((len(batch), 10), np.float32)]
 
     def device_query(self, batch: np.ndarray) -> Any:
         self.staged = batch
@@ -350,40 +359,44 @@ class FakeGpuSession:
         return self.timings
 
 
-def test_device_io_times_the_staged_query_and_host_io_the_numpy_run() -> None:
-    from farm.worker.evaluate import timed_query
+def test_device_io_times_the_staged_query_and_host_io_the_numpy_run(tiny: TinyModels) -> None:
+    from farm.measure.bench import timed_query
+    from targets.torch_runtime import TorchSession
     from workloads.tasks import Classification
 
     session = FakeGpuSession([])
     batch = random_batch(2)
-    device = timed_query(session, Classification(), batch, (None, None), "device")  # type: ignore[arg-type]
+    device = timed_query(session, Classification(), batch, (None, None), "device")
     assert device() == "device output" and session.staged is batch
-    host = timed_query(session, Classification(), batch, (None, None), "host")  # type: ignore[arg-type]
+    host = timed_query(session, Classification(), batch, (None, None), "host")
     assert host()[0].shape == (2, 10)  # type: ignore[index]
+    cpu_session = TorchSession(None, "fp32", ())  # a session that is not a device session
     with pytest.raises(TrialError, match="no device-resident query"):
-        timed_query(object(), Classification(), batch, (None,), "device")  # type: ignore[arg-type]
+        timed_query(cpu_session, Classification(), batch, (None,), "device")
 
 
 def test_device_time_is_taken_from_the_calls_the_measurement_reported() -> None:
     from farm.measure import Contract, measure
-    from farm.worker.evaluate import device_figures
+    from farm.measure.device import device_figures
 
     contract = Contract(warmup_s=0.0, warmup_iters=3, min_duration_s=0.0, min_samples=6)
     m = measure(lambda: None, 1, contract)
     first = m.warmup_runs + m.discarded_samples
     # warm-up and discarded calls took 100 ms on the device; the reported ones 1..n ms
     timings = [100.0] * first + [float(i + 1) for i in range(m.n_samples)] + [100.0] * 5
-    figures = device_figures(FakeGpuSession(timings), True, m)  # type: ignore[arg-type]
-    assert figures["device_latency_p50_ms"] == float(np.percentile(
+    figures = device_figures(FakeGpuSession(timings), True, m)
+    assert figures.device_latency_p50_ms == float(np.percentile(
         range(1, m.n_samples + 1), 50, method="inverted_cdf"))  # fmt: skip
-    assert figures["device_latency_p95_ms"] <= m.n_samples
-    assert figures["device_memory_mib"] == 123.0
-    none = device_figures(FakeGpuSession([]), False, m)  # type: ignore[arg-type]
-    assert none["device_latency_p50_ms"] is None
+    assert figures.device_latency_p95_ms is not None
+    assert figures.device_latency_p95_ms <= m.n_samples
+    assert figures.device_memory_mib == 123.0
+    none = device_figures(FakeGpuSession([]), False, m)
+    assert none.device_latency_p50_ms is None
 
 
 def test_the_gpu_a_task_got_sets_its_cores_and_its_price(monkeypatch: pytest.MonkeyPatch) -> None:
-    from farm.worker.evaluate import gpu_slot, trial_gpu
+    from farm.measure.device import trial_gpu
+    from farm.measure.node import gpu_slot
 
     fp = {"gpus": [{"model": "NVIDIA H200"}, {"model": "NVIDIA H100 80GB HBM3"}]}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
@@ -405,7 +418,7 @@ def test_the_gpu_a_task_got_sets_its_cores_and_its_price(monkeypatch: pytest.Mon
     ],
 )
 def test_the_session_runs_on_the_cpu_with_the_same_code(
-    tiny: TinyModels,  # noqa: F811
+    tiny: TinyModels,
     precision: str,
     extra: dict[str, Any],
     reported: str,
@@ -426,7 +439,7 @@ def test_the_session_runs_on_the_cpu_with_the_same_code(
         session.run(x)
 
 
-def test_compile_does_the_warm_up_so_latency_samples_never_do(tiny: TinyModels) -> None:  # noqa: F811
+def test_compile_does_the_warm_up_so_latency_samples_never_do(tiny: TinyModels) -> None:
     calls: list[tuple[int, ...]] = []
     program = _program(tiny)
 
@@ -467,7 +480,7 @@ class FakeEvent:
 
 
 def test_the_device_timer_brackets_each_forward_and_grows_its_pool(
-    tiny: TinyModels,  # noqa: F811
+    tiny: TinyModels,
 ) -> None:
     from types import SimpleNamespace
 
@@ -489,13 +502,13 @@ def test_the_device_timer_brackets_each_forward_and_grows_its_pool(
     assert len(timer._events) == 12
 
 
-def test_cuda_graphs_need_a_gpu(tiny: TinyModels) -> None:  # noqa: F811
+def test_cuda_graphs_need_a_gpu(tiny: TinyModels) -> None:
     with pytest.raises(UsageError, match="CUDA graphs need a GPU"):
         build_session(_program(tiny), RuntimeOptions(extra={"cuda_graphs": True}), "cpu")
 
 
 @pytest.mark.slow
-def test_torch_compile_runs_inside_compile_and_matches(tiny: TinyModels) -> None:  # noqa: F811
+def test_torch_compile_runs_inside_compile_and_matches(tiny: TinyModels) -> None:
     """torch.compile on the CPU (inductor's C++ backend): slow on 2 cores, hence marked."""
     import time
 
@@ -557,7 +570,7 @@ def test_a_modelopt_style_quantized_program_is_recognised() -> None:
 
 
 def test_the_tensorrt_provider_gets_a_fixed_profile_and_a_cache(
-    tiny: TinyModels,  # noqa: F811
+    tiny: TinyModels,
     tmp_path: Path,
 ) -> None:
     import onnx
@@ -574,7 +587,7 @@ def test_the_tensorrt_provider_gets_a_fixed_profile_and_a_cache(
 
 
 def test_onnxruntime_cuda_validates_its_provider_before_looking_for_a_gpu(
-    tiny: TinyModels,  # noqa: F811
+    tiny: TinyModels,
     tmp_path: Path,
 ) -> None:
     artifact = Artifact.read_from("onnx", [tiny.onnx])

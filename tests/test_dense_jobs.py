@@ -11,7 +11,7 @@ import pytest
 from _dense_fixtures import boxes_scores_labels_onnx, segmenter_onnx, write_squares, yolo_onnx
 
 from farm.cli import main
-from farm.engine.runner import JobRunner, reference_predictions
+from farm.engine import JobRunner, reference_predictions
 from farm.spec.job import load_job
 from farm.store.db import Store
 from workloads import load_workload

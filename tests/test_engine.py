@@ -14,10 +14,12 @@ import duckdb
 import numpy as np
 import pytest
 from _jobs import SMALL_JOB, SmallJob, start_driver, wait_for_trials
+from support.records import trials
 
 from farm.engine.runner import JobRunner
 from farm.spec.job import parse_job
 from farm.store.db import Store
+from farm.store.records import TrialRecord
 
 
 def rows(db: Path, sql: str, *params: object) -> list[tuple]:
@@ -28,63 +30,69 @@ def rows(db: Path, sql: str, *params: object) -> list[tuple]:
 def test_small_job_lands_complete_rows(small_job: SmallJob) -> None:
     db, job = small_job.db, small_job.job_id
     assert rows(db, "SELECT status FROM jobs WHERE job_id = ?", job) == [("completed",)]
-    trials = Store(db).trials(job)
-    assert {(t["target"], t["trial_number"]) for t in trials} == {
+    records = trials(Store(db), job)
+    assert {(t.target, t.trial_number) for t in records} == {
         (t, n) for t in ("cpu-onnxruntime", "cpu-openvino") for n in range(3)
     }
-    for t in trials:
-        assert t["status"] == "completed", t["error"]
-        assert 0.9 <= t["accuracy"] <= 1.0
-        assert 0 < t["latency_p50_ms"] <= t["latency_p95_ms"] <= t["latency_p99_ms"]
-        assert t["throughput_ips"] > 0 and t["cost_per_1k_usd"] > 0
-        assert t["precision_actual"] in ("fp32", "bf16", "int8+fp32", "f32")
-        assert json.loads(t["contract"])["scenario"] == "single-stream"
+    for t in records:
+        assert t.completed, t.error
+        assert t.quality is not None and 0.9 <= t.quality <= 1.0
+        assert t.quality_metric == "accuracy" and t.metric("accuracy") == t.quality
+        assert t.latency_p50_ms and t.latency_p95_ms and t.latency_p99_ms
+        assert 0 < t.latency_p50_ms <= t.latency_p95_ms <= t.latency_p99_ms
+        assert t.throughput_ips and t.cost_per_1k_usd and t.cost_per_1k_usd > 0
+        assert t.precision_actual in ("fp32", "bf16", "int8+fp32", "f32")
+        assert t.contract is not None and t.contract["scenario"] == "single-stream"
+        assert t.peak_rss_mb and t.peak_rss_mb > 10  # MiB
         n = rows(
             db,
             "SELECT count(*) FROM latency_samples WHERE job_id = ? AND target = ? "
             "AND trial_number = ?",
             job,
-            t["target"],
-            t["trial_number"],
+            t.target,
+            t.trial_number,
         )[0][0]
-        assert n == t["n_samples"] > 0
+        assert n == t.n_samples and n > 0
     # every measurement references a stored environment
     envs = {r[0] for r in rows(db, "SELECT env_id FROM environments")}
-    assert {t["env_id"] for t in trials} <= envs
-    assert rows(db, "SELECT count(*) FROM metrics WHERE job_id = ? AND name = 'accuracy'", job)[0][
-        0
-    ] == len(trials)
+    assert {t.env_id for t in records} <= envs
+    accuracy = rows(db, "SELECT count(*) FROM metrics WHERE job_id = ? AND name = 'accuracy'", job)
+    assert accuracy[0][0] == len(records)
+    # the compatibility columns hold the primary metric too
+    compat = rows(db, "SELECT count(*) FROM trials WHERE job_id = ? AND accuracy = quality", job)
+    assert compat[0][0] == len(records)
 
 
 def test_each_study_starts_with_the_fp32_batch1_baseline(small_job: SmallJob) -> None:
-    for t in Store(small_job.db).trials(small_job.job_id, "trial_number = 0"):
-        params = json.loads(t["params"])
-        assert t["is_baseline"] and params["precision"] == "fp32" and params["batch_size"] == 1
-        assert t["accuracy_drop"] == 0.0
+    for t in trials(Store(small_job.db), small_job.job_id, "trial_number = 0"):
+        assert t.is_baseline and t.params["precision"] == "fp32" and t.params["batch_size"] == 1
+        assert t.quality_drop == 0.0
 
 
 def test_on_front_is_the_non_dominated_feasible_set(small_job: SmallJob) -> None:
-    trials = Store(small_job.db).trials(small_job.job_id)
-    for target in {t["target"] for t in trials}:
-        mine = [t for t in trials if t["target"] == target]
-        ok = [t for t in mine if t["status"] == "completed" and t["feasible"]]
+    records = trials(Store(small_job.db), small_job.job_id)
+    for target in {t.target for t in records}:
+        mine = [t for t in records if t.target == target]
+        ok = [t for t in mine if t.completed and t.feasible]
+
+        def point(t: TrialRecord) -> np.ndarray:
+            return np.array([t.quality, -(t.latency_p95_ms or 0), -(t.cost_per_1k_usd or 0)])
+
         expected = set()
         for a in ok:
-            va = np.array([a["accuracy"], -a["latency_p95_ms"], -a["cost_per_1k_usd"]])
-            dominated = False
-            for b in ok:
-                vb = np.array([b["accuracy"], -b["latency_p95_ms"], -b["cost_per_1k_usd"]])
-                if np.all(vb >= va) and np.any(vb > va):
-                    dominated = True
+            dominated = any(
+                np.all(point(b) >= point(a)) and np.any(point(b) > point(a)) for b in ok
+            )
             if not dominated:
-                expected.add(a["trial_number"])
-        assert {t["trial_number"] for t in mine if t["on_front"]} == expected
+                expected.add(a.trial_number)
+        assert {t.trial_number for t in mine if t.on_front} == expected
         assert expected, "a job with feasible trials has a non-empty front"
 
 
 def test_feasibility_follows_the_accuracy_drop_constraint(small_job: SmallJob) -> None:
-    for t in Store(small_job.db).trials(small_job.job_id):
-        assert t["feasible"] == (t["accuracy_drop"] <= 0.02 + 1e-12)
+    for t in trials(Store(small_job.db), small_job.job_id):
+        assert t.quality_drop is not None
+        assert t.feasible == (t.quality_drop <= 0.02 + 1e-12)
 
 
 def small_spec(**search: object) -> object:
@@ -92,39 +100,6 @@ def small_spec(**search: object) -> object:
     raw["targets"] = ["cpu-onnxruntime"]
     raw["search"].update(search)
     return parse_job(raw, source="test.toml")
-
-
-def test_a_failing_trial_is_recorded_and_the_job_goes_on(
-    results_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("FARM_TEST_FAULTS", "cpu-onnxruntime:1:1=nan")
-    store = Store(results_dir / "fail.duckdb")
-    runner = JobRunner(small_spec(trials_per_target=3), store)
-    assert runner.run() == "completed"
-    trials = store.trials(runner.job_id)
-    assert [t["status"] for t in trials] == ["completed", "failed", "completed"]
-    assert "NaN" in trials[1]["error"]
-    assert not trials[1]["on_front"] and trials[1]["latency_p50_ms"] is None
-
-
-def test_an_evaluation_refused_by_a_stale_worker_is_retried_in_a_fresh_one(
-    results_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A worker that is not fresh (farm.worker.remote.check_fresh_process) is the system's fault,
-    not
-    the candidate's: the evaluation runs again, and the trial fails only after MAX_ATTEMPTS."""
-    stale = ["cpu-onnxruntime:1:1"] + [f"cpu-onnxruntime:2:{a}" for a in (1, 2, 3)]
-    monkeypatch.setenv("FARM_TEST_FAULTS", ",".join(f"{k}=stale" for k in stale))
-    store = Store(results_dir / "stale.duckdb")
-    runner = JobRunner(small_spec(trials_per_target=3), store)
-    assert runner.run() == "completed"
-    trials = store.trials(runner.job_id)
-    assert [(t["status"], t["attempts"]) for t in trials] == [
-        ("completed", 1),
-        ("completed", 2),
-        ("failed", 3),
-    ]
-    assert "gave up after 3 attempts" in trials[2]["error"] and "not fresh" in trials[2]["error"]
 
 
 def test_a_write_waits_for_a_read_only_connection_of_the_same_process(tmp_path: Path) -> None:
@@ -171,7 +146,7 @@ def test_pareto_and_jobs_read_the_store_while_a_job_runs(results_dir: Path) -> N
 
 def _stored(store: Store, job_id: str) -> int:
     try:
-        return len(store.trials(job_id))
+        return len(trials(store, job_id))
     except Exception:
         return 0
 
@@ -209,15 +184,15 @@ def test_ctrl_c_marks_the_job_interrupted_and_keeps_finished_trials(
     assert driver.returncode == 130, out
     job = store.jobs()[0]
     assert job["status"] == "interrupted" and "interrupted" in job["message"]
-    trials = store.trials(job["job_id"])
-    assert 1 <= len(trials) < 16 and all(t["status"] in ("completed", "failed") for t in trials)
+    kept = trials(store, job["job_id"])
+    assert 1 <= len(kept) < 16 and all(t.status in ("completed", "failed") for t in kept)
 
 
 def test_the_time_budget_stops_new_trials(results_dir: Path) -> None:
     store = Store(results_dir / "budget.duckdb")
     runner = JobRunner(small_spec(trials_per_target=3, time_budget_s=1e-6), store)
     assert runner.run() == "failed"  # nothing was measured: not a success
-    assert store.trials(runner.job_id) == []
+    assert trials(store, runner.job_id) == []
     message = store.resolve_job(runner.job_id)["message"]
     assert "cpu-onnxruntime: nothing measured: time budget of 1e-06 s reached" in message
 
@@ -226,8 +201,8 @@ def test_the_local_node_is_exclusive_across_jobs(small_job: SmallJob) -> None:
     """A local start gives the node its `farm:node` unit, and every farm task asks for it."""
     import ray
 
-    from farm.cluster.lifecycle import NODE_SLOT, alive_nodes, start_or_connect
-    from farm.engine.runner import node_slot
+    from farm.cluster.leases import NODE_SLOT, node_slot
+    from farm.cluster.lifecycle import alive_nodes, start_or_connect
 
     start_or_connect(None)
     nodes = alive_nodes()

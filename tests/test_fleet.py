@@ -1,6 +1,8 @@
 """Multi-node jobs and faults on a real Ray cluster of several nodes on this machine.
 
-Each node advertises its own target resources (as `ray start --resources` does on a fleet).
+Each node advertises its own target resources (as `ray start --resources` does on a fleet). A
+worker killed mid-trial: ``tests/e2e/test_killed_workers.py``; the runner's retry logic alone:
+``tests/unit/engine/``.
 """
 
 from __future__ import annotations
@@ -103,24 +105,6 @@ def test_a_mislabelled_node_fails_trials_instead_of_measuring(
     assert "arm64-onnxruntime: nothing measured" in message and "capacity lost" in message
 
 
-def test_a_killed_worker_is_retried_then_given_up(
-    cluster: object, results_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    cluster.add_node(num_cpus=1, resources={"target:cpu-onnxruntime": 1})
-    connect(cluster)
-    # trial 1 dies on its first attempt only; trial 2 dies on every attempt
-    faults = ["cpu-onnxruntime:1:1=crash"] + [f"cpu-onnxruntime:2:{a}=crash" for a in (1, 2, 3)]
-    monkeypatch.setenv("FARM_TEST_FAULTS", ",".join(faults))
-    store = Store(results_dir / "killed.duckdb")
-    runner = JobRunner(spec_for(["cpu-onnxruntime"], 4), store)
-    assert runner.run() == "completed"
-    trials = {t["trial_number"]: t for t in store.trials(runner.job_id)}
-    assert sorted(trials) == [0, 1, 2, 3]
-    assert trials[1]["status"] == "completed" and trials[1]["attempts"] == 2
-    assert trials[2]["status"] == "failed" and "gave up after 3 attempts" in trials[2]["error"]
-    assert trials[3]["status"] == "completed"
-
-
 def test_a_lost_node_moves_work_or_reports_lost_capacity(
     cluster: object, results_dir: Path
 ) -> None:
@@ -133,7 +117,7 @@ def test_a_lost_node_moves_work_or_reports_lost_capacity(
     thread = threading.Thread(target=runner.run)
     thread.start()
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and len(runner.rows) < 3:
+    while time.monotonic() < deadline and len(runner.records) < 3:
         time.sleep(0.1)
     cluster.remove_node(onnx_a)
     cluster.remove_node(ov_only)

@@ -8,8 +8,8 @@ import platform
 import pytest
 
 from farm.cli import main
+from farm.cluster.capabilities import local_targets
 from farm.cluster.fleet import probe_node
-from farm.cluster.lifecycle import local_targets
 from targets import catalog
 
 
@@ -53,7 +53,7 @@ def test_a_mislabelled_claim_is_flagged_with_the_reason() -> None:
 
 
 def test_without_a_gpu_cuda_targets_are_not_servable_and_say_why() -> None:
-    from farm.cluster.lifecycle import has_cuda_gpu
+    from farm.cluster.capabilities import has_cuda_gpu
 
     if has_cuda_gpu():
         pytest.skip("this machine has a CUDA GPU")

@@ -31,13 +31,15 @@ from pathlib import Path
 import ray
 
 from farm.worker import remote as tasks
+from farm.worker.build import resolve
 from farm.cluster.lifecycle import start_or_connect
 from workloads import DigitsWorkload
 
 start_or_connect(None, num_cpus=1)
 workload = DigitsWorkload()
 source = workload.source_artifact(Path(sys.argv[1]))
-built = ray.get(tasks.build_task.remote(source, [("export_onnx", ())], workload.data(), 0))
+steps = resolve([("export_onnx", ())])
+built = ray.get(tasks.build_task.remote(source, steps, workload.data(), 0))
 ray.get(tasks.start_worker.remote())  # the engine warms a worker like this during builds
 
 
@@ -54,10 +56,10 @@ ray.shutdown()
 
 
 def test_a_process_with_a_runtime_loaded_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    from farm.worker.remote import check_fresh_process
+    from farm.measure.node import check_fresh_process, loaded_by_builds_and_runtimes
 
     monkeypatch.setattr(sys, "modules", {k: v for k, v in sys.modules.items()})
-    for name in ("torch", "onnxruntime", "openvino", "nncf", "tensorrt", "torch_pruning"):
+    for name in loaded_by_builds_and_runtimes():
         sys.modules.pop(name, None)
     monkeypatch.delenv("FARM_WORKER_POOL", raising=False)
     check_fresh_process()  # nothing loaded: fresh
@@ -70,10 +72,21 @@ def test_a_process_with_a_runtime_loaded_is_refused(monkeypatch: pytest.MonkeyPa
         check_fresh_process()
 
 
+def test_what_a_fresh_process_must_not_have_loaded_is_what_runtimes_and_transforms_declare() -> (
+    None
+):
+    from farm.measure.node import loaded_by_builds_and_runtimes
+
+    modules = set(loaded_by_builds_and_runtimes())
+    assert {"torch", "onnxruntime", "openvino", "nncf", "tensorrt", "torch_pruning"} <= modules
+
+
 def test_the_farms_task_module_loads_no_runtime() -> None:
-    """Importing the tasks (what a fresh worker does first) must leave it fresh."""
+    """Importing the tasks, the evaluation's and the gate's (what a fresh worker does first),
+    must leave it fresh."""
     code = (
-        "from farm.worker.remote import check_fresh_process; check_fresh_process(); print('fresh')"
+        "import farm.measure.remote; from farm.worker.remote import check_fresh_process; "
+        "check_fresh_process(); print('fresh')"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
@@ -82,6 +95,7 @@ def test_the_farms_task_module_loads_no_runtime() -> None:
     assert out.stdout.strip() == "fresh"
 
 
+@pytest.mark.slow
 def test_an_evaluation_never_gets_the_worker_of_a_build(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:

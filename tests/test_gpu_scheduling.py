@@ -3,28 +3,26 @@ own GPU, unless the job asks for exclusive nodes.
 
 The driver's side (leases, capacity) is tested directly; Ray's side with Ray's own accounting, on
 a ``ray.cluster_utils.Cluster`` whose nodes advertise fake GPUs: the tasks are submitted with the
-very options the engine's ``_submit`` computes (``farm.cluster.lifecycle.measurement_resources``).
-The
-evaluate task itself checks for a real GPU, so a fault-free fake measurement (it sleeps) stands
+very options the engine's executor computes (``farm.cluster.leases.measurement_resources``).
+The evaluate task itself checks for a real GPU, so a fault-free fake measurement (it sleeps) stands
 in for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from farm.cluster.lifecycle import (
+from farm.cluster.leases import (
     NODE_SLOT,
-    Node,
     NodeLeases,
     measurement_resources,
     measurement_slots,
     shares_gpus,
 )
+from farm.cluster.lifecycle import Node
 
 TARGET = "target:cuda-torch"
 #: How long the fake measurement holds its GPU.
@@ -77,22 +75,6 @@ def test_a_node_leases_one_measurement_per_gpu_and_nothing_beside_them() -> None
     leases.release("a")
     leases.release("b")
     assert len(leases) == 0
-
-
-def test_the_engine_keeps_one_trial_in_flight_per_gpu(tmp_path: Path) -> None:
-    from farm.engine.runner import JobRunner
-    from farm.spec.job import parse_job
-    from farm.store.db import Store
-
-    def runner(**measurement: Any) -> JobRunner:
-        raw = {"name": "g", "targets": ["cuda-torch"], "workload": {"name": "digits"}}
-        spec = parse_job({**raw, "measurement": measurement}, source="g.toml")
-        r = JobRunner(spec, Store(tmp_path / "farm.duckdb"))
-        r._nodes = [node("a", 2), node("b", 1)]
-        return r
-
-    assert runner()._capacity("cuda-torch") == 3
-    assert runner(exclusive_node=True)._capacity("cuda-torch") == 2
 
 
 # -- Ray's accounting on nodes with fake GPUs ------------------------------------------------------

@@ -135,7 +135,7 @@ def test_search_spaces_offer_the_issue_knobs(digits):
     ort = get_target("cpu-onnxruntime")
     space = {}
     for name in optimizers.transform_names():
-        space.update(optimizers.search_space(name, ort, digits))
+        space.update(optimizers.search_space(name, ort, digits.traits()))
     for knob in (
         "quantize_ort.calibration_method",
         "quantize_ort.activation_type",

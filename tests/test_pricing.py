@@ -16,10 +16,10 @@ from farm.engine.pricing import (
     gpu_prices,
     price_trial,
     same_cpu,
-    trial_gpu_model,
     unpriced_gpus,
 )
 from farm.errors import UsageError
+from farm.measure.environment import trial_gpu_model
 from farm.spec.job import JobSpec, parse_job
 from targets import catalog, get_target
 
@@ -158,39 +158,33 @@ def test_a_job_is_refused_before_anything_runs_when_a_serving_gpu_has_no_price()
 # -- the engine: what a CUDA trial stores, and the report ----------------------------------------
 @pytest.fixture
 def runner(tmp_path: Path) -> Any:
-    """A JobRunner prepared by hand for one cuda-torch study (no Ray, no workload): enough to
-    feed it an evaluation as a GPU node would return it."""
-    import optuna
+    """A JobRunner on the in-memory executor, one cuda-torch study prepared without a workload:
+    enough to feed it an evaluation as a GPU node would return it (real store)."""
+    from support.fake_executor import FakeExecutor, node, prepared_job
 
-    from farm.engine.runner import JobRunner, Study
+    from farm.engine.runner import JobRunner
+    from farm.store.artifacts import ArtifactCache
     from farm.store.db import Store
-    from workloads.tasks import Classification
 
     spec = gpu_spec()
-    runner = JobRunner(spec, Store(tmp_path / "farm.duckdb"))
-    runner.task, runner.quality_metric, runner.limits = Classification(), "accuracy", []
-    choices: dict[str, list[Any]] = {"precision": ["fp32"], "batch_size": [1], "threads": [1]}
-    space = {k: optuna.distributions.CategoricalDistribution(v) for k, v in choices.items()}
-    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
-    runner.studies = {"cuda-torch": Study("cuda-torch", study, space, 2)}
-    runner.store.create_job(runner.job_id, spec.name, spec.to_json())
+    fake = FakeExecutor([node("n1", "cuda-torch", cpus=16, gpus=1)])
+    store = Store(tmp_path / "farm.duckdb")
+    runner = JobRunner(spec, store, cache=ArtifactCache(tmp_path / "a"), executor=fake)
+    runner.use(prepared_job(spec, max_threads=1))
+    store.create_job(runner.job_id, spec.name, spec.to_json())
     return runner
 
 
 def evaluate_on(runner: Any, gpu: str) -> None:
     """Hand the runner a trial of cuda-torch measured on ``gpu``."""
-    from farm.cluster.lifecycle import Node
-    from farm.engine.runner import TrialRun
+    from support.fake_executor import node
+
+    from farm.engine.studies import ask
     from farm.measure import Contract, measure
-    from farm.search.space import plan
     from farm.worker.evaluate import Evaluation
 
-    s = runner.studies["cuda-torch"]
-    trial = s.study.ask(s.space)
-    candidate = plan(runner.spec, "cuda-torch", trial.params, "w" * 16)
-    node = Node("n1", "gpu-box", 16, ("cuda-torch",), resources={"GPU": 1.0})
-    run = TrialRun("cuda-torch", s.asked, trial, candidate, s.asked == 0, "evaluate", node=node)
-    s.asked += 1
+    run = ask(runner.prepared, runner.studies["cuda-torch"], 0.0)
+    run.stage, run.node = "evaluate", node("n1", "cuda-torch", cpus=16, gpus=1)
     contract = Contract(warmup_s=0.0, warmup_iters=1, min_duration_s=0.01, max_duration_s=0.05)
     m = measure(lambda: None, 1, contract)
     environment = {"cpu_model": "AMD EPYC 9554", "gpus": [{"model": gpu}]}
@@ -216,21 +210,21 @@ def evaluate_on(runner: Any, gpu: str) -> None:
 
 def test_a_cuda_trial_stores_the_gpu_it_ran_on_its_price_and_device_time(runner: Any) -> None:
     evaluate_on(runner, "NVIDIA H200")
-    (row,) = runner.store.trials(runner.job_id)
-    assert row["status"] == "completed"
-    assert row["gpu_model"] == "NVIDIA H200"
-    assert row["price_per_hour_usd"] == gpu_prices()["H200"].price_per_hour_usd
-    assert row["priced_as"].startswith("H200 GPU")
-    assert (row["device_latency_p50_ms"], row["device_latency_p95_ms"]) == (0.3, 0.4)
-    assert row["device_memory_mib"] == 512.0
+    (row,) = runner.store.trial_records(runner.job_id)
+    assert row.completed
+    assert row.gpu_model == "NVIDIA H200"
+    assert row.price_per_hour_usd == gpu_prices()["H200"].price_per_hour_usd
+    assert row.priced_as is not None and row.priced_as.startswith("H200 GPU")
+    assert (row.device_latency_p50_ms, row.device_latency_p95_ms) == (0.3, 0.4)
+    assert row.device_memory_mib == 512.0
 
 
 def test_a_trial_from_a_gpu_with_no_price_is_stored_failed_with_the_reason(runner: Any) -> None:
     evaluate_on(runner, "NVIDIA B200")  # a node that joined after the job was checked
-    (row,) = runner.store.trials(runner.job_id)
-    assert row["status"] == "failed"
-    assert "NVIDIA B200" in row["error"] and "[prices]" in row["error"]
-    assert row["cost_per_1k_usd"] is None
+    (row,) = runner.store.trial_records(runner.job_id)
+    assert row.status == "failed" and row.error is not None
+    assert "NVIDIA B200" in row.error and "[prices]" in row.error
+    assert row.cost_per_1k_usd is None
 
 
 def test_the_report_shows_the_gpu_model_next_to_each_cuda_point(runner: Any) -> None:

@@ -96,18 +96,19 @@ def test_export_at_the_new_size_makes_an_onnx_with_that_input(digits_artifact, d
 
 def test_each_build_step_sees_the_data_at_its_input_size(digits_artifact, digits, monkeypatch):
     """Later steps (calibration, fine-tune, export) get the data resized to the artifact's size."""
+    import optimizers.base
     from farm.search.candidate import step
-    from farm.worker.evaluate import build
+    from farm.worker.build import build, resolve
 
     seen = []
-    real_apply = optimizers.apply
+    real_apply = optimizers.base._apply
 
-    def spy(name, config, artifact, ctx):
-        seen.append((name, ctx.data.input_shape, ctx.data.calib.x.shape[1:]))
-        return real_apply(name, config, artifact, ctx)
+    def spy(transform, config, artifact, ctx):
+        seen.append((transform.name, ctx.data.input_shape, ctx.data.calib.x.shape[1:]))
+        return real_apply(transform, config, artifact, ctx)
 
-    monkeypatch.setattr(optimizers, "apply", spy)
-    steps = [step("resize_input", {"size": 16}), step("export_onnx")]
+    monkeypatch.setattr(optimizers.base, "_apply", spy)
+    steps = resolve([step("resize_input", {"size": 16}), step("export_onnx")])
     _, exported = build(digits_artifact, steps, digits.data(), seed=0)
     assert seen == [
         ("resize_input", (3, 32, 32), (3, 32, 32)),
@@ -150,7 +151,7 @@ def resolution_spec(**search: object) -> object:
 
 
 def test_default_sizes_come_from_the_native_size(digits):
-    space = target_space(resolution_spec(), "cpu-onnxruntime", 1, workload=digits)
+    space = target_space(resolution_spec(), "cpu-onnxruntime", 1, digits.traits())
     assert space["resize_input.size"].choices == (0, 24, 16)
     from optimizers.resize import default_sizes
 
@@ -158,13 +159,12 @@ def test_default_sizes_come_from_the_native_size(digits):
 
 
 def test_not_offered_for_onnx_files(digits):
-    class OnnxLike:
-        allows_torch_transforms = False
-        allows_resolution = False
+    from workloads.base import WorkloadTraits
 
+    onnx_like = WorkloadTraits(torch_source=False, allows_resolution=False)
     spec = resolution_spec()
-    assert "resize_input.size" not in target_space(spec, "cpu-onnxruntime", 1, False, OnnxLike())
-    assert optimizers.search_space("resize_input", None, OnnxLike()) == {}  # type: ignore[arg-type]
+    assert "resize_input.size" not in target_space(spec, "cpu-onnxruntime", 1, onnx_like)
+    assert optimizers.search_space("resize_input", None, onnx_like) == {}  # type: ignore[arg-type]
 
 
 def test_resize_comes_first_whatever_order_the_job_lists_it_in():
@@ -241,7 +241,7 @@ def test_digits_job_searches_two_input_sizes(results_dir: Path):
         assert t["quality_metric"] == "accuracy" and t["accuracy"] > 0.5, (size, t["accuracy"])
         # The artifact the trial measured takes size x size inputs (its cached meta says so).
         params = json.loads(t["params"])
-        candidate = plan(spec, t["target"], params, runner.workload.recipe_hash)
+        candidate = runner.prepared.plan(t["target"], params)
         artifact = runner.cache.load(candidate.build_key())
         assert artifact is not None and artifact.format == "onnx"
         assert artifact.meta["input_shape"] == [3, size or 32, size or 32]

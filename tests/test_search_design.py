@@ -1,18 +1,13 @@
-"""A search that finds the optimum (issue 12, part 3): every study starts with its baseline and a
-one-factor-at-a-time screening design (``farm.search.space.screening_design``) before its sampler.
-
-Engine logic, tested with a real Optuna study and no Ray.
+"""A search that finds the optimum: every study starts with its baseline and a
+one-factor-at-a-time screening design (``farm.search.space.screening_design``) before its sampler
+(the studies that queue it: ``tests/unit/engine/test_studies.py``).
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
-import optuna
-
-from farm.engine.runner import JobRunner, Study
-from farm.search.space import baseline_params, initial_points, plan, screening_design, target_space
+from farm.search.space import baseline_params, initial_points, screening_design, target_space
 from farm.spec.job import parse_job
 
 KNOBS = {
@@ -84,44 +79,3 @@ def test_quantizer_knobs_are_varied_only_at_int8() -> None:
     space = target_space(job(precision=["fp32", "bf16"]), "cpu-openvino", max_threads=2)
     assert "quantize_nncf.preset" not in space
     assert all(p["precision"] != "int8" for p in screening_design(space, "cpu-openvino"))
-
-
-def studied(spec: Any, seen: set[str] | None = None) -> tuple[Any, Study]:
-    """A JobRunner with one real Optuna study and no cluster: what ``_enqueue_first_points``
-    reads."""
-    runner = JobRunner.__new__(JobRunner)
-    runner.spec = spec
-    runner.workload = SimpleNamespace(recipe_hash="w", allows_torch_transforms=True)  # type: ignore[assignment]
-    target = spec.targets[0]
-    space = target_space(spec, target, max_threads=2)
-    s = Study(target, optuna.create_study(directions=["maximize"] * 3), space, budget=100)
-    s.seen = set(seen or ())
-    return runner, s
-
-
-def asked_in_order(s: Study, count: int) -> list[dict[str, Any]]:
-    out = []
-    for _ in range(count):
-        trial = s.study.ask(s.space)
-        out.append(dict(trial.params))
-        s.study.tell(trial, [1.0, 1.0, 1.0])
-    return out
-
-
-def test_a_study_asks_its_baseline_then_the_design() -> None:
-    spec = job()
-    runner, s = studied(spec)
-    runner._enqueue_first_points(s)
-    points = initial_points(s.space, s.target)
-    assert asked_in_order(s, len(points)) == points
-    assert points[0] == baseline_params(s.space)
-
-
-def test_a_resumed_study_skips_what_it_measured() -> None:
-    spec = job("cpu-onnxruntime")
-    space = target_space(spec, "cpu-onnxruntime", max_threads=2)
-    points = initial_points(space, "cpu-onnxruntime")
-    measured = {plan(spec, "cpu-onnxruntime", p, "w").content_hash for p in points[:3]}
-    runner, s = studied(spec, measured)
-    runner._enqueue_first_points(s)
-    assert asked_in_order(s, len(points) - 3) == points[3:]

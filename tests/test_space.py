@@ -36,7 +36,7 @@ def test_each_target_is_offered_only_what_it_supports() -> None:
 def test_the_baseline_is_fp32_batch1_and_unoptimized() -> None:
     s = spec(transforms=["prune"], knobs={"prune.ratio": [0.5, 0.0]})
     workload = load_workload({"name": "digits"}, Path("."))
-    space = target_space(s, "cpu-onnxruntime", 2, workload=workload)
+    space = target_space(s, "cpu-onnxruntime", 2, workload.traits())
     params = baseline_params(space)
     assert (params["precision"], params["batch_size"], params["threads"]) == ("fp32", 1, 1)
     candidate = plan(s, "cpu-onnxruntime", params, "h")
@@ -46,7 +46,7 @@ def test_the_baseline_is_fp32_batch1_and_unoptimized() -> None:
 def test_a_space_without_the_unoptimized_model_is_refused() -> None:
     s = spec(transforms=["prune"], knobs={"prune.ratio": [0.25, 0.5]})
     workload = load_workload({"name": "digits"}, Path("."))
-    space = target_space(s, "cpu-onnxruntime", 2, workload=workload)
+    space = target_space(s, "cpu-onnxruntime", 2, workload.traits())
     with pytest.raises(SpecError) as err:
         check_baseline(s, "cpu-onnxruntime", space, torch_source=True)
     assert err.value.field == "search.knobs.prune.ratio"
@@ -73,5 +73,5 @@ def test_a_model_with_a_fixed_batch_is_offered_only_that_batch(tmp_path: Path) -
     s = parse_job(raw, source=str(tmp_path / "job.toml"))
     workload = load_workload(s.workload, tmp_path)
     assert workload.fixed_batch == 1
-    space = target_space(s, "cpu-onnxruntime", 2, torch_source=False, workload=workload)
+    space = target_space(s, "cpu-onnxruntime", 2, workload.traits())
     assert space["batch_size"].choices == (1,)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from _dense_fixtures import segmenter_onnx, write_squares, yolo_onnx
 
-from farm.engine.runner import reference_predictions
+from farm.engine import reference_predictions
 from farm.errors import UsageError
 from workloads import load_workload
 from workloads.datasets.coco import detections, evaluate_bbox, ground_truth, read_coco

@@ -43,15 +43,15 @@ def write_images(folder: Path, count: int, classes: int = 0) -> None:
 def evaluate_on(workload: Any, tmp_path: Path, target: str, int8: bool = False) -> dict[str, float]:
     """The workload's baseline (or its int8 build) evaluated on ``target`` as a trial does it:
     quality against the fp32 reference, then a (short) measurement."""
-    from farm.engine.runner import reference_predictions
-    from farm.worker.evaluate import build, evaluate
+    from support.worker import build_here, evaluate_here
+
+    from farm.engine import reference_predictions
 
     source, data = workload.source_artifact(tmp_path), workload.data()
     reference = reference_predictions(source, data, workload.task)
-    artifact = build(source, [(QUANTIZER[target], ())], data, seed=0)[-1] if int8 else source
-    result = evaluate(
-        artifact, target, RuntimeOptions(threads=1), data, reference, QUICK, task=workload.task
-    )
+    artifact = build_here(source, [(QUANTIZER[target], ())], data)[-1] if int8 else source
+    options = RuntimeOptions(threads=1)
+    result = evaluate_here(artifact, target, options, data, reference, QUICK, workload.task)
     assert result.measurement["p50_ms"] > 0
     return result.metrics
 
@@ -163,13 +163,14 @@ def test_an_already_quantized_model_is_measured_as_given_not_quantized_again(
     """A QDQ model (here: the farm's own int8 build of a float model, as a user would bring an
     int8 export): quantizing it again failed on ONNX Runtime with "two nodes with same node
     name" and re-quantized it silently with NNCF."""
-    from farm.engine.runner import reference_predictions
-    from farm.worker.evaluate import build, evaluate
+    from support.worker import build_here, evaluate_here
+
+    from farm.engine import reference_predictions
 
     models.conv_head(tmp_path / "float.onnx")
     section = {"onnx": "float.onnx", "data": {"synthetic_samples": 8}}
     float_model = load_workload(section, tmp_path)
-    (int8,) = build(
+    (int8,) = build_here(
         float_model.source_artifact(tmp_path), [("quantize_ort", ())], float_model.data(), 0
     )
     (tmp_path / "int8.onnx").write_bytes(int8.files["model.onnx"])
@@ -180,9 +181,10 @@ def test_an_already_quantized_model_is_measured_as_given_not_quantized_again(
     assert "field `search.precision`: expected no int8: int8.onnx is already quantized" in err
 
     source, data = workload.source_artifact(tmp_path), workload.data()
-    reference = reference_predictions(source, data)
+    reference = reference_predictions(source, data, workload.task)
     for target in RUNTIMES:  # as given, and labelled with what it runs
-        result = evaluate(source, target, RuntimeOptions(threads=1), data, reference, QUICK)
+        options = RuntimeOptions(threads=1)
+        result = evaluate_here(source, target, options, data, reference, QUICK, workload.task)
         assert result.precision_actual == "int8+fp32", target
 
 
@@ -193,12 +195,11 @@ def test_an_old_opset_model_is_converted_before_ort_quantizes_it(tmp_path: Path)
     """Per-channel QDQ needs opset 13: quantizing an opset-9 graph as it is wrote a model ONNX
     Runtime refused to load ("This is an invalid model ... DequantizeLinear")."""
     import onnx
-
-    from farm.worker.evaluate import build
+    from support.worker import build_here
 
     models.old_opset(tmp_path / "model.onnx", opset=9)
     workload = load_workload({"onnx": "model.onnx", "data": {"synthetic_samples": 8}}, tmp_path)
-    (artifact,) = build(
+    (artifact,) = build_here(
         workload.source_artifact(tmp_path), [("quantize_ort", ())], workload.data(), 0
     )
     assert artifact.meta["opset_upgraded"] == "9->13"
@@ -220,12 +221,12 @@ def test_logits_from_a_convolutional_head_count_as_class_scores(tmp_path: Path) 
 
 
 def test_a_backbone_run_as_a_classifier_is_told_about_the_generic_task(tmp_path: Path) -> None:
-    from farm.engine.runner import reference_predictions
+    from farm.engine import reference_predictions
 
     models.backbone(tmp_path / "model.onnx")
     workload = load_workload({"onnx": "model.onnx", "data": {"synthetic_samples": 4}}, tmp_path)
     with pytest.raises(UsageError, match=r'class scores .* set `task = "generic"`'):
-        reference_predictions(workload.source_artifact(tmp_path), workload.data())
+        reference_predictions(workload.source_artifact(tmp_path), workload.data(), workload.task)
 
 
 # -- the generic task ------------------------------------------------------------------------------
@@ -278,7 +279,7 @@ def test_a_text_recognizer_is_judged_by_its_outputs_fidelity(tmp_path: Path, tar
 
 
 def test_a_backbone_with_two_feature_maps_is_judged_by_its_worst_output(tmp_path: Path) -> None:
-    from farm.engine.runner import reference_predictions
+    from farm.engine import reference_predictions
 
     models.backbone(tmp_path / "model.onnx")
     section = {"onnx": "model.onnx", "task": "generic", "data": {"synthetic_samples": 4}}

@@ -519,7 +519,7 @@ def test_a_torchvision_detector_exported_by_the_user_is_scored_as_an_onnx_worklo
     import torch
     from _dense_fixtures import write_squares
 
-    from farm.engine.runner import reference_predictions
+    from farm.engine import reference_predictions
     from workloads import load_workload
 
     torch.manual_seed(0)

@@ -10,9 +10,13 @@ import pytest
 
 from farm.artifact import Artifact
 from farm.errors import StepError, TrialError
-from farm.worker.evaluate import build, evaluate, explain, trial_step
+from farm.measure.bench import explain, trial_step
+from farm.worker.build import build, resolve
+from farm.worker.evaluate import EvaluationRequest, evaluate
+from targets import get_target, runtime_class
 from targets.base import RuntimeOptions
 from workloads.base import Split, WorkloadData
+from workloads.tasks import Classification
 
 
 def test_a_step_error_survives_the_trip_back_to_the_driver() -> None:
@@ -45,13 +49,17 @@ def _data() -> WorkloadData:
 def test_a_failing_build_names_the_step_and_the_transform() -> None:
     broken = Artifact("onnx", {"model.onnx": b"not an onnx model"}, {"input_shape": [3, 8, 8]})
     with pytest.raises(StepError) as caught:
-        build(broken, [("quantize_ort", ())], _data(), seed=0)
+        build(broken, resolve([("quantize_ort", ())]), _data(), seed=0)
     assert str(caught.value).startswith("quantize failed (quantize_ort): ")
 
 
 def test_a_failing_compile_names_the_runtime_and_target() -> None:
     broken = Artifact("onnx", {"model.onnx": b"not an onnx model"}, {"input_shape": [3, 8, 8]})
     with pytest.raises(StepError) as caught:
-        evaluate(broken, "cpu-onnxruntime", RuntimeOptions(), _data(), None, {})
+        target = get_target("cpu-onnxruntime")
+        request = EvaluationRequest(
+            target, runtime_class(target.runtime), RuntimeOptions(), Classification()
+        )
+        evaluate(request, broken, _data(), None)
     text = str(caught.value)
     assert text.startswith("compile failed (onnxruntime ") and "on cpu-onnxruntime" in text

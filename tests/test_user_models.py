@@ -152,9 +152,9 @@ def test_the_same_model_with_input_size_runs_as_a_job(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_job_whose_every_baseline_fails_is_failed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_job_whose_every_baseline_fails_is_failed(tmp_path: Path) -> None:
+    from support.faulty import FailingEvaluations
+
     from farm.engine.runner import JobRunner
     from farm.spec.job import load_job
     from farm.store.db import Store
@@ -162,9 +162,9 @@ def test_a_job_whose_every_baseline_fails_is_failed(
     export_tiny(tmp_path / "model.onnx")
     targets = ["cpu-onnxruntime", "cpu-openvino"]
     job = job_file(tmp_path, 'onnx = "model.onnx"', targets=str(targets).replace("'", '"'))
-    monkeypatch.setenv("FARM_TEST_FAULTS", ",".join(f"{t}:0:1=error" for t in targets))
     store = Store(tmp_path / "farm.duckdb")
-    runner = JobRunner(load_job(job), store)
+    baselines_fail = FailingEvaluations(lambda label: label.trial == 0)
+    runner = JobRunner(load_job(job), store, executor=baselines_fail)
     assert runner.run() == "failed"
     assert sorted(runner.unmeasured) == targets
     assert all("injected fault" in why for why in runner.unmeasured.values())
@@ -256,8 +256,7 @@ def test_quantize_ort_leaves_no_files_in_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import onnx
-
-    from farm.worker.evaluate import build
+    from support.worker import build_here
 
     shape_puzzle_onnx(tmp_path / "model.onnx")
     workload = load_workload({"onnx": "model.onnx", "data": {"synthetic_samples": 8}}, tmp_path)
@@ -265,7 +264,7 @@ def test_quantize_ort_leaves_no_files_in_the_working_directory(
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    (artifact,) = build(source, [("quantize_ort", ())], data, seed=0)
+    (artifact,) = build_here(source, [("quantize_ort", ())], data)
     assert sorted(p.name for p in cwd.iterdir()) == []
     # the pre-processing that writes there did run and give up, and the artifact says so
     assert artifact.meta["quant_preprocess"] == "skip_symbolic_shape"
@@ -283,7 +282,8 @@ def test_a_quantization_failure_names_the_step_and_keeps_the_runtime_message(
 ) -> None:
     from dataclasses import replace
 
-    from farm.worker.evaluate import build
+    from support.worker import build_here
+
     from workloads.base import Split
 
     export_tiny(tmp_path / "model.onnx")
@@ -291,7 +291,7 @@ def test_a_quantization_failure_names_the_step_and_keeps_the_runtime_message(
     data = workload.data()
     wrong = replace(data, calib=Split(np.zeros((8, 3, 16, 16), np.float32)))  # not 32x32
     with pytest.raises(StepError) as info:
-        build(workload.source_artifact(tmp_path), [("quantize_ort", ())], wrong, seed=0)
+        build_here(workload.source_artifact(tmp_path), [("quantize_ort", ())], wrong)
     message = str(info.value)
     assert message.startswith("quantize failed (quantize_ort): ")
     assert "Got invalid dimensions for input: input" in message and "\n" not in message
@@ -302,9 +302,9 @@ def test_a_runtime_failure_names_the_step_the_runtime_and_the_node(tmp_path: Pat
     runs, batch 2 fails inside the classifier, and the error says where."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
+    from support.worker import evaluate_here
 
-    from farm.engine.runner import reference_predictions
-    from farm.worker.evaluate import evaluate
+    from farm.engine import reference_predictions
 
     rng = np.random.default_rng(0)
     inits = [
@@ -329,10 +329,10 @@ def test_a_runtime_failure_names_the_step_the_runtime_and_the_node(tmp_path: Pat
     )
     workload = load_workload({"onnx": "m.onnx", "data": {"synthetic_samples": 4}}, tmp_path)
     source, data = workload.source_artifact(tmp_path), workload.data()
-    reference = reference_predictions(source, data)  # batch 1: fine
+    reference = reference_predictions(source, data, workload.task)  # batch 1: fine
     options = RuntimeOptions(threads=1, batch_size=2)
     with pytest.raises(StepError) as info:
-        evaluate(source, "cpu-onnxruntime", options, data, reference, QUICK)
+        evaluate_here(source, "cpu-onnxruntime", options, data, reference, QUICK, workload.task)
     message = str(info.value)
     assert message.startswith("evaluate failed (onnxruntime ")
     assert "on cpu-onnxruntime): " in message
@@ -350,9 +350,9 @@ def test_regnet_exported_with_the_torchscript_exporter_quantizes_and_runs(tmp_pa
     ran batches of 8 through a batch-1 graph)."""
     import torch
     import torchvision
+    from support.worker import build_here, evaluate_here
 
-    from farm.engine.runner import reference_predictions
-    from farm.worker.evaluate import build, evaluate
+    from farm.engine import reference_predictions
 
     torch.manual_seed(0)
     model = torchvision.models.regnet_x_400mf(weights=None).eval()
@@ -365,9 +365,10 @@ def test_regnet_exported_with_the_torchscript_exporter_quantizes_and_runs(tmp_pa
     assert workload.fixed_batch == 1
     source, data = workload.source_artifact(tmp_path), workload.data()
     reference = reference_predictions(source, data, workload.task, workload.fixed_batch)
-    (int8,) = build(source, [("quantize_ort", ())], data, seed=0)
+    (int8,) = build_here(source, [("quantize_ort", ())], data)
     assert int8.meta["quant_preprocess"] == "full" and int8.meta["quantizable_nodes"] > 50
-    ev = evaluate(int8, "cpu-onnxruntime", RuntimeOptions(threads=1), data, reference, QUICK)
+    options = RuntimeOptions(threads=1)
+    ev = evaluate_here(int8, "cpu-onnxruntime", options, data, reference, QUICK, workload.task)
     assert ev.precision_actual == "int8+fp32"
     assert ev.metrics["top1_agreement"] >= 0.5  # random weights: close logits, some flips
 
@@ -434,8 +435,8 @@ def test_an_operator_a_runtime_lacks_is_named_when_compiling(tmp_path: Path) -> 
     from onnx import TensorProto, helper, numpy_helper
 
     from farm.artifact import Artifact
-    from farm.worker.evaluate import compile_session
-    from targets import get_target
+    from farm.measure.bench import compiled
+    from targets import get_target, runtime_class
 
     rng = np.random.default_rng(0)
     nodes = [
@@ -455,8 +456,12 @@ def test_an_operator_a_runtime_lacks_is_named_when_compiling(tmp_path: Path) -> 
     model = helper.make_model(graph, opset_imports=opsets)
     artifact = Artifact("onnx", {"model.onnx": model.SerializeToString()})
     for target in ("cpu-onnxruntime", "cpu-openvino"):
-        with pytest.raises(StepError) as info:
-            compile_session(artifact, get_target(target), RuntimeOptions(), tmp_path / target)
+        spec = get_target(target)
+        with (
+            pytest.raises(StepError) as info,
+            compiled(artifact, spec, runtime_class(spec.runtime), RuntimeOptions()),
+        ):
+            pass
         message = " ".join(str(info.value).split())
         assert message.startswith("compile failed (") and f"on {target})" in message
         assert "FancyActivation" in message, message

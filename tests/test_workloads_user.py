@@ -197,7 +197,7 @@ def test_onnx_file_workload(tmp_path: Path) -> None:
     assert data.eval.x.shape[1:] == (3, 16, 16) and not data.has_labels
     q = optimizers.apply("quantize_ort", {}, art, optimizers.BuildContext(data))
     assert q.format == "onnx"
-    assert optimizers.search_space("prune", _target(), wl) == {}
+    assert optimizers.search_space("prune", _target(), wl.traits()) == {}
 
 
 def _target():

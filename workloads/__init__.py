@@ -61,7 +61,11 @@ EMBEDDED = ("digits", "shapes-detect", "shapes-segment")
 
 
 def load_workload(
-    section: dict[str, Any], base_dir: Path, results_dir: Path | None = None
+    section: dict[str, Any],
+    base_dir: Path,
+    results_dir: Path | None = None,
+    *,
+    source: str = "<memory>",
 ) -> Workload:
     """Build the workload described by a job file's ``[workload]`` table.
 

@@ -190,6 +190,12 @@ class WorkloadTraits:
     prequantized: int = 0
     #: The batch size the model's input is fixed to; None when it is free.
     fixed_batch: int | None = None
+    #: The model's native input (C, H, W) where another resolution is offered around it
+    #: (``allows_resolution``); None otherwise.
+    input_shape: tuple[int, int, int] | None = None
+    #: The task's raw outputs have shapes that do not depend on the input's content (logits, a
+    #: raw detection head): a quantizer may rank layers by how far they move the outputs.
+    fixed_shape_outputs: bool = True
 
 
 class Workload(abc.ABC):
@@ -230,6 +236,8 @@ class Workload(abc.ABC):
             torch_exportable=self.torch_exportable,
             prequantized=self.prequantized,
             fixed_batch=self.fixed_batch,
+            input_shape=self.input_shape if self.allows_resolution else None,
+            fixed_shape_outputs=self.task.fixed_shape_outputs,
         )
 
     @abc.abstractmethod

@@ -4,59 +4,23 @@ A node joins the fleet with ``ray start --resources '{"target:NAME": 1}'``: a *c
 person. :func:`probe_cluster` runs :func:`probe_node` on every alive node (a zero-CPU Ray task
 pinned to it) and compares the claim with the hardware and the runtimes found there. A target a
 node advertises but cannot serve is *mislabelled*: the worker would refuse those trials
-(``farm.worker.evaluate.check_hardware``); ``farm targets`` shows why before a job is run.
-
-Probing imports no runtime at module level; on a node it imports a runtime's library only to ask
-a question ``find_spec`` cannot answer (does this onnxruntime have the CUDA provider, does this
-torch see a GPU), and only for targets whose architecture and device already match.
+(``farm.measure.node.check_hardware``); ``farm targets`` shows why before a job is run. The
+verdicts are :mod:`farm.cluster.capabilities`'s, asked on the node.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import platform
 import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from farm.cluster.lifecycle import RUNTIME_IMPORTS, TARGET_PREFIX, alive_nodes, has_cuda_gpu
-from targets import catalog, runtime_class
-from targets.base import TargetSpec
+from farm.cluster.capabilities import has_cuda_gpu, runtime_problem, target_problem
+from farm.cluster.lifecycle import TARGET_PREFIX, alive_nodes
+from targets import catalog
 
 #: How long a node may take to answer a probe (a GPU node imports torch to check CUDA).
 DEFAULT_TIMEOUT_S = 60.0
-
-
-def runtime_import_problem(runtime: str) -> str | None:
-    """Which module of ``runtime`` is missing here (checked without importing), or None."""
-    for module in RUNTIME_IMPORTS.get(runtime, ()):
-        if importlib.util.find_spec(module) is None:
-            return f"module `{module}` is not installed"
-    return None
-
-
-def runtime_problem(runtime: str, gpu: bool) -> str | None:
-    """Why ``runtime`` cannot run on this machine, or None when it can.
-
-    Runtimes that need a GPU say so through an ``unavailable_reason()`` class method; it is
-    asked only when a GPU is visible (it may import torch, which takes seconds).
-    """
-    problem = runtime_import_problem(runtime)
-    if problem is not None:
-        return problem
-    cls = runtime_class(runtime)
-    reason = getattr(cls, "unavailable_reason", None)
-    if reason is None:
-        return None if cls.available() else "does not import"
-    return reason() if gpu else "no CUDA GPU visible"
-
-
-def target_problem(target: TargetSpec, arch: str, runtimes: dict[str, str | None]) -> str | None:
-    """Why this machine cannot serve ``target``, or None when it can."""
-    if arch != target.arch:
-        return f"machine is {arch}, {target.name} needs {target.arch}"
-    problem = runtimes.get(target.runtime, "unknown runtime")
-    return None if problem is None else f"runtime {target.runtime}: {problem}"
 
 
 def probe_node(advertised: list[str]) -> dict[str, Any]:

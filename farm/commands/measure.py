@@ -12,15 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from farm.errors import RuntimeMissingError, TrialError, UsageError
-from farm.measure import SCENARIOS, Contract, Measurement, measure
+from farm.measure import SCENARIOS, Contract
 from farm.measure.affinity import pin_to_cores
 
 #: File suffix -> artifact format.
@@ -61,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from farm.measure import bench
     from farm.measure.environment import env_id, fingerprint
 
     contract = _contract(args)
@@ -78,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     pinned = None if args.no_pin else pin_to_cores(args.threads)
     try:
-        result = _compile_and_measure(args, runtime, artifact_format, declared_shape, contract)
+        result = _compile_and_measure(
+            args, target, runtime, artifact_format, declared_shape, contract
+        )
     finally:
         if pinned is not None and before is not None:
             os.sched_setaffinity(0, before)
@@ -87,14 +86,14 @@ def run(args: argparse.Namespace) -> int:
         "model": str(model_path),
         "target": target.name,
         "runtime": target.runtime,
-        "runtime_version": type(runtime).version(),
+        "runtime_version": runtime.version(),
         "batch_size": args.batch,
         "threads": args.threads,
         "requested_precision": args.precision,
         "pinned_cpus": pinned,
         **result,
         "model_size_bytes": sum(p.stat().st_size for p in _model_files(model_path)),
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": bench.peak_rss_mib(),
         "env_id": env_id(fp),
         "environment": fp,
     }
@@ -121,7 +120,7 @@ def _contract(args: argparse.Namespace) -> Contract:
 
 
 def _runtime(target_name: str, precision: str) -> tuple[Any, Any]:
-    from targets import RUNTIME_MODULES, get_target, runtime_class
+    from targets import get_target, runtime_class
 
     try:
         target = get_target(target_name)
@@ -132,10 +131,12 @@ def _runtime(target_name: str, precision: str) -> tuple[Any, Any]:
             f"--precision: target {target.name} runs {list(target.float_precisions)}, "
             f"got {precision!r}"
         )
-    if target.runtime not in RUNTIME_MODULES:
-        raise UsageError(f"target {target.name}: runtime {target.runtime!r} has no backend")
     try:
         cls = runtime_class(target.runtime)
+    except KeyError:
+        raise UsageError(
+            f"target {target.name}: runtime {target.runtime!r} has no backend"
+        ) from None
     except ImportError as exc:
         raise RuntimeMissingError(
             f"target {target.name}: its runtime backend {target.runtime!r} does not import "
@@ -145,7 +146,7 @@ def _runtime(target_name: str, precision: str) -> tuple[Any, Any]:
         raise RuntimeMissingError(
             f"target {target.name}: runtime {target.runtime!r} is not installed on this machine"
         )
-    return target, cls()
+    return target, cls
 
 
 def _artifact_format(path: Path, target_name: str, accepts: tuple[str, ...]) -> str:
@@ -212,28 +213,26 @@ def _check_batch(path: Path, shape: tuple[int | None, ...], batch: int) -> None:
 
 def _compile_and_measure(
     args: argparse.Namespace,
+    target: Any,
     runtime: Any,
     artifact_format: str,
     declared_shape: tuple[int | None, ...] | None,
     contract: Contract,
 ) -> dict[str, Any]:
+    """The farm's one compile -> measure path (:mod:`farm.measure.bench`) on random inputs."""
     import numpy as np
 
     from farm.artifact import Artifact
+    from farm.measure import bench
     from targets import RuntimeOptions
 
     path: Path = args.model
     artifact = Artifact.read_from(artifact_format, _model_files(path))
     options = RuntimeOptions(precision=args.precision, threads=args.threads, batch_size=args.batch)
-    with tempfile.TemporaryDirectory(prefix="farm-measure-") as workdir:
-        t0 = time.perf_counter()
-        try:
-            session = runtime.compile(artifact, options, Path(workdir))
-        except TrialError as exc:
-            raise UsageError(f"{path}: could not be compiled by {runtime.name}: {exc}") from None
-        compile_s = time.perf_counter() - t0
-        try:
-            shape = declared_shape or tuple(getattr(session, "input_shape", ()))
+    try:
+        with bench.compiled(artifact, target, runtime, options, named=False) as compiled:
+            session, compile_s = compiled
+            shape = declared_shape or session.input_shape
             _check_batch(path, shape, args.batch)
             dims = (args.batch, *(int(d) for d in shape[1:] if d is not None))  # all static
             batch = np.random.default_rng(0).standard_normal(dims, dtype=np.float32)
@@ -242,23 +241,18 @@ def _compile_and_measure(
             def run_once() -> None:
                 run_batch(batch)
 
-            m: Measurement = measure(run_once, args.batch, contract)
-        finally:
-            session.close()
+            timed = bench.measure_compiled(session, run_once, args.batch, contract)
+            precision = session.actual_precision
+    except TrialError as exc:
+        raise UsageError(f"{path}: could not be compiled by {runtime.name}: {exc}") from None
     return {
-        "actual_precision": session.actual_precision,
+        "actual_precision": precision,
         "compile_s": compile_s,
-        "measurement": m.to_dict(),
+        "measurement": timed.result.to_dict(),
     }
 
 
 _METHOD_NAMES = {"inverted_cdf": "nearest rank (numpy inverted_cdf)"}
-
-
-def _peak_rss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def _print_table(report: dict[str, Any]) -> None:

@@ -80,18 +80,6 @@ def gpu_price(model: str, prices: Mapping[str, GpuPrice] | None = None) -> GpuPr
     return max(matching, key=lambda p: len(p.match), default=None)
 
 
-def trial_gpu_model(gpus: list[dict[str, Any]], visible_devices: str | None) -> str | None:
-    """The model of the GPU a process ran on, from its node's GPU list (``nvidia-smi`` order)
-    and its ``CUDA_VISIBLE_DEVICES``: the GPU whose index comes first there (Ray gives each GPU
-    task one index), else the node's first GPU. None on a node without a GPU."""
-    if not gpus:
-        return None
-    first = (visible_devices or "").split(",")[0].strip()
-    if first.isdigit() and int(first) < len(gpus):
-        return str(gpus[int(first)]["model"])
-    return str(gpus[0]["model"])
-
-
 def same_cpu(cpu_model: str, machine_cpu: str) -> bool:
     """Whether a node's CPU model is the priced machine's (all of its words appear)."""
     return words(machine_cpu) <= words(cpu_model)

@@ -37,7 +37,6 @@ the ``confirmations`` table (docs/store.md) beside the store's own numbers, whic
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -165,7 +164,7 @@ class Confirmer:
         confirmation is recorded in the store (when there is one) and returned."""
         import ray
 
-        from farm.worker.evaluate import input_size
+        from farm.measure.bench import input_size
 
         target = cand.target
         options = self._runtime_options(target, dict(cand.params))
@@ -230,28 +229,20 @@ class Confirmer:
 
     def _runtime_options(self, target: str, params: dict[str, Any]) -> Any:
         """The trial's runtime options, rebuilt from its params the way the job built them."""
-        from farm.errors import FarmError
-        from farm.search.space import plan
-        from farm.spec.job import JobSpec
+        from targets.base import RuntimeOptions
 
         try:
-            spec = JobSpec.from_json(json.dumps(self.candidate.spec))
-        except (TypeError, KeyError, ValueError) as exc:
+            return RuntimeOptions.from_params(params)
+        except (KeyError, TypeError, ValueError) as exc:
             raise CannotConfirm(
-                f"the candidate job's stored spec does not read back ({exc})"
-            ) from None
-        try:
-            return plan(spec, target, params, "").options
-        except (KeyError, ValueError, FarmError) as exc:
-            raise CannotConfirm(
-                f"params {params} do not make a candidate on {target} ({exc})"
+                f"params {params} do not make runtime options on {target} ({exc})"
             ) from None
 
     def _inputs(self, artifact: Artifact, batch_size: int) -> tuple[np.ndarray, Any, str]:
         """The query batch a trial of the candidate job sends (the workload's eval split, at the
         artifact's input size), or seeded standard-normal inputs when the workload does not load
         here; with the task that decodes the outputs, and a description for the output."""
-        from farm.worker.evaluate import input_size, query_batch
+        from farm.measure.bench import input_size, query_batch
 
         workload = self._load_workload()
         if workload is not None:
@@ -333,28 +324,9 @@ class Confirmer:
         node: Node,
     ) -> Any:
         """One measurement in a fresh worker process on ``node`` (alone there: its slot)."""
-        import ray
-        from ray.exceptions import RayError, RayTaskError
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        from farm.measure.remote import measure_on_node
 
-        from farm.engine.runner import node_slot
-        from farm.worker import remote as tasks
-        from targets import get_target
-
-        resource = get_target(target).resource
-        try:
-            return ray.get(
-                tasks.measure_task.options(
-                    num_cpus=options.threads,
-                    resources={resource: 0.001, **node_slot(node)},
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
-                ).remote(ref, target, options, contract, batch, self.task, infos)
-            )
-        except RayTaskError as exc:
-            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-            raise TrialError(f"a measurement failed: {type(cause).__name__}: {cause}") from None
-        except RayError as exc:
-            raise TrialError(f"a measurement was lost: {type(exc).__name__}: {exc}") from None
+        return measure_on_node(node, ref, target, options, contract, batch, self.task, infos)
 
     def close(self) -> None:
         """Shut Ray down if this confirmer started it."""

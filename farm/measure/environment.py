@@ -161,28 +161,19 @@ def _memory_gib() -> float:
 
 
 def _gpus() -> list[dict[str, str]]:
-    """NVIDIA GPUs from ``nvidia-smi`` (model, driver, memory); empty without one.
+    """NVIDIA GPUs from ``nvidia-smi`` (model, driver, memory); empty without one."""
+    from targets._cuda import gpus
 
-    ``nvidia-smi`` rather than ``torch.cuda``: importing torch and initialising CUDA would cost
-    seconds and change the process being measured.
-    """
-    if shutil.which("nvidia-smi") is None:
-        return []
-    query = "--query-gpu=name,driver_version,memory.total"
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", query, "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return []
-    if out.returncode != 0:
-        return []
-    gpus = []
-    for line in out.stdout.strip().splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) == 3:
-            gpus.append({"model": parts[0], "driver": parts[1], "memory": parts[2]})
-    return gpus
+    return gpus()
+
+
+def trial_gpu_model(gpus: list[dict[str, Any]], visible_devices: str | None) -> str | None:
+    """The model of the GPU a process ran on, from its node's GPU list (``nvidia-smi`` order)
+    and its ``CUDA_VISIBLE_DEVICES``: the GPU whose index comes first there (Ray gives each GPU
+    task one index), else the node's first GPU. None on a node without a GPU."""
+    if not gpus:
+        return None
+    first = (visible_devices or "").split(",")[0].strip()
+    if first.isdigit() and int(first) < len(gpus):
+        return str(gpus[int(first)]["model"])
+    return str(gpus[0]["model"])

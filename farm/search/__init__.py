@@ -1,3 +1,4 @@
-"""What to try next: each target's search space, the screening design, and the candidates
-(workload + transform chain + target + runtime options, content-hashed) the studies propose.
+"""What to try next: each target's search space, the screening design, the sampler, the
+objectives, and the candidates (workload + transform chain + target + runtime options,
+content-hashed) the studies propose.
 """

@@ -17,7 +17,7 @@ Knobs:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
@@ -27,6 +27,9 @@ from farm.search.candidate import Candidate, step
 from farm.spec.job import JobSpec
 from targets import TargetSpec, get_target
 from targets.base import RuntimeOptions
+
+if TYPE_CHECKING:
+    from workloads.base import WorkloadTraits
 
 BASE_KNOBS = ("precision", "batch_size", "threads")
 #: Runtime options (catalog ``knobs``) are searched as ``runtime.<knob>``, on the job's request.
@@ -46,17 +49,21 @@ def target_space(
     spec: JobSpec,
     target_name: str,
     max_threads: int,
-    torch_source: bool = True,
-    workload: Any = None,
+    traits: WorkloadTraits | None = None,
+    model: str = "the model",
 ) -> dict[str, BaseDistribution]:
-    """The distributions of one study. Raises SpecError when the space would be empty."""
+    """The distributions of one study. Raises SpecError when the space would be empty.
+
+    ``traits``: the workload's (None when checking a spec without its workload: a torch model
+    that takes any batch); ``model``: its name, for the errors."""
     target = get_target(target_name)
-    quantized = getattr(workload, "prequantized", 0)
+    torch_source = traits is None or traits.torch_source
+    quantized = traits.prequantized if traits is not None else 0
     if quantized and "int8" in spec.search.precision:
         raise SpecError(
             spec.source,
             "search.precision",
-            f"no int8: {workload.name} is already quantized ({quantized} quantization operators "
+            f"no int8: {model} is already quantized ({quantized} quantization operators "
             "such as QuantizeLinear); it is measured as given (its trials record "
             "precision_actual int8+fp32), not quantized again",
             spec.search.precision,
@@ -65,7 +72,7 @@ def target_space(
     if "fp32" not in precisions:
         precisions.insert(0, "fp32")  # the baseline needs it
     batches = sorted({1, *spec.search.batch_size})
-    fixed = getattr(workload, "fixed_batch", None)
+    fixed = traits.fixed_batch if traits is not None else None
     if fixed is not None:  # the model's input is fixed to one batch size: offer only that
         batches = [fixed]
     threads = sorted({t for t in spec.search.threads if t <= max_threads} or {max_threads})
@@ -75,7 +82,7 @@ def target_space(
         "threads": CategoricalDistribution(threads),
     }
     for name in transforms_for(spec, target, torch_source):
-        space.update(optimizers.search_space(name, target, workload))
+        space.update(optimizers.search_space(name, target, traits))
     for knob, values in spec.search.knobs.items():
         if knob in BASE_KNOBS:
             raise SpecError(spec.source, f"search.knobs.{knob}", f"set `search.{knob}` instead")
@@ -221,19 +228,15 @@ def plan(
             cfg = knobs_of(name)
             if not optimizers.is_identity(name, cfg):
                 chain.append(step(name, cfg))
-    if torch_source or target.export != "export_onnx":
+    # A model that is no torch module (an ONNX file) is already what an export from torch
+    # makes of one: such export steps are left out (prepare refuses targets that need them).
+    if torch_source or not optimizers.get_transform(target.export).needs_torch:
         chain.append(step(target.export))
     if precision == "int8":
         if not target.int8_transform:
             raise SpecError(spec.source, "search.precision", f"a precision {target_name} supports")
         chain.append(step(target.int8_transform, knobs_of(target.int8_transform)))
-    runtime_precision = "fp32" if precision == "int8" else precision
-    options = RuntimeOptions(
-        precision=runtime_precision,
-        threads=int(params["threads"]),
-        batch_size=int(params["batch_size"]),
-        extra={k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("runtime.")},
-    )
+    options = RuntimeOptions.from_params(params)
     used.update({k: v for k, v in params.items() if k.startswith("runtime.")})
     return Candidate(
         workload_hash=workload_hash,

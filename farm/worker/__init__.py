@@ -1,3 +1,4 @@
-"""What runs on a node for one candidate: building its artifact, evaluating it on the
-target's runtime (quality on the eval split, then the latency measurement).
+"""What runs on a node for one candidate: building its artifact (:mod:`~farm.worker.build`),
+evaluating it on the target's runtime (:mod:`~farm.worker.evaluate`: quality on the eval split,
+then the latency measurement), and the Ray tasks around both (:mod:`~farm.worker.remote`).
 """

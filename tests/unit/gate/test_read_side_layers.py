@@ -12,14 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).parents[3]
 READ_SIDE = ("farm/release", "farm/gate", "dashboards")
 FORBIDDEN = ("farm.engine", "farm.search", "farm.worker")
-#: The confirmation's measurement calls, until the engine's one compile -> measure path
-#: (``farm.measure``) replaces them: (file, imported module).
-PENDING = {
-    ("farm/gate/confirm.py", "farm.search.space"),
-    ("farm/gate/confirm.py", "farm.worker.evaluate"),
-    ("farm/gate/confirm.py", "farm.engine.runner"),
-    ("farm/gate/confirm.py", "farm.worker"),
-}
+#: Exceptions to the rule: (file, imported module). None.
+PENDING: set[tuple[str, str]] = set()
 
 
 def imports(path: Path) -> set[str]:

@@ -1,0 +1,209 @@
+"""Turning a finished trial into a stored :class:`~farm.store.records.TrialRecord`: its price,
+its constraints, its record, the store write, and the job's Pareto fronts re-marked.
+
+The driver is the store's only writer; it holds the file only while it writes, so reports can
+read it while a job runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from farm.engine.pricing import Price, price_trial
+from farm.store.fronts import cost_per_1k, pareto_mask
+from farm.store.records import TrialRecord
+
+if TYPE_CHECKING:
+    from farm.engine.prepare import PreparedJob
+    from farm.engine.studies import TrialRun
+    from farm.store.db import Store
+    from farm.worker.evaluate import Evaluation
+
+#: The parts of a trial's time the worker accounts for; the rest is orchestration.
+TRIAL_PARTS = ("build_s", "compile_s", "eval_s", "measure_s")
+
+
+def orchestration_s(record: TrialRecord) -> float | None:
+    """A completed trial's time outside build, compile, quality evaluation and measurement:
+    waiting for a node, Ray scheduling, worker start-up, moving data, the driver's own work.
+    None for a failed trial (where its time went is not known)."""
+    if not record.completed or record.trial_s is None:
+        return None
+    return float(record.trial_s) - sum(float(getattr(record, p) or 0.0) for p in TRIAL_PARTS)
+
+
+class Recorder:
+    """Builds, stores and keeps the job's trial records, and marks its fronts."""
+
+    def __init__(
+        self,
+        store: Store,
+        job_id: str,
+        prepared: PreparedJob,
+        clock: Callable[[], float],
+        progress: Callable[[TrialRecord], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.prepared = prepared
+        self.clock = clock
+        self.progress = progress
+        #: Every trial of the job so far (stored ones of a resumed job first).
+        self.records: list[TrialRecord] = []
+
+    def price(self, run: TrialRun, ev: Evaluation) -> Price:
+        """What the trial is charged: by the hardware that ran it (raises
+        :class:`~farm.errors.UnpricedHardwareError` for a GPU without a price)."""
+        spec = self.prepared.spec
+        cpu_model = ev.environment.get("cpu_model")
+        return price_trial(self.prepared.targets[run.target], spec.prices, cpu_model, ev.gpu_model)
+
+    def judge(
+        self, metrics: Mapping[str, float], baseline: Mapping[str, float]
+    ) -> tuple[dict[str, float], list[str]]:
+        """How far the metrics are past each of the job's limits (> 0: violated), and a
+        sentence for each violated one."""
+        violations, violated = {}, []
+        for c in self.prepared.limits:
+            violations[c.field] = c.violation(metrics, baseline)
+            if violations[c.field] > 1e-12:
+                violated.append(c.describe(c.value(metrics, baseline)))
+        return violations, violated
+
+    def completed(
+        self,
+        run: TrialRun,
+        ev: Evaluation,
+        price: Price,
+        baseline_quality: float | None,
+        baseline_metrics: Mapping[str, float],
+    ) -> tuple[TrialRecord, dict[str, float]]:
+        """The record of a measured trial (not stored yet), and each limit's violation."""
+        quality = float(ev.metrics[self.prepared.quality_metric])
+        violations, violated = self.judge(ev.metrics, baseline_metrics)
+        m = ev.measurement
+        record = self._base(run, "completed").replace(
+            node_id=ev.node_id,
+            node_host=ev.host,
+            precision_actual=ev.precision_actual,
+            quality=quality,
+            quality_drop=baseline_quality - quality if baseline_quality is not None else 0.0,
+            quality_metric=self.prepared.quality_metric,
+            latency_p50_ms=m["p50_ms"],
+            latency_p90_ms=m["p90_ms"],
+            latency_p95_ms=m["p95_ms"],
+            latency_p99_ms=m["p99_ms"],
+            latency_mean_ms=m["mean_ms"],
+            latency_std_ms=m["std_ms"],
+            latency_cv=m["cv"],
+            throughput_ips=m["throughput_ips"],
+            cost_per_1k_usd=cost_per_1k(price.per_hour_usd, m["throughput_ips"]),
+            price_per_hour_usd=price.per_hour_usd,
+            priced_as=price.priced_as,
+            gpu_model=price.gpu_model,
+            device_latency_p50_ms=ev.device_latency_p50_ms,
+            device_latency_p95_ms=ev.device_latency_p95_ms,
+            device_memory_mib=ev.device_memory_mib,
+            n_samples=m["n_samples"],
+            stable=m["stable"],
+            unstable_reason=m.get("unstable_reason"),
+            cold_ms=m.get("cold_ms"),
+            compile_s=ev.compile_s,
+            measure_s=ev.measure_s,
+            eval_s=ev.eval_s,
+            peak_rss_mb=ev.peak_rss_mb,
+            env_id=ev.env_id,
+            contract=m.get("contract"),
+            feasible=not violated,
+            infeasible_reason="; ".join(violated) or None,
+            metrics=dict(ev.metrics),
+        )
+        return record, violations
+
+    def failed(self, run: TrialRun, error: str) -> TrialRecord:
+        """The record of a failed trial (not stored yet)."""
+        return self._base(run, "failed").replace(error=error, feasible=False)
+
+    def _base(self, run: TrialRun, status: str) -> TrialRecord:
+        o = run.candidate.options
+        params = run.candidate.params_dict()
+        node = run.node
+        return TrialRecord(
+            job_id=self.job_id,
+            target=run.target,
+            trial_number=run.number,
+            is_baseline=run.is_baseline,
+            candidate_hash=run.candidate.content_hash,
+            # the task's settings (NMS IoU, score threshold) change quality: stored with the knobs
+            params={**params, **self.prepared.task.params()},
+            status=status,
+            node_id=node.node_id if node else None,
+            node_host=node.host if node else None,
+            node_ip=node.ip if node else None,
+            attempts=run.attempts,
+            precision=params.get("precision"),
+            batch_size=o.batch_size,
+            threads=o.threads,
+            build_s=run.build_s,
+            cache_hit=run.cache_hit,
+            artifact_hash=run.artifact_hash,
+            artifact_bytes=run.artifact_bytes,
+            build_key=run.candidate.build_key(),
+            started_at=run.started_at.replace(tzinfo=None),
+            finished_at=datetime.now(UTC).replace(tzinfo=None),
+            trial_s=self.clock() - run.asked_at,
+        )
+
+    def record(
+        self,
+        record: TrialRecord,
+        samples: Sequence[float] = (),
+        environment: tuple[str, dict[str, Any]] | None = None,
+    ) -> TrialRecord:
+        """Store a finished trial (with its raw samples, metrics and environment), re-mark the
+        fronts, and report it to the progress callback."""
+        record = record.replace(orchestration_s=orchestration_s(record))
+        self.store.record_trial(record, samples, dict(record.metrics), environment)
+        self.records.append(record)
+        self.mark_fronts()
+        if self.progress is not None:
+            self.progress(self.records[-1])
+        return self.records[-1]
+
+    def mark_fronts(self) -> None:
+        """Re-mark the per-target and the global Pareto fronts, in the store and in the records
+        (completed, feasible trials only)."""
+        eligible = [r for r in self.records if r.completed and r.feasible]
+        per_target = {
+            t: [
+                r.trial_number for r in front(self.prepared, [e for e in eligible if e.target == t])
+            ]
+            for t in self.prepared.spec.targets
+        }
+        global_front = [(r.target, r.trial_number) for r in front(self.prepared, eligible)]
+        self.store.set_fronts(self.job_id, per_target, global_front)
+        self.records = [
+            r.replace(
+                on_front=r.trial_number in per_target.get(r.target, ()),
+                on_global_front=(r.target, r.trial_number) in global_front,
+            )
+            for r in self.records
+        ]
+
+
+def of_target(records: Sequence[TrialRecord], target: str) -> list[TrialRecord]:
+    return [r for r in records if r.target == target]
+
+
+def front(prepared: PreparedJob, records: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """The non-dominated records under the job's objectives."""
+    if not records:
+        return []
+    objectives = prepared.objectives
+    values = np.array([[o.value(r) for o in objectives] for r in records], dtype=float)
+    mask = pareto_mask(values, [o.sense for o in objectives])
+    return [r for r, keep in zip(records, mask, strict=True) if keep]
