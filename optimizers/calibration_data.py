@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from workloads.base import Split
+    from workloads.base import WorkloadTraits
+    from workloads.data import Split
 
 
-def sensitivity_ranking_offered(workload: Any) -> bool:
+def sensitivity_ranking_offered(traits: WorkloadTraits | None) -> bool:
     """Mixed precision ranks layers by how far quantizing each moves the model's outputs; that
     needs outputs of a fixed shape (not a detector's post-NMS boxes, whose count varies)."""
-    task = getattr(workload, "task", None)
-    return task is None or bool(task.fixed_shape_outputs)
+    return traits is None or traits.fixed_shape_outputs
 
 
 def calibration_batches(split: Split, size: int, batch_size: int = 1) -> list[np.ndarray]:

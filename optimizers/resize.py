@@ -9,7 +9,8 @@ the workload's data to it (:func:`workloads.resize_data`), so quantizers calibra
 fine-tunes and the runtime is evaluated and measured at the new resolution.
 
 It runs first in a chain (:data:`optimizers.base.CHAIN_ORDER`) and is offered only for workloads
-that allow it (``Workload.allows_resolution``: torch models, not ONNX files).
+that allow it (``WorkloadTraits.allows_resolution``: torch models, not ONNX files). The
+fine-tune trains with the task's loss (:class:`workloads.tasks.FineTuning`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from optimizers.base import BuildContext, check_range, register_space, register_
 
 if TYPE_CHECKING:
     from targets.base import TargetSpec
+    from workloads.base import WorkloadTraits
 
 #: Default search points, as fractions of the native size (rounded to multiples of ``ROUND``).
 FRACTIONS = (0.75, 0.5)
@@ -68,11 +70,19 @@ def resize_input(cfg: ResizeInputConfig, artifact: Artifact, ctx: BuildContext) 
     if not cfg.finetune_steps:
         return Artifact("torch-state", dict(artifact.files), meta)
 
-    from workloads.base import build_module, resize_split, state_dict_bytes
-    from workloads.demos.digits_net import deterministic_torch, train
+    from workloads.data import resize_split
+    from workloads.sources.builders import build_module, state_dict_bytes
+    from workloads.tasks import FineTuning
+    from workloads.training import deterministic_torch, train
 
+    if not isinstance(ctx.task, FineTuning):
+        what = "no task" if ctx.task is None else f"a {ctx.task.name} task"
+        raise UsageError(
+            f"resize_input.finetune_steps fine-tunes with the task's loss, and {what} defines none"
+        )
     train_split = ctx.data.train
-    if train_split is None or train_split.y is None:
+    targets = None if train_split is None else ctx.task.finetune_targets(train_split)
+    if train_split is None or targets is None:
         raise UsageError("resize_input.finetune_steps needs a labelled train split")
     x = resize_split(train_split, (size, size)).x
     with deterministic_torch(ctx.seed):
@@ -82,7 +92,8 @@ def resize_input(cfg: ResizeInputConfig, artifact: Artifact, ctx: BuildContext) 
         meta["finetune"] = train(
             model,
             x,
-            train_split.y,
+            targets,
+            loss=ctx.task.finetune_loss(),
             steps=cfg.finetune_steps,
             batch_size=cfg.batch_size,
             lr=cfg.lr,
@@ -102,20 +113,20 @@ def default_sizes(native: int) -> list[int]:
 
 
 @register_space("resize_input")
-def _space(target: TargetSpec, workload: Any) -> dict[str, Any]:
+def _space(target: TargetSpec, traits: WorkloadTraits | None) -> dict[str, Any]:
     """Offered only for workloads that allow another resolution. Without a workload (spec
     checks) only the native size is offered, which a job may replace through
     ``[search.knobs] "resize_input.size" = [...]``."""
     from optuna.distributions import CategoricalDistribution
 
-    if workload is None:
+    if traits is None or traits.input_shape is None:
         return {
             "size": CategoricalDistribution([0]),
             "finetune_steps": CategoricalDistribution([ResizeInputConfig.finetune_steps]),
         }
-    if not getattr(workload, "allows_resolution", False):
+    if not traits.allows_resolution:
         return {}
     return {
-        "size": CategoricalDistribution(default_sizes(int(workload.input_shape[-1]))),
+        "size": CategoricalDistribution(default_sizes(int(traits.input_shape[-1]))),
         "finetune_steps": CategoricalDistribution([ResizeInputConfig.finetune_steps]),
     }

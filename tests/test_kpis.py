@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from farm.errors import SpecError, UsageError
-from workloads.base import Split, WorkloadData
+from workloads import Split, WorkloadData
 from workloads.kpis.calibration import classification_calibration, softmax
 from workloads.kpis.compute import choose_threshold, operating_point, read_slices, slice_quality
 from workloads.kpis.spec import parse_evaluation

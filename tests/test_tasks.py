@@ -127,7 +127,7 @@ def test_miou_equals_an_independent_confusion_matrix() -> None:
     truth[0][:3] = 255  # ignored pixels
     pred = [np.where(rng.random(t.shape) < 0.7, t % 4, rng.integers(0, 4, t.shape)) for t in truth]
     task = Segmentation(num_classes=4)
-    from workloads.base import Split, WorkloadData
+    from workloads import Split, WorkloadData
 
     split = Split(np.zeros((5, 3, 20, 30), np.float32), truth=tuple(truth))
     data = WorkloadData(None, split, split, 4, (3, 20, 30), True, ("bg", "a", "b", "c"))

@@ -121,7 +121,7 @@ def test_a_channels_last_model_runs_and_quantizes_on_both_onnx_targets(
 
 
 def test_corrupting_channels_last_images_equals_corrupting_them_channels_first() -> None:
-    from workloads.base import Split
+    from workloads import Split
     from workloads.kpis.corruptions import corrupt_split
 
     rng = np.random.default_rng(0)

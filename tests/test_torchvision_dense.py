@@ -129,7 +129,7 @@ def test_detector_weights_round_trip_match_the_plain_torchvision_model(tmp_path:
     import torch
 
     from farm.artifact import Artifact
-    from workloads.base import build_module, state_dict_bytes
+    from workloads import build_module, state_dict_bytes
 
     plain = _plain_detector(DET, FEW)
     plain.detections_per_img = td.DEFAULT_DETECTIONS_PER_IMG

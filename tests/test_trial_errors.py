@@ -12,7 +12,7 @@ from farm.artifact import Artifact
 from farm.errors import StepError, TrialError
 from farm.worker.evaluate import build, evaluate, explain, trial_step
 from targets.base import RuntimeOptions
-from workloads.base import Split, WorkloadData
+from workloads import Split, WorkloadData
 
 
 def test_a_step_error_survives_the_trip_back_to_the_driver() -> None:

@@ -131,7 +131,7 @@ def calibration_data(n: int = 32, seed: int = 0) -> Any:
     """What a quantizer reads of a workload's data: its calibration split."""
     from _tiny_models import random_batch
 
-    from workloads.base import Split
+    from workloads import Split
 
     return SimpleNamespace(calib=Split(random_batch(n, seed)))
 

@@ -284,7 +284,7 @@ def test_a_quantization_failure_names_the_step_and_keeps_the_runtime_message(
     from dataclasses import replace
 
     from farm.worker.evaluate import build
-    from workloads.base import Split
+    from workloads import Split
 
     export_tiny(tmp_path / "model.onnx")
     workload = load_workload({"onnx": "model.onnx", "data": {"synthetic_samples": 8}}, tmp_path)

@@ -163,7 +163,10 @@ class JobRunner:
         from workloads import load_workload
 
         self.workload = load_workload(
-            self.spec.workload, Path(self.spec.base_dir), self.models_dir.parent
+            self.spec.workload,
+            Path(self.spec.base_dir),
+            self.models_dir.parent,
+            source=self.spec.source,
         )
         task = self.workload.task
         if task.name != "classification" and self.spec.search.transforms:
@@ -217,6 +220,7 @@ class JobRunner:
             self.evaluation,
             self.workload.slices_file,
             self.spec.search.seed,
+            source=self.spec.source,
         )
         self.source = self.workload.source_artifact(self.models_dir)
         self.quality_metric = self.task.primary_metric(self.data.has_labels)
@@ -526,7 +530,7 @@ class JobRunner:
             strategy = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
             ref = tasks.build_task.options(
                 num_cpus=1, resources=node_slot(node), scheduling_strategy=strategy
-            ).remote(source, steps, self.data_ref, self.spec.search.seed)
+            ).remote(source, steps, self.data_ref, self.spec.search.seed, self.task)
             run.cache_hit = False
             if any(t in node.targets for t in self.studies):
                 # the evaluation's fresh worker starts while the node builds (farm.worker.remote)

@@ -75,7 +75,7 @@ def target_space(
         "threads": CategoricalDistribution(threads),
     }
     for name in transforms_for(spec, target, torch_source):
-        space.update(optimizers.search_space(name, target, workload))
+        space.update(optimizers.search_space(name, target, workload and workload.traits()))
     for knob, values in spec.search.knobs.items():
         if knob in BASE_KNOBS:
             raise SpecError(spec.source, f"search.knobs.{knob}", f"set `search.{knob}` instead")

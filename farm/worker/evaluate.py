@@ -33,12 +33,14 @@ if TYPE_CHECKING:
     from farm.measure import Contract, Measurement
     from farm.search.candidate import Step
     from targets.base import RuntimeOptions, Session, TargetSpec
-    from workloads.base import Split, WorkloadData
+    from workloads import Split, WorkloadData
     from workloads.kpis.spec import EvaluationSpec
     from workloads.tasks import Task
 
 
-def build(source: Artifact, steps: list[Step], data: WorkloadData, seed: int) -> list[Artifact]:
+def build(
+    source: Artifact, steps: list[Step], data: WorkloadData, seed: int, task: Task | None = None
+) -> list[Artifact]:
     """Apply ``steps`` to ``source``; return the artifact after each step (for the cache).
 
     Each step sees the workload's data at its input artifact's input size (a ``resize_input``
@@ -55,7 +57,7 @@ def build(source: Artifact, steps: list[Step], data: WorkloadData, seed: int) ->
         size = input_size(artifact)
         if size not in resized:
             resized[size] = data_for(artifact, data)
-        ctx = optimizers.BuildContext(data=resized[size], seed=seed, cache_dir=cache_dir)
+        ctx = optimizers.BuildContext(resized[size], seed, cache_dir, task)
         with trial_step(build_step(name), name):
             artifact = optimizers.apply(name, dict(config), artifact, ctx)
         artifact.meta["build_s"] = time.perf_counter() - start

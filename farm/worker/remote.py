@@ -41,8 +41,8 @@ def check_fresh_process() -> None:
 
 
 @ray.remote(max_retries=0, runtime_env=BUILD_POOL)
-def build_task(source: Any, steps: list[Any], data: Any, seed: int) -> list[Any]:
-    return worker.build(source, steps, data, seed)
+def build_task(source: Any, steps: list[Any], data: Any, seed: int, task: Any = None) -> list[Any]:
+    return worker.build(source, steps, data, seed, task)
 
 
 @ray.remote(num_cpus=0, max_retries=0)
