@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from _jobs import SMALL_JOB, SmallJob
 
+pytest_plugins = ["support.workload_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-from _tiny_models import TinyModels, random_batch
+from support.tiny_models import TinyModels, random_batch
 from test_targets_contract import TargetContract, tiny  # noqa: F401 - the shared fixture
 
 from farm.artifact import Artifact

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from _tiny_models import TinyModels, build_tiny_models, random_batch
+from support.tiny_models import TinyModels, build_tiny_models, random_batch
 
 from farm.artifact import Artifact
 from farm.errors import TrialError, UsageError

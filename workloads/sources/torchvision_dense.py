@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from farm._io import hash_file
-from farm._validate import Fields
+from farm._validate import Fields, is_integer, is_number
 from farm.errors import SpecError
 from workloads import fields
 from workloads.base import Workload
@@ -181,9 +181,9 @@ def build_detector(
             f"`{MIN_SIDE} <= side <= {MAX_SIDE}` must hold for both sides of input_size, "
             f"got input_size={list(input_size)!r}"
         )
-    if isinstance(score_thresh, bool) or not 0.0 <= score_thresh < 1.0:
+    if not is_number(score_thresh) or not 0.0 <= score_thresh < 1.0:
         raise ValueError(f"`0 <= score_thresh < 1` must hold, got score_thresh={score_thresh!r}")
-    if isinstance(detections_per_img, bool) or detections_per_img < 1:
+    if not is_integer(detections_per_img) or detections_per_img < 1:
         raise ValueError(
             f"`detections_per_img >= 1` must hold, got detections_per_img={detections_per_img!r}"
         )
@@ -213,7 +213,7 @@ def build_detector(
 def _check_arguments(arch: str, known: dict[str, Any], num_classes: int) -> None:
     if arch not in known:
         raise ValueError(f"`arch` must be one of {list(known)}, got arch={arch!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+    if not is_integer(num_classes) or num_classes < 2:
         raise ValueError(f"`num_classes >= 2` must hold, got num_classes={num_classes!r}")
 
 

@@ -1,7 +1,5 @@
-"""Shared helpers for the workload and optimizer tests: the digits model, trained once per session.
-
-Not a conftest: test modules import what they use from here.
-"""
+"""Helpers around the digits model for the workload and optimizer tests (the fixtures that train
+it once per session are in :mod:`support.workload_fixtures`)."""
 
 from __future__ import annotations
 
@@ -13,8 +11,6 @@ import pytest
 
 if TYPE_CHECKING:
     from farm.artifact import Artifact
-    from optimizers import BuildContext
-    from workloads import DigitsWorkload
 
 _CACHE: dict[str, Path] = {}
 
@@ -24,26 +20,6 @@ def digits_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if "dir" not in _CACHE:
         _CACHE["dir"] = tmp_path_factory.mktemp("digits-cache")
     return _CACHE["dir"]
-
-
-@pytest.fixture(scope="session")
-def digits() -> DigitsWorkload:
-    from workloads import DigitsWorkload
-
-    return DigitsWorkload()
-
-
-@pytest.fixture(scope="session")
-def digits_artifact(digits: DigitsWorkload, tmp_path_factory: pytest.TempPathFactory) -> Artifact:
-    return digits.source_artifact(digits_cache_dir(tmp_path_factory))
-
-
-@pytest.fixture(scope="module")
-def onnx_artifact(digits_artifact: Artifact, ctx: BuildContext) -> Artifact:
-    """The digits model exported to ONNX, with the importing module's own ``ctx`` fixture."""
-    from optimizers import apply
-
-    return apply("export_onnx", {}, digits_artifact, ctx)
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray | None) -> float:

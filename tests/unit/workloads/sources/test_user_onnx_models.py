@@ -1,9 +1,9 @@
-"""Models users bring (issue 14): dynamic input sizes, external weights, quantization that
-keeps its temporary files to itself, jobs in which nothing could be measured, and failures that
-name their step.
+"""ONNX models users bring: dynamic input sizes, external weights, quantization that keeps its
+temporary files to itself, jobs in which nothing could be measured, and failures that name
+their step.
 
 The models are tiny (a few convolutions, built with ``onnx.helper`` or exported from the tiny
-CNN); the torchvision RegNet of the issue is exported at 32×32 and marked ``slow``.
+CNN); a torchvision RegNet is exported at 32×32 and marked ``slow``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _tiny_models import tiny_cnn
+from support.predict import predictions
+from support.tiny_models import tiny_cnn
 
-from farm.errors import StepError, UsageError
+from farm.errors import SpecError, StepError
 from targets import RuntimeOptions
 from workloads import load_workload
 
@@ -127,9 +128,8 @@ def test_imagefolder_images_are_resized_to_exactly_the_declared_size(tmp_path: P
 
 def test_a_declared_size_that_contradicts_the_graph_is_refused(tmp_path: Path) -> None:
     export_tiny(tmp_path / "model.onnx")  # static 32x32
-    workload = load_workload({"onnx": "model.onnx", "input_size": [24, 32]}, tmp_path)
-    with pytest.raises(UsageError, match=r"`workload.input_size`: .* fixed input height of 32"):
-        workload.input_shape  # noqa: B018
+    with pytest.raises(SpecError, match=r"expected 32, the fixed input height of .*, got 24"):
+        load_workload({"onnx": "model.onnx", "input_size": [24, 32]}, tmp_path)
 
 
 @pytest.mark.slow
@@ -200,8 +200,9 @@ def test_weights_in_an_external_data_file_travel_inside_the_artifact(tmp_path: P
 def test_a_missing_external_data_file_is_named(tmp_path: Path) -> None:
     export_tiny(tmp_path / "model.onnx", external=True)
     (tmp_path / "model.onnx.data").unlink()
-    with pytest.raises(UsageError, match=r"`workload.onnx`: .*model.onnx.data is missing"):
-        load_workload({"onnx": "model.onnx"}, tmp_path)
+    with pytest.raises(SpecError, match=r"`workload.onnx`: .*model.onnx.data is missing") as err:
+        load_workload({"onnx": "model.onnx"}, tmp_path, source="job.toml")
+    assert err.value.path == "job.toml"
 
 
 # -- quantization: temporary files, pre-processing ----------------------------------------------
@@ -303,7 +304,6 @@ def test_a_runtime_failure_names_the_step_the_runtime_and_the_node(tmp_path: Pat
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from farm.engine.runner import reference_predictions
     from farm.worker.evaluate import evaluate
 
     rng = np.random.default_rng(0)
@@ -329,29 +329,28 @@ def test_a_runtime_failure_names_the_step_the_runtime_and_the_node(tmp_path: Pat
     )
     workload = load_workload({"onnx": "m.onnx", "data": {"synthetic_samples": 4}}, tmp_path)
     source, data = workload.source_artifact(tmp_path), workload.data()
-    reference = reference_predictions(source, data)  # batch 1: fine
+    reference = predictions(source, data.eval, workload.task)  # batch 1: fine
     options = RuntimeOptions(threads=1, batch_size=2)
     with pytest.raises(StepError) as info:
-        evaluate(source, "cpu-onnxruntime", options, data, reference, QUICK)
+        evaluate(source, "cpu-onnxruntime", options, data, reference, QUICK, task=workload.task)
     message = str(info.value)
     assert message.startswith("evaluate failed (onnxruntime ")
     assert "on cpu-onnxruntime): " in message
     assert "Name:'classifier'" in message or "Name:'baked_batch'" in message, message
 
 
-# -- the issue's RegNet -------------------------------------------------------------------------
+# -- a RegNet exported with a static batch -------------------------------------------------------------------------
 
 
 @pytest.mark.slow
 def test_regnet_exported_with_the_torchscript_exporter_quantizes_and_runs(tmp_path: Path) -> None:
-    """torchvision ``regnet_x_400mf`` exported as the issue's user did (``dynamo=False``, no
+    """torchvision ``regnet_x_400mf`` exported as users do (``dynamo=False``, no
     dynamic axes: a static batch of 1), at 32×32: its int8 trial on cpu-onnxruntime used to fail
     with ONNX Runtime's bare "Please fix either the inputs/outputs or the model." (calibration
     ran batches of 8 through a batch-1 graph)."""
     import torch
     import torchvision
 
-    from farm.engine.runner import reference_predictions
     from farm.worker.evaluate import build, evaluate
 
     torch.manual_seed(0)
@@ -364,10 +363,18 @@ def test_regnet_exported_with_the_torchscript_exporter_quantizes_and_runs(tmp_pa
     workload = load_workload({"onnx": "regnet.onnx", "data": {"synthetic_samples": 16}}, tmp_path)
     assert workload.fixed_batch == 1
     source, data = workload.source_artifact(tmp_path), workload.data()
-    reference = reference_predictions(source, data, workload.task, workload.fixed_batch)
+    reference = predictions(source, data.eval, workload.task)
     (int8,) = build(source, [("quantize_ort", ())], data, seed=0)
     assert int8.meta["quant_preprocess"] == "full" and int8.meta["quantizable_nodes"] > 50
-    ev = evaluate(int8, "cpu-onnxruntime", RuntimeOptions(threads=1), data, reference, QUICK)
+    ev = evaluate(
+        int8,
+        "cpu-onnxruntime",
+        RuntimeOptions(threads=1),
+        data,
+        reference,
+        QUICK,
+        task=workload.task,
+    )
     assert ev.precision_actual == "int8+fp32"
     assert ev.metrics["top1_agreement"] >= 0.5  # random weights: close logits, some flips
 

@@ -1,8 +1,8 @@
-"""ONNX models other tools export (issue 14, "models you will not see"): channels-last inputs,
+"""ONNX models other tools export: channels-last inputs,
 non-float inputs, convolutional heads, and models that are not classifiers at all (text
 recognisers, backbones) through the generic task.
 
-The models are tiny ``onnx.helper`` graphs (``tests/_third_party_models.py``); builds and
+The models are tiny ``onnx.helper`` graphs (``tests/support/third_party_models.py``); builds and
 evaluations run the farm's own worker code on real ONNX Runtime and OpenVINO sessions. One job
 through ``farm run`` (Ray, the store) is marked ``slow``.
 """
@@ -12,12 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import _third_party_models as models
+import support.third_party_models as models
+from support.images import write_images
+from support.predict import predictions
 import numpy as np
 import pytest
 from _jobs import run_refused
 
-from farm.errors import UsageError
+from farm.errors import SpecError
 from targets import RuntimeOptions
 from workloads import load_workload
 
@@ -27,27 +29,13 @@ RUNTIMES = ("cpu-onnxruntime", "cpu-openvino")
 QUANTIZER = {"cpu-onnxruntime": "quantize_ort", "cpu-openvino": "quantize_nncf"}
 
 
-def write_images(folder: Path, count: int, classes: int = 0) -> None:
-    """``count`` random RGB images of other sizes than the models take; in ``classes`` class
-    folders (ImageFolder) when given, else flat."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        where = folder / f"class{i % classes}" if classes else folder
-        where.mkdir(parents=True, exist_ok=True)
-        pixels = rng.integers(0, 255, (41, 57, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(where / f"{i}.png")
-
-
 def evaluate_on(workload: Any, tmp_path: Path, target: str, int8: bool = False) -> dict[str, float]:
     """The workload's baseline (or its int8 build) evaluated on ``target`` as a trial does it:
     quality against the fp32 reference, then a (short) measurement."""
-    from farm.engine.runner import reference_predictions
     from farm.worker.evaluate import build, evaluate
 
     source, data = workload.source_artifact(tmp_path), workload.data()
-    reference = reference_predictions(source, data, workload.task)
+    reference = predictions(source, data.eval, workload.task)
     artifact = build(source, [(QUANTIZER[target], ())], data, seed=0)[-1] if int8 else source
     result = evaluate(
         artifact, target, RuntimeOptions(threads=1), data, reference, QUICK, task=workload.task
@@ -100,12 +88,11 @@ def test_channels_last_images_are_the_channels_first_images_transposed(tmp_path:
 def test_a_layout_the_dims_contradict_or_an_unknown_one_is_refused(tmp_path: Path) -> None:
     models.nhwc(tmp_path / "model.onnx")
     for layout, expected in [
-        ("NCHW", r"`workload.layout`: 'NCHW', but .* are NHWC"),
+        ("NCHW", r"`workload.layout`: expected 'NHWC', the layout of the input dims .*got 'NCHW'"),
         ("nhwc", r"`workload.layout`: expected one of \['NCHW', 'NHWC'\], got 'nhwc'"),
     ]:
-        workload = load_workload({"onnx": "model.onnx", "layout": layout}, tmp_path)
-        with pytest.raises(UsageError, match=expected):
-            workload.input_shape  # noqa: B018
+        with pytest.raises(SpecError, match=expected):
+            load_workload({"onnx": "model.onnx", "layout": layout}, tmp_path)
 
 
 @pytest.mark.parametrize("target", RUNTIMES)
@@ -150,8 +137,8 @@ def test_a_non_float32_input_is_refused_by_farm_run_naming_the_input(
 ) -> None:
     models.typed_input(tmp_path / "model.onnx", elem_type)
     err = refused_by_farm_run(tmp_path, "model.onnx", ["fp32"], capsys)
-    assert f"`workload.onnx`: {tmp_path / 'model.onnx'}: input 'image' is {elem_type}" in err
-    assert "float32" in err
+    assert "field `workload.onnx`: expected a float32 image input" in err
+    assert f"{tmp_path / 'model.onnx'}: input 'image' is {elem_type}" in err
 
 
 # -- models that come quantized -------------------------------------------------------------------
@@ -163,7 +150,6 @@ def test_an_already_quantized_model_is_measured_as_given_not_quantized_again(
     """A QDQ model (here: the farm's own int8 build of a float model, as a user would bring an
     int8 export): quantizing it again failed on ONNX Runtime with "two nodes with same node
     name" and re-quantized it silently with NNCF."""
-    from farm.engine.runner import reference_predictions
     from farm.worker.evaluate import build, evaluate
 
     models.conv_head(tmp_path / "float.onnx")
@@ -180,9 +166,11 @@ def test_an_already_quantized_model_is_measured_as_given_not_quantized_again(
     assert "field `search.precision`: expected no int8: int8.onnx is already quantized" in err
 
     source, data = workload.source_artifact(tmp_path), workload.data()
-    reference = reference_predictions(source, data)
+    reference = predictions(source, data.eval, workload.task)
     for target in RUNTIMES:  # as given, and labelled with what it runs
-        result = evaluate(source, target, RuntimeOptions(threads=1), data, reference, QUICK)
+        result = evaluate(
+            source, target, RuntimeOptions(threads=1), data, reference, QUICK, task=workload.task
+        )
         assert result.precision_actual == "int8+fp32", target
 
 
@@ -220,43 +208,13 @@ def test_logits_from_a_convolutional_head_count_as_class_scores(tmp_path: Path) 
 
 
 def test_a_backbone_run_as_a_classifier_is_told_about_the_generic_task(tmp_path: Path) -> None:
-    from farm.engine.runner import reference_predictions
-
     models.backbone(tmp_path / "model.onnx")
     workload = load_workload({"onnx": "model.onnx", "data": {"synthetic_samples": 4}}, tmp_path)
-    with pytest.raises(UsageError, match=r'class scores .* set `task = "generic"`'):
-        reference_predictions(workload.source_artifact(tmp_path), workload.data())
+    with pytest.raises(ValueError, match=r'class scores .* set `task = "generic"`'):
+        predictions(workload.source_artifact(tmp_path), workload.data().eval, workload.task)
 
 
 # -- the generic task ------------------------------------------------------------------------------
-
-
-def test_output_fidelity_metrics() -> None:
-    from workloads.tasks.generic import output_fidelity
-
-    rng = np.random.default_rng(0)
-    ref = [rng.standard_normal((5, 7, 3)), rng.standard_normal((5, 4))]
-    same = output_fidelity(ref, ref)
-    assert same == {"output_cosine": 1.0, "output_rel_error": 0.0, "max_abs_output_diff": 0.0}
-    doubled = output_fidelity([ref[0], 2 * ref[1]], ref)  # same direction, twice the size
-    assert doubled["output_cosine"] == pytest.approx(1.0)
-    assert doubled["output_rel_error"] == pytest.approx(1.0)
-    flipped = output_fidelity([ref[0], -ref[1]], ref)  # the worst output decides
-    assert flipped["output_cosine"] == pytest.approx(-1.0)
-    zeros = [np.zeros((2, 3))]
-    assert output_fidelity(zeros, zeros)["output_cosine"] == 1.0
-    one_zero = output_fidelity([np.ones((2, 3))], zeros)
-    assert one_zero["output_cosine"] == 0.0 and one_zero["output_rel_error"] == 1.0
-    with pytest.raises(ValueError, match="output 0 has shape"):
-        output_fidelity([np.ones((2, 3))], [np.ones((2, 4))])
-
-
-def test_a_generic_task_keeps_fidelity_as_its_only_quality() -> None:
-    from workloads.tasks import make_task
-
-    task = make_task({"task": "generic"})
-    assert task.primary_metric(True) == task.primary_metric(False) == "output_cosine"
-    assert task.metric_names() == ("output_cosine", "output_rel_error", "max_abs_output_diff")
 
 
 @pytest.mark.parametrize("target", RUNTIMES)
@@ -278,13 +236,11 @@ def test_a_text_recognizer_is_judged_by_its_outputs_fidelity(tmp_path: Path, tar
 
 
 def test_a_backbone_with_two_feature_maps_is_judged_by_its_worst_output(tmp_path: Path) -> None:
-    from farm.engine.runner import reference_predictions
-
     models.backbone(tmp_path / "model.onnx")
     section = {"onnx": "model.onnx", "task": "generic", "data": {"synthetic_samples": 4}}
     workload = load_workload(section, tmp_path)
     data, task = workload.data(), workload.task
-    reference = reference_predictions(workload.source_artifact(tmp_path), data, task)
+    reference = predictions(workload.source_artifact(tmp_path), data.eval, task, batch=4)
     assert [r.shape for r in reference] == [(4, 16, 32, 32), (4, 32, 16, 16)]
     noisy = [reference[0], reference[1] + np.random.default_rng(0).normal(0, 1, reference[1].shape)]
     worse = task.quality(noisy, data.eval, reference, data)
@@ -295,8 +251,9 @@ def test_a_backbone_with_two_feature_maps_is_judged_by_its_worst_output(tmp_path
 def test_a_sequence_first_output_is_refused_for_the_generic_task(tmp_path: Path) -> None:
     models.text_recognizer(tmp_path / "model.onnx", sequence_first=True)
     section = {"onnx": "model.onnx", "task": "generic", "input_size": [32, 96]}
-    with pytest.raises(UsageError, match=r"output 'ctc' has dims \['T', 'N', 37\]"):
+    with pytest.raises(SpecError, match=r"output 'ctc' has dims \['T', 'N', 37\]") as err:
         load_workload(section, tmp_path)
+    assert err.value.field == "workload.task"
 
 
 def test_a_generic_model_reads_a_flat_image_folder(tmp_path: Path) -> None:
@@ -306,7 +263,7 @@ def test_a_generic_model_reads_a_flat_image_folder(tmp_path: Path) -> None:
     data = load_workload(section, tmp_path).data()
     assert not data.has_labels
     assert data.eval.x.shape[1:] == (3, 64, 64) and len(data.eval) + len(data.calib) == 10
-    with pytest.raises(UsageError, match=r"`workload.num_classes`: not used"):
+    with pytest.raises(SpecError, match=r"`workload.num_classes`: expected no `num_classes`"):
         load_workload({**section, "num_classes": 3}, tmp_path)
 
 

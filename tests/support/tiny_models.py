@@ -1,7 +1,7 @@
 """A tiny CNN (3×32×32 → 10 classes) exported every way the targets take, for fast real tests.
 
-A helper module, not a conftest: test modules wrap :func:`build_tiny_models` in their own
-session-scoped fixture.
+A plain helper: test modules wrap :func:`build_tiny_models` in their own session-scoped
+fixture.
 """
 
 from __future__ import annotations

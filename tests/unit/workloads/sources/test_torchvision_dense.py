@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from farm.errors import UsageError
+from farm.errors import SpecError
 from optimizers import graph
 from workloads.sources import torchvision_dense as td
 from workloads.sources.torchvision import load_state_dict_file
@@ -137,7 +137,7 @@ def test_detector_weights_round_trip_match_the_plain_torchvision_model(tmp_path:
     state = load_state_dict_file(path)
     assert td.num_classes_from_state(DET, state) == FEW
 
-    model = td.build_detector(DET, FEW, [320, 320], state, source=path)
+    model = td.build_detector(DET, FEW, [320, 320], state, weights=path)
     x = _image(320, 320)  # torchvision's own SSDlite input size: its resize is then the identity
     with torch.no_grad():
         expected = plain([x[0]])[0]
@@ -149,7 +149,7 @@ def test_detector_weights_round_trip_match_the_plain_torchvision_model(tmp_path:
     artifact = Artifact(
         "torch-state",
         {"state_dict.pt": state_dict_bytes(model)},
-        {"builder": model.builder_name, "builder_kwargs": model.builder_kwargs},
+        {"builder": td.DETECTION_BUILDER, "builder_kwargs": model.builder_kwargs},
     )
     rebuilt = build_module(artifact)
     with torch.no_grad():
@@ -182,7 +182,7 @@ def test_segmenter_outputs_logits_at_input_size_and_round_trips(tmp_path: Path) 
     path = _save(plain.state_dict(), tmp_path / "lraspp.pt")
     state = load_state_dict_file(path)
     assert td.num_classes_from_state(SEG, state) == 4
-    model = td.build_segmenter(SEG, 4, state, source=path)
+    model = td.build_segmenter(SEG, 4, state, weights=path)
     x = torch.randn(2, 3, 96, 128)
     with torch.no_grad():
         logits = model(x)
@@ -209,7 +209,7 @@ def test_segmenter_weights_with_an_aux_head_load_and_the_aux_head_is_dropped(
     ).eval()
     state = plain.state_dict()
     assert any(k.startswith("aux_classifier.") for k in state)
-    model: Any = td.build_segmenter(arch, 3, state, source=tmp_path / "deeplab.pt")
+    model: Any = td.build_segmenter(arch, 3, state, weights=tmp_path / "deeplab.pt")
     assert model.model.aux_classifier is None
     assert not any("aux_classifier" in k for k in model.state_dict())
     x = torch.randn(1, 3, 64, 64)
@@ -263,10 +263,10 @@ def test_weights_of_another_architecture_name_the_field_the_file_and_the_keys(
     lraspp = segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None)
     path = _save(lraspp.state_dict(), tmp_path / "lraspp.pt")
     state = load_state_dict_file(path)
-    with pytest.raises(UsageError) as info:
-        td.build_segmenter("deeplabv3_mobilenet_v3_large", 21, state, source=path)
+    with pytest.raises(SpecError) as info:
+        td.build_segmenter("deeplabv3_mobilenet_v3_large", 21, state, weights=path, job="job.toml")
     message = str(info.value)
-    assert message.startswith("`workload.weights`: ")
+    assert info.value.field == "workload.weights" and info.value.path == "job.toml"
     assert str(path) in message and "'deeplabv3_mobilenet_v3_large'" in message
     assert "missing keys ['classifier.0.convs.0.0.weight'" in message
     assert "unexpected keys ['classifier.cbr.0.weight'" in message
@@ -276,10 +276,8 @@ def test_weights_with_another_class_count_name_the_mismatched_shape(tmp_path: Pa
     arch = "fasterrcnn_mobilenet_v3_large_320_fpn"
     plain = _plain_detector(arch, 6)
     path = _save(plain.state_dict(), tmp_path / "frcnn6.pt")
-    with pytest.raises(
-        UsageError, match=r"`workload\.weights`: .*frcnn6\.pt .*shape mismatch"
-    ) as e:
-        td.build_detector(arch, 4, [128, 128], load_state_dict_file(path), source=path)
+    with pytest.raises(SpecError, match=r"`workload\.weights`: .*frcnn6\.pt.*shape mismatch") as e:
+        td.build_detector(arch, 4, [128, 128], load_state_dict_file(path), weights=path)
     assert "roi_heads.box_predictor.cls_score.weight: file (6, 1024) vs model (4, 1024)" in str(
         e.value
     )
@@ -290,8 +288,9 @@ def test_a_pickled_model_is_refused_by_the_shared_loader(tmp_path: Path) -> None
 
     path = tmp_path / "whole-model.pt"
     torch.save(td.build_segmenter(SEG, 2), path)
-    with pytest.raises(UsageError, match=r"`workload.weights`: .*whole-model.pt is not a plain"):
-        load_state_dict_file(path)
+    with pytest.raises(SpecError, match=r"`workload.weights`: expected a plain state_dict") as e:
+        load_state_dict_file(path, "job.toml")
+    assert "whole-model.pt" in str(e.value) and e.value.path == "job.toml"
 
 
 def test_num_classes_from_state() -> None:
@@ -301,14 +300,12 @@ def test_num_classes_from_state() -> None:
     rows = {"head.classification_head.module_list.0.1.weight": torch.zeros(6 * 11, 8, 1, 1)}
     assert td.num_classes_from_state(DET, rows) == 11
     bad = {"head.classification_head.module_list.0.1.weight": torch.zeros(13, 8, 1, 1)}
-    with pytest.raises(UsageError, match=r"13 rows, not a multiple of the 6 anchors"):
+    with pytest.raises(SpecError, match=r"a multiple of the 6 anchors .*got '13 rows'"):
         td.num_classes_from_state(DET, bad)
     retina = {"head.classification_head.cls_logits.weight": torch.zeros(9 * 91, 256, 3, 3)}
     assert td.num_classes_from_state("retinanet_resnet50_fpn_v2", retina) == 91
     fcn = {"classifier.4.weight": torch.zeros(21, 512, 1, 1)}
     assert td.num_classes_from_state("fcn_resnet50", fcn) == 21
-    with pytest.raises(UsageError, match=r"`workload.model`: expected one of .*got 'yolo'"):
-        td.num_classes_from_state("yolo", {})
 
 
 @pytest.mark.parametrize(
@@ -339,19 +336,54 @@ def test_classes_key_of_each_resnet50_spec_matches_torchvision(arch: str) -> Non
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"arch": "yolov8n"}, r"`workload.model`: expected one of ssdlite320"),
-        ({"num_classes": 1}, r"`workload.num_classes`: expected an integer >= 2, got 1"),
-        ({"input_size": [128]}, r"`workload.input_size`: expected \[H, W\]"),
-        ({"input_size": [32, 128]}, r"integers in \[64, 2048\], got \[32, 128\]"),
-        ({"score_thresh": 1.5}, r"`score_thresh`: expected a number in \[0, 1\), got 1.5"),
-        ({"score_thresh": "0.1"}, r"`score_thresh`: expected a number in \[0, 1\), got '0.1'"),
-        ({"detections_per_img": 0}, r"`detections_per_img`: expected an integer >= 1"),
+        ({"arch": "yolov8n"}, r"`arch` must be one of \['ssdlite320"),
+        ({"num_classes": 1}, r"`num_classes >= 2` must hold, got num_classes=1"),
+        ({"input_size": [128]}, r"`64 <= side <= 2048` must hold .*input_size=\[128\]"),
+        ({"input_size": [32, 128]}, r"got input_size=\[32, 128\]"),
+        ({"score_thresh": 1.5}, r"`0 <= score_thresh < 1` must hold, got score_thresh=1.5"),
+        ({"score_thresh": "0.1"}, r"got score_thresh='0.1'"),
+        ({"detections_per_img": 0}, r"`detections_per_img >= 1` must hold"),
     ],
 )
-def test_bad_builder_arguments(kwargs: dict[str, Any], message: str) -> None:
+def test_bad_builder_arguments_say_the_rule_and_the_value(
+    kwargs: dict[str, Any], message: str
+) -> None:
     args: dict[str, Any] = {"arch": DET, "num_classes": 3, "input_size": [128, 128], **kwargs}
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(ValueError, match=message):
         td.build_detector(**args)
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ({"model": DET, "num_classes": 1}, "workload.num_classes"),
+        ({"model": DET, "num_classes": 3, "input_size": [32, 128]}, "workload.input_size"),
+        ({"model": DET, "num_classes": 3, "task": "segmentation"}, "workload.task"),
+        ({"model": DET, "num_classes": 3, "outputs": "yolo"}, "workload.outputs"),
+        ({"model": SEG, "num_classes": 3, "nms_iou": 0.5}, "workload.nms_iou"),
+        ({"model": DET}, "workload.num_classes"),  # no weights, no annotations to count
+        ({"model": "yolov8n"}, "workload.model"),
+    ],
+)
+def test_a_bad_dense_job_names_the_job_file_and_the_field(
+    tmp_path: Path, section: dict, field: str
+) -> None:
+    from workloads import load_workload
+
+    with pytest.raises(SpecError) as err:
+        load_workload(section, tmp_path, source="job.toml")
+    assert err.value.field == field and err.value.path == "job.toml"
+
+
+def test_the_architecture_decides_the_task_and_its_conventions(tmp_path: Path) -> None:
+    from workloads import load_workload
+    from workloads.tasks import Detection, Segmentation
+
+    det = load_workload({"model": DET, "num_classes": 3}, tmp_path)
+    assert det.task == Detection(outputs="boxes_scores_labels", class_ids="category_id")
+    assert det.fixed_batch == 1 and not det.traits().torch_exportable
+    seg = load_workload({"model": SEG, "num_classes": 3, "input_size": [64, 64]}, tmp_path)
+    assert seg.task == Segmentation(num_classes=3) and seg.input_shape == (3, 64, 64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -517,9 +549,10 @@ def test_a_torchvision_detector_exported_by_the_user_is_scored_as_an_onnx_worklo
 
     import onnxruntime as ort
     import torch
-    from _dense_fixtures import write_squares
+    from support.dense_data import write_squares
 
-    from farm.engine.runner import reference_predictions
+    from support.predict import predictions
+
     from workloads import load_workload
 
     torch.manual_seed(0)
@@ -550,7 +583,7 @@ def test_a_torchvision_detector_exported_by_the_user_is_scored_as_an_onnx_worklo
     }
     workload = load_workload(section, tmp_path)
     data = workload.data()
-    ref = reference_predictions(workload.source_artifact(tmp_path), data, workload.task)
+    ref = predictions(workload.source_artifact(tmp_path), data.eval, workload.task)
     session = ort.InferenceSession(str(tmp_path / "ssd.onnx"), providers=["CPUExecutionProvider"])
     boxes, scores, labels = session.run(None, {"images": data.eval.x[:1]})
     with torch.no_grad():
