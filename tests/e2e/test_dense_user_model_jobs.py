@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _dense_fixtures import boxes_scores_labels_onnx, segmenter_onnx, write_squares, yolo_onnx
+from support.dense_data import boxes_scores_labels_onnx, segmenter_onnx, write_squares, yolo_onnx
+from support.predict import predictions
 
 from farm.cli import main
-from farm.engine.runner import JobRunner, reference_predictions
+from farm.engine.runner import JobRunner
 from farm.spec.job import load_job
 from farm.store.db import Store
 from workloads import load_workload
@@ -119,7 +120,7 @@ def test_a_user_onnx_detector_runs_as_a_job(root: Path, model: str, outputs: str
         assert t["params"].count("score_threshold") == 1
     # the farm's mAP of the ONNX Runtime baseline = pycocotools on the same predictions
     wl = load_workload(load_job(job).workload, root)
-    ref = reference_predictions(wl.source_artifact(root), wl.data(), wl.task, wl.fixed_batch)
+    ref = predictions(wl.source_artifact(root), wl.data().eval, wl.task, wl.fixed_batch or 1)
     base = next(t for t in trials if t["target"] == "cpu-onnxruntime" and t["is_baseline"])
     assert base["metrics"]["map"] == pytest.approx(_pycocotools_map(wl, root, ref), abs=1e-6)
     assert base["metrics"]["map"] > 0.05
@@ -152,7 +153,7 @@ def test_a_user_onnx_segmenter_runs_as_a_job(root: Path) -> None:
             t["metrics"]
         )
     wl = load_workload(load_job(job).workload, root)
-    ref = reference_predictions(wl.source_artifact(root), wl.data(), wl.task, wl.fixed_batch)
+    ref = predictions(wl.source_artifact(root), wl.data().eval, wl.task, wl.fixed_batch or 1)
     truth = np.concatenate([m.ravel() for m in wl.data().eval.truth])
     pred = np.concatenate([m.ravel() for m in ref])
     cm = confusion_matrix(truth, pred, labels=[0, 1, 2])

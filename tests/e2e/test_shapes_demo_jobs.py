@@ -13,7 +13,7 @@ import pytest
 from farm.cli import main
 from farm.store.db import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

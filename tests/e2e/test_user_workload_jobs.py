@@ -1,5 +1,6 @@
-"""Issue 4 end to end through the engine: pruning jobs, user models and data, user ONNX files,
-the artifact cache on reruns, and bad input refused with exit code 2 before the store is touched.
+"""Workload jobs end to end through the engine: pruning jobs, user models and data, user ONNX
+files, the artifact cache on reruns, and bad input refused with exit code 2 before the store is
+touched, the message naming the job file and the field.
 
 Every job here is real: real Ray, real builds (torch-pruning + fine-tune, export, ORT / NNCF
 quantization), real runtimes and a real DuckDB store.
@@ -80,7 +81,7 @@ def prune_job() -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_digits_prune_job_searches_ratios_with_fine_tuned_accuracy(results_dir: Path) -> None:
-    store, job = run_job(prune_job(), results_dir / "issue4-prune.duckdb")
+    store, job = run_job(prune_job(), results_dir / "workload-jobs-prune.duckdb")
     trials = store.trials(job)
     done = [t for t in trials if t["status"] == "completed"]
     assert len(done) == len(trials), [t["error"] for t in trials if t["error"]]
@@ -112,7 +113,7 @@ def test_a_study_whose_space_is_exhausted_stops_cleanly(results_dir: Path) -> No
     raw["targets"] = ["cpu-onnxruntime"]
     raw["search"].update(trials_per_target=3, precision=["fp32"], batch_size=[1])
     raw["search"]["knobs"] = {"prune.ratio": [0.0], "prune.importance": ["l2", "l1", "bn_scale"]}
-    store, job = run_job(raw, results_dir / "issue4-exhausted.duckdb")
+    store, job = run_job(raw, results_dir / "workload-jobs-exhausted.duckdb")
     assert [t["status"] for t in store.trials(job)] == ["completed"]
 
 
@@ -311,7 +312,7 @@ def cache_job() -> dict[str, Any]:
 
 def test_rerun_of_a_finished_job_rebuilds_nothing(results_dir: Path) -> None:
     # Own results folder (own artifact cache); the digits model comes from the session's.
-    root = results_dir / "issue4-cache"
+    root = results_dir / "workload-jobs-cache"
     db = root / "farm.duckdb"
     first_store, first = run_job(cache_job(), db)
     trials1 = first_store.trials(first)
@@ -395,7 +396,11 @@ def _bad_class_count(root: Path, paths: dict[str, Path]) -> tuple[str, list[str]
         src = paths["eval"] / name
         for png in sorted(src.iterdir()):
             (two / name / png.name).write_bytes(png.read_bytes())
-    return _model_toml(paths["weights"], two), ["`workload.data.eval`", "2 classes", "3 outputs"]
+    return _model_toml(paths["weights"], two), [
+        "`workload.data.eval`",
+        "2 classes",
+        "one class folder per model output (3)",
+    ]
 
 
 def _model_toml(weights: Path, eval_dir: Path) -> str:
@@ -429,7 +434,7 @@ def test_bad_user_input_exits_2_and_writes_nothing(
     db = tmp_path / "farm.duckdb"
     assert main(["run", str(job), "--db", str(db)]) == 2
     err = capsys.readouterr().err
-    for text in expected:
+    for text in [str(job), *expected]:
         assert text in err, (text, err)
     assert "Traceback" not in err
     assert not db.exists() or not Store(db).jobs()

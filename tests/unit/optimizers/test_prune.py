@@ -1,29 +1,23 @@
-"""Pruning + fine-tune, mixed precision, accuracy control and search spaces (issue 4)."""
+"""Structured pruning with a fine-tune through the task: the model shrinks, the task's head
+stays whole, the fine-tune recovers accuracy, the result rebuilds and exports."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from _digits_fixtures import (
-    accuracy,
-    digits,
-    digits_artifact,
-    onnx_artifact,
-    ort_logits,
-    torch_logits,
-)
+from support.digits import accuracy, ort_logits, torch_logits
 
 import optimizers
 from farm.errors import UsageError
 from optimizers import BuildContext, apply
 from workloads import WorkloadData, build_module
-
-__all__ = ["digits", "digits_artifact", "onnx_artifact"]  # fixtures imported for pytest
+from workloads.tasks import Generic
 
 
 @pytest.fixture(scope="module")
 def ctx(digits, tmp_path_factory) -> BuildContext:
-    return BuildContext(digits.data(), seed=0, cache_dir=tmp_path_factory.mktemp("opt-cache"))
+    cache = tmp_path_factory.mktemp("opt-cache")
+    return BuildContext(digits.data(), seed=0, cache_dir=cache, task=digits.task)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +66,21 @@ def test_pruning_needs_train_data(digits_artifact, digits):
     data = digits.data()
     no_train = WorkloadData(None, data.calib, data.eval, 10, (3, 32, 32), True)
     with pytest.raises(UsageError, match="needs a labelled train split"):
-        apply("prune", {"ratio": 0.25}, digits_artifact, BuildContext(no_train))
+        apply("prune", {"ratio": 0.25}, digits_artifact, BuildContext(no_train, task=digits.task))
+
+
+def test_pruning_needs_a_task_that_defines_a_fine_tune(digits_artifact, digits):
+    with pytest.raises(UsageError, match="a generic task defines none"):
+        apply(
+            "prune", {"ratio": 0.25}, digits_artifact, BuildContext(digits.data(), task=Generic())
+        )
+    with pytest.raises(UsageError, match="no task defines none"):
+        apply("prune", {"ratio": 0.25}, digits_artifact, BuildContext(digits.data()))
+
+
+def test_the_tasks_head_is_never_pruned(digits_artifact, ctx):
+    p = apply("prune", {"ratio": 0.7, "finetune_steps": 0}, digits_artifact, ctx)
+    assert p.meta["pruned_layers"]["classifier"]["out_features"] == 10
 
 
 @pytest.mark.parametrize("importance", ["l1", "bn_scale", "taylor"])
@@ -84,72 +92,6 @@ def test_other_importances_prune(digits_artifact, ctx, importance):
         ctx,
     )
     assert p.meta["pruning"]["params_after"] < p.meta["pruning"]["params_before"]
-
-
-def test_mixed_precision_keeps_the_most_sensitive_nodes_float(onnx_artifact, ctx, digits):
-    import onnx
-
-    q = apply("quantize_ort", {"keep_float_layers": 2}, onnx_artifact, ctx)
-    ranking = q.meta["sensitivity_ranking"]
-    assert q.meta["float_nodes"] == ranking[:2]
-    assert len(ranking) == q.meta["quantizable_nodes"] == 5
-    graph = onnx.load_from_string(q.files["model.onnx"]).graph
-    by_output = {o: n for n in graph.node for o in n.output}
-    for name in ranking[:2]:
-        node = next(n for n in graph.node if n.name == name)
-        weight_producer = by_output.get(node.input[1])
-        assert weight_producer is None or weight_producer.op_type != "DequantizeLinear"
-    full = apply("quantize_ort", {}, onnx_artifact, ctx)
-    n_q = sum(n.op_type == "QuantizeLinear" for n in graph.node)
-    n_full = sum(
-        n.op_type == "QuantizeLinear"
-        for n in onnx.load_from_string(full.files["model.onnx"]).graph.node
-    )
-    assert n_q < n_full
-    ev = digits.data().eval
-    assert accuracy(ort_logits(q.files["model.onnx"], ev.x), ev.y) >= 0.95
-    # the ranking is cached on disk and reused
-    assert list((ctx.cache_dir / "sensitivity").glob("ort-*.json"))
-
-
-def test_nncf_keep_float_layers_and_accuracy_control(onnx_artifact, ctx, digits):
-    import openvino as ov
-
-    def fake_quantize_ops(art) -> int:
-        weights = ov.Tensor(np.frombuffer(art.files["model.bin"], dtype=np.uint8))
-        model = ov.Core().read_model(art.files["model.xml"].decode(), weights)
-        return sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
-
-    plain = apply("quantize_nncf", {}, onnx_artifact, ctx)
-    mixed = apply("quantize_nncf", {"keep_float_layers": 2}, onnx_artifact, ctx)
-    assert fake_quantize_ops(mixed) < fake_quantize_ops(plain)
-    controlled = apply(
-        "quantize_nncf", {"accuracy_control": True, "max_drop": 0.01}, onnx_artifact, ctx
-    )
-    assert controlled.format == "openvino-ir" and fake_quantize_ops(controlled) > 0
-
-
-def test_search_spaces_offer_the_issue_knobs(digits):
-    from targets import get_target
-
-    ort = get_target("cpu-onnxruntime")
-    space = {}
-    for name in optimizers.transform_names():
-        space.update(optimizers.search_space(name, ort, digits))
-    for knob in (
-        "quantize_ort.calibration_method",
-        "quantize_ort.activation_type",
-        "quantize_ort.keep_float_layers",
-        "quantize_nncf.preset",
-        "quantize_nncf.fast_bias_correction",
-        "prune.ratio",
-        "prune.importance",
-    ):
-        assert knob in space
-    for key, dist in space.items():
-        name, field = key.split(".", 1)
-        for choice in dist.choices:
-            optimizers.make_config(name, {field: choice})
 
 
 def test_is_identity_lets_the_engine_skip_a_zero_pruning_ratio():

@@ -8,21 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _digits_fixtures import digits, digits_artifact, ort_logits
+from support.digits import ort_logits
 
 import optimizers
 from farm.errors import UsageError
 from farm.search.space import baseline_params, plan, target_space
 from farm.spec.job import parse_job
 from optimizers import BuildContext, apply
-from workloads import Split, resize_data, resize_split
-
-__all__ = ["digits", "digits_artifact"]  # fixtures imported for pytest
+from workloads import Split, WorkloadTraits, resize_data, resize_split
+from workloads.tasks import Generic
 
 
 @pytest.fixture(scope="module")
 def ctx(digits) -> BuildContext:
-    return BuildContext(digits.data(), seed=0)
+    return BuildContext(digits.data(), seed=0, task=digits.task)
 
 
 # -- the resize helper -----------------------------------------------------------------------
@@ -157,14 +156,22 @@ def test_default_sizes_come_from_the_native_size(digits):
     assert default_sizes(224) == [0, 168, 112]
 
 
-def test_not_offered_for_onnx_files(digits):
-    class OnnxLike:
-        allows_torch_transforms = False
-        allows_resolution = False
+def test_offered_only_where_the_workload_allows_another_resolution(digits):
+    from targets import get_target
 
-    spec = resolution_spec()
-    assert "resize_input.size" not in target_space(spec, "cpu-onnxruntime", 1, False, OnnxLike())
-    assert optimizers.search_space("resize_input", None, OnnxLike()) == {}  # type: ignore[arg-type]
+    target = get_target("cpu-onnxruntime")
+    onnx_file = WorkloadTraits(torch_source=False, allows_resolution=False, input_shape=(3, 8, 8))
+    assert optimizers.search_space("resize_input", target, onnx_file) == {}
+    space = optimizers.search_space("resize_input", target, digits.traits())
+    assert space["resize_input.size"].choices == (0, 24, 16)
+    # without a workload (checking a job file) only the native size, which a job may replace
+    assert optimizers.search_space("resize_input", target)["resize_input.size"].choices == (0,)
+
+
+def test_the_fine_tune_needs_a_task_that_defines_one(digits_artifact, digits):
+    ctx = BuildContext(digits.data(), task=Generic())
+    with pytest.raises(UsageError, match="a generic task defines none"):
+        apply("resize_input", {"size": 16, "finetune_steps": 5}, digits_artifact, ctx)
 
 
 def test_resize_comes_first_whatever_order_the_job_lists_it_in():

@@ -59,7 +59,7 @@ def test_an_image_without_a_mask_is_named(squares: Path, tmp_path: Path) -> None
     root = _copy(squares, tmp_path)
     (root / "val" / "masks" / "img002.png").unlink()
     section = {**SEG, "data": {"eval": "val/images", "eval_masks": "val/masks"}}
-    with pytest.raises(SpecError, match="img002.png") as err:
+    with pytest.raises(SpecError, match=r"img002\.png") as err:
         load_workload(section, root).data()
     assert err.value.field == "workload.data.eval_masks"
 

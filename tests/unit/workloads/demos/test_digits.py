@@ -1,30 +1,16 @@
-"""The embedded digits workload and the [workload] table parser."""
+"""The embedded digits workload: its splits, its model trained once and cached, its recipe."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support.digits import accuracy, digits_cache_dir, torch_logits
 
-try:
-    from _digits_fixtures import accuracy, digits, digits_artifact, digits_cache_dir, torch_logits
-except ImportError:  # tests/ imported as a package
-    from tests._digits_fixtures import (
-        accuracy,
-        digits,
-        digits_artifact,
-        digits_cache_dir,
-        torch_logits,
-    )
-
-from farm.errors import UsageError
-from workloads import DigitsWorkload, load_workload
+from workloads import DigitsWorkload
 from workloads.demos.digits import split_indices
-
-__all__ = ["digits", "digits_artifact"]  # fixtures imported for pytest
+from workloads.tasks import Classification
 
 
 def test_splits_are_disjoint_stratified_and_sized(digits: DigitsWorkload) -> None:
@@ -129,47 +115,9 @@ def test_data_pickles_for_ray(digits: DigitsWorkload) -> None:
     assert np.array_equal(data.eval.x, digits.data().eval.x)
 
 
-@pytest.mark.parametrize(
-    ("section", "message"),
-    [
-        ({}, "exactly one of `name`"),
-        ({"name": "imagenet"}, "`workload.name`"),
-        ({"name": "digits", "weights": "w.pt"}, "`workload.weights`: unknown field"),
-        ({"name": "digits", "model": "resnet18"}, "exactly one of"),
-        ({"model": "vgg11"}, "`workload.model`: expected one of resnet18"),
-        ({"model": "resnet18", "weights": "missing.pt"}, "`workload.weights`: file not found"),
-        ({"model": "resnet18", "num_classes": "ten"}, "`workload.num_classes`"),
-        ({"onnx": "missing.onnx"}, "`workload.onnx`: file not found"),
-        ({"onnx": 3}, "`workload.onnx`: expected a file path"),
-        ({"model": "resnet18", "data": {"eval": "nope"}}, "`workload.data.eval`: directory"),
-        ({"model": "resnet18", "data": {"crops": 3}}, "`workload.data.crops`: unknown field"),
-        ({"model": "resnet18", "data": {"mean": [0.5]}}, "`workload.data.mean`: expected 3"),
-        ({"model": "resnet18", "data": {"crop": 300}}, "`workload.data.crop`: must be <="),
-    ],
-)
-def test_bad_workload_sections_are_usage_errors(
-    section: dict, message: str, tmp_path: Path
+def test_the_digits_demo_is_a_classifier_whose_cnn_any_input_size_fits(
+    digits: DigitsWorkload,
 ) -> None:
-    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        load_workload(section, tmp_path)
-
-
-def test_workload_section_must_be_a_table(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="expected a table"):
-        load_workload("digits", tmp_path)  # type: ignore[arg-type]
-
-
-def test_importing_workloads_and_optimizers_does_not_import_torch() -> None:
-    code = (
-        "import sys, workloads, optimizers; "
-        "heavy = [m for m in ('torch', 'onnxruntime', 'openvino', 'nncf', 'sklearn') "
-        "if m in sys.modules]; print(heavy)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    assert out.stdout.strip() == "[]"
+    assert digits.task == Classification()
+    traits = digits.traits()
+    assert traits.torch_source and traits.allows_resolution and traits.input_shape == (3, 32, 32)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from farm.errors import SpecError, UsageError
+from farm.errors import SpecError
 from workloads import Split, WorkloadData
 from workloads.kpis.calibration import classification_calibration, softmax
 from workloads.kpis.compute import choose_threshold, operating_point, read_slices, slice_quality
@@ -106,11 +106,29 @@ def test_a_slices_csv_naming_unknown_files_is_refused(tmp_path: Path) -> None:
     split = Split(np.zeros((4, 1, 1, 1), np.float32), np.zeros(4, np.int64), None, info)
     data = WorkloadData(None, split, split, 2, (1, 1, 1), True)
     (tmp_path / "s.csv").write_text("file,slice\nimg0.png,a\nnope.png,b\n")
-    with pytest.raises(UsageError, match=r"`workload.data.slices`.*'nope.png'"):
-        read_slices(tmp_path / "s.csv", data)
+    with pytest.raises(SpecError, match=r"`workload.data.slices` in job.toml.*'nope.png'") as err:
+        read_slices(tmp_path / "s.csv", data, "job.toml")
+    assert str(tmp_path / "s.csv") in err.value.path
     (tmp_path / "t.csv").write_text("name,group\nimg0.png,a\n")
-    with pytest.raises(UsageError, match="columns `file,slice`"):
+    with pytest.raises(SpecError, match="columns `file,slice`"):
         read_slices(tmp_path / "t.csv", data)
+    (tmp_path / "u.csv").write_text("file,slice\nimg0.png,a\nimg1.png,\n")
+    with pytest.raises(SpecError, match="a file and a slice name") as err:
+        read_slices(tmp_path / "u.csv", data)
+    assert err.value.field == "line 3"
+
+
+def test_an_unknown_positive_class_names_the_job_file_and_the_field() -> None:
+    from workloads.kpis.compute import with_kpi_data
+
+    split = Split(np.zeros((4, 1, 1, 1), np.float32), np.arange(4) % 2)
+    data = WorkloadData(None, split, split, 2, (1, 1, 1), True, ("cat", "dog"))
+    spec = parse_evaluation("job.toml", {"positive_classes": ["bird"], "target_recall": 0.9})
+    with pytest.raises(SpecError, match="names \\['cat', 'dog'\\]") as err:
+        with_kpi_data(data, spec, None, source="job.toml")
+    assert err.value.field == "evaluation.positive_classes" and err.value.path == "job.toml"
+    spec = parse_evaluation("job.toml", {"positive_classes": ["dog"], "target_recall": 0.9})
+    assert with_kpi_data(data, spec, None).positive_classes == (1,)
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import support.third_party_models as models
-from support.images import write_images
-from support.predict import predictions
 import numpy as np
 import pytest
+import support.third_party_models as models
 from _jobs import run_refused
+from support.images import write_images
+from support.predict import predictions
 
 from farm.errors import SpecError
 from targets import RuntimeOptions

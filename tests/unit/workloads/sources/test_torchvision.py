@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from support.images import make_imagefolder
 
 from farm.errors import SpecError

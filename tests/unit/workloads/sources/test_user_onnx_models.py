@@ -339,7 +339,7 @@ def test_a_runtime_failure_names_the_step_the_runtime_and_the_node(tmp_path: Pat
     assert "Name:'classifier'" in message or "Name:'baked_batch'" in message, message
 
 
-# -- a RegNet exported with a static batch -------------------------------------------------------------------------
+# -- a RegNet exported with a static batch ---------------------------------------------------
 
 
 @pytest.mark.slow

@@ -1,0 +1,65 @@
+"""Every registered transform passes the shared TransformContract (on the digits model)."""
+
+from __future__ import annotations
+
+import pytest
+from contracts.transform_contract import TransformContract
+
+import optimizers
+from farm.artifact import Artifact
+from optimizers import BuildContext
+
+
+@pytest.fixture(scope="module")
+def ctx(digits, tmp_path_factory: pytest.TempPathFactory) -> BuildContext:
+    cache = tmp_path_factory.mktemp("contract-cache")
+    return BuildContext(digits.data(), seed=0, cache_dir=cache, task=digits.task)
+
+
+class _OnTorch(TransformContract):
+    @pytest.fixture
+    def artifact(self, digits_artifact: Artifact) -> Artifact:
+        return digits_artifact
+
+
+class _OnOnnx(TransformContract):
+    @pytest.fixture
+    def artifact(self, onnx_artifact: Artifact) -> Artifact:
+        return onnx_artifact
+
+
+class TestPruneContract(_OnTorch):
+    name = "prune"
+    config = {"ratio": 0.25, "finetune_steps": 5}
+    identity = {"ratio": 0.0}
+
+
+class TestResizeInputContract(_OnTorch):
+    name = "resize_input"
+    config = {"size": 16}
+    identity = {"size": 0}
+
+
+class TestExportOnnxContract(_OnTorch):
+    name = "export_onnx"
+
+
+class TestExportTorchContract(_OnTorch):
+    name = "export_torch"
+
+
+class TestQuantizeOrtContract(_OnOnnx):
+    name = "quantize_ort"
+    config = {"calibration_method": "MinMax"}
+
+
+class TestQuantizeNncfContract(_OnOnnx):
+    name = "quantize_nncf"
+    config = {"subset_size": 64}
+
+
+def test_every_registered_transform_has_a_contract_test() -> None:
+    tested = {
+        cls.name for cls in globals().values() if isinstance(cls, type) and hasattr(cls, "name")
+    }
+    assert set(optimizers.transform_names()) <= tested
