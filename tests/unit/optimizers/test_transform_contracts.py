@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import pytest
 from contracts.transform_contract import TransformContract
 
@@ -30,14 +32,14 @@ class _OnOnnx(TransformContract):
 
 class TestPruneContract(_OnTorch):
     name = "prune"
-    config = {"ratio": 0.25, "finetune_steps": 5}
-    identity = {"ratio": 0.0}
+    config: ClassVar[dict[str, Any]] = {"ratio": 0.25, "finetune_steps": 5}
+    identity: ClassVar[dict[str, Any] | None] = {"ratio": 0.0}
 
 
 class TestResizeInputContract(_OnTorch):
     name = "resize_input"
-    config = {"size": 16}
-    identity = {"size": 0}
+    config: ClassVar[dict[str, Any]] = {"size": 16}
+    identity: ClassVar[dict[str, Any] | None] = {"size": 0}
 
 
 class TestExportOnnxContract(_OnTorch):
@@ -50,12 +52,12 @@ class TestExportTorchContract(_OnTorch):
 
 class TestQuantizeOrtContract(_OnOnnx):
     name = "quantize_ort"
-    config = {"calibration_method": "MinMax"}
+    config: ClassVar[dict[str, Any]] = {"calibration_method": "MinMax"}
 
 
 class TestQuantizeNncfContract(_OnOnnx):
     name = "quantize_nncf"
-    config = {"subset_size": 64}
+    config: ClassVar[dict[str, Any]] = {"subset_size": 64}
 
 
 def test_every_registered_transform_has_a_contract_test() -> None:
