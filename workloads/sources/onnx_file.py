@@ -98,7 +98,9 @@ class GraphFacts:
             text = str(exc).strip().splitlines()
             why = text[0] if text else type(exc).__name__
             raise SpecError(
-                source, "workload.onnx", f"a valid ONNX model ({why})", str(path)
+                source,
+                "workload.onnx",
+                f"an ONNX model file ({path} is not a valid ONNX model: {why})",
             ) from None
         if external and model.ByteSize() > MAX_INLINE_BYTES:
             raise SpecError(

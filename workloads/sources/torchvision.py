@@ -195,7 +195,8 @@ class TorchvisionWorkload(Workload):
         return load_data(self.data_config, self.num_classes)
 
     def source_artifact(self, cache_dir: Path) -> Artifact:
-        """The fp32 model; raises :class:`UsageError` when the weights don't fit the arch."""
+        """The fp32 model; a :class:`SpecError` naming the job file and ``workload.weights``
+        when the weights don't fit the architecture."""
         import torch
 
         from farm.artifact import Artifact

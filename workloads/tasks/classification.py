@@ -108,7 +108,10 @@ class Classification(Calibrated, OperatingPoint, FineTuning, Task):
 
         linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
         if not linears:
-            raise UsageError("transform 'prune': the model has no Linear classifier to keep intact")
+            raise UsageError(
+                "a classifier's head (its last Linear layer) stays whole when it is pruned, "
+                "and this model has no Linear layer"
+            )
         return [linears[-1]]
 
 
