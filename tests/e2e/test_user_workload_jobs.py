@@ -181,6 +181,7 @@ def resnet_job(paths: dict[str, Path], **workload: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_resnet18_job_from_user_weights_and_image_folder(
     user_resnet: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -310,6 +311,7 @@ def cache_job() -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_job_rebuilds_nothing(results_dir: Path) -> None:
     # Own results folder (own artifact cache); the digits model comes from the session's.
     root = results_dir / "workload-jobs-cache"
