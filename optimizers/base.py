@@ -30,7 +30,8 @@ from farm.errors import UsageError
 if TYPE_CHECKING:
     from farm.artifact import Artifact
     from targets.base import TargetSpec
-    from workloads.base import WorkloadData, WorkloadTraits
+    from workloads import WorkloadData, WorkloadTraits
+    from workloads.tasks import Task
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,6 +43,8 @@ class BuildContext:
     #: Where transforms may keep one-time work shared by many builds (quantization sensitivity
     #: rankings); None keeps it in memory only.
     cache_dir: Path | None = None
+    #: The workload's task: transforms that fine-tune take its loss and protected head.
+    task: Task | None = None
 
 
 Handler = Callable[[Any, "Artifact", BuildContext], "Artifact"]

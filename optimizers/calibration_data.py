@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-    from workloads.base import Split, WorkloadTraits
+    from workloads.base import WorkloadTraits
+    from workloads.data import Split
 
 
 def sensitivity_ranking_offered(traits: WorkloadTraits | None) -> bool:

@@ -59,7 +59,7 @@ def unfused_attention() -> Iterator[None]:
 def _module_and_example(artifact: Artifact, batch: int) -> tuple[torch.nn.Module, torch.Tensor]:
     import torch
 
-    from workloads.base import build_module
+    from workloads import build_module
 
     module = build_module(artifact)
     c, h, w = artifact.meta["input_shape"]

@@ -8,6 +8,9 @@ artifact a plain state_dict (loadable with ``weights_only=True``, no pickled mod
 export transform consumes unchanged.
 
 Fine-tuning is not optional: 50 % channel pruning without it drops digits accuracy to 0.10.
+The task supplies what a fine-tune needs (:class:`workloads.tasks.FineTuning`): the loss (also
+the Taylor importance's), the training targets and the head pruning keeps whole; the loop is
+:func:`workloads.training.train`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
     from targets.base import TargetSpec
     from workloads.base import WorkloadTraits
+    from workloads.tasks import FineTuning
 
 IMPORTANCES = ("l2", "l1", "bn_scale", "taylor", "random")
 
@@ -73,13 +77,20 @@ def prune(cfg: PruneConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
     import torch
     import torch_pruning as tp
 
-    from workloads.base import build_module, get_builder, state_dict_bytes
-    from workloads.demos.digits_net import deterministic_torch, train
-    from workloads.sources.layer_shapes import changed_layer_shapes
+    from workloads.sources.builders import (
+        build_module,
+        changed_layer_shapes,
+        get_builder,
+        state_dict_bytes,
+    )
+    from workloads.training import deterministic_torch, train
 
-    train_split = ctx.data.train
-    if cfg.finetune_steps and (train_split is None or train_split.y is None):
-        raise UsageError("transform 'prune' needs a labelled train split for its fine-tune")
+    task = _finetuning(ctx)
+    targets = None
+    if cfg.finetune_steps:
+        targets = _targets(
+            task, ctx, "transform 'prune' needs a labelled train split for its fine-tune"
+        )
     meta = artifact.meta
     c, h, w = meta["input_shape"]
     with deterministic_torch(ctx.seed):
@@ -92,20 +103,21 @@ def prune(cfg: PruneConfig, artifact: Artifact, ctx: BuildContext) -> Artifact:
             pruner = tp.pruner.BasePruner(
                 model,
                 example,
-                importance=_importance(cfg, model, example, ctx),
+                importance=_importance(cfg, model, task, ctx),
                 pruning_ratio=cfg.ratio,
-                ignored_layers=[_classifier(model)],
+                ignored_layers=task.protected_layers(model),
                 round_to=cfg.round_to if cfg.round_to > 1 else None,
             )
             pruner.step()
         macs_after, params_after = tp.utils.count_ops_and_params(model, example)
         fit: dict[str, Any] = {}
         if cfg.finetune_steps:
-            assert train_split is not None and train_split.y is not None
+            assert ctx.data.train is not None and targets is not None
             fit = train(
                 model,
-                train_split.x,
-                train_split.y,
+                ctx.data.train.x,
+                targets,
+                loss=task.finetune_loss(),
                 steps=cfg.finetune_steps,
                 batch_size=cfg.batch_size,
                 lr=cfg.lr,
@@ -147,17 +159,29 @@ def _space(target: TargetSpec, traits: WorkloadTraits | None) -> dict[str, Any]:
     }
 
 
-def _classifier(model: nn.Module) -> nn.Module:
-    """The last Linear layer (its outputs are the classes and must not be pruned)."""
-    from torch import nn
+def _finetuning(ctx: BuildContext) -> FineTuning:
+    """The task's fine-tune hooks; a task without them cannot be pruned."""
+    from workloads.tasks import FineTuning
 
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise UsageError("transform 'prune': the model has no Linear classifier to keep intact")
-    return linears[-1]
+    if not isinstance(ctx.task, FineTuning):
+        what = "no task" if ctx.task is None else f"a {ctx.task.name} task"
+        raise UsageError(
+            f"transform 'prune' fine-tunes with the task's loss and keeps its head whole, and "
+            f"{what} defines none"
+        )
+    return ctx.task
 
 
-def _importance(cfg: PruneConfig, model: nn.Module, example: Any, ctx: BuildContext) -> Any:
+def _targets(task: FineTuning, ctx: BuildContext, why: str) -> Any:
+    """The train split's targets for ``task``'s loss (None without a train split)."""
+    split = ctx.data.train
+    targets = None if split is None else task.finetune_targets(split)
+    if targets is None:
+        raise UsageError(why)
+    return targets
+
+
+def _importance(cfg: PruneConfig, model: nn.Module, task: FineTuning, ctx: BuildContext) -> Any:
     import torch
     import torch_pruning as tp
 
@@ -169,12 +193,11 @@ def _importance(cfg: PruneConfig, model: nn.Module, example: Any, ctx: BuildCont
         return tp.importance.BNScaleImportance()
     if cfg.importance == "random":
         return tp.importance.RandomImportance()
-    # Taylor: |weight × gradient| from one labelled batch of the train split.
-    split = ctx.data.train
-    if split is None or split.y is None:
-        raise UsageError("prune.importance 'taylor' needs a labelled train split")
+    # Taylor: |weight × gradient| of the task's loss on one labelled batch of the train split.
+    targets = _targets(task, ctx, "prune.importance 'taylor' needs a labelled train split")
+    assert ctx.data.train is not None
     model.zero_grad()
-    x = torch.from_numpy(split.x[: cfg.batch_size])
-    y = torch.from_numpy(split.y[: cfg.batch_size])
-    torch.nn.functional.cross_entropy(model(x), y).backward()
+    x = torch.from_numpy(ctx.data.train.x[: cfg.batch_size])
+    y = torch.from_numpy(targets[: cfg.batch_size])
+    task.finetune_loss()(model(x), y).backward()
     return tp.importance.GroupTaylorImportance()

@@ -9,7 +9,8 @@ the workload's data to it (:func:`workloads.resize_data`), so quantizers calibra
 fine-tunes and the runtime is evaluated and measured at the new resolution.
 
 It runs first in a chain (its registered ``order``) and is offered only for workloads
-that allow it (``Workload.allows_resolution``: torch models, not ONNX files).
+that allow it (``WorkloadTraits.allows_resolution``: torch models, not ONNX files). The
+fine-tune trains with the task's loss (:class:`workloads.tasks.FineTuning`).
 """
 
 from __future__ import annotations
@@ -72,11 +73,19 @@ def resize_input(cfg: ResizeInputConfig, artifact: Artifact, ctx: BuildContext) 
     if not cfg.finetune_steps:
         return Artifact("torch-state", dict(artifact.files), meta)
 
-    from workloads.base import build_module, resize_split, state_dict_bytes
-    from workloads.demos.digits_net import deterministic_torch, train
+    from workloads.data import resize_split
+    from workloads.sources.builders import build_module, state_dict_bytes
+    from workloads.tasks import FineTuning
+    from workloads.training import deterministic_torch, train
 
+    if not isinstance(ctx.task, FineTuning):
+        what = "no task" if ctx.task is None else f"a {ctx.task.name} task"
+        raise UsageError(
+            f"resize_input.finetune_steps fine-tunes with the task's loss, and {what} defines none"
+        )
     train_split = ctx.data.train
-    if train_split is None or train_split.y is None:
+    targets = None if train_split is None else ctx.task.finetune_targets(train_split)
+    if train_split is None or targets is None:
         raise UsageError("resize_input.finetune_steps needs a labelled train split")
     x = resize_split(train_split, (size, size)).x
     with deterministic_torch(ctx.seed):
@@ -86,7 +95,8 @@ def resize_input(cfg: ResizeInputConfig, artifact: Artifact, ctx: BuildContext) 
         meta["finetune"] = train(
             model,
             x,
-            train_split.y,
+            targets,
+            loss=ctx.task.finetune_loss(),
             steps=cfg.finetune_steps,
             batch_size=cfg.batch_size,
             lr=cfg.lr,
@@ -107,19 +117,15 @@ def default_sizes(native: int) -> list[int]:
 
 @register_space("resize_input")
 def _space(target: TargetSpec, traits: WorkloadTraits | None) -> dict[str, Any]:
-    """Offered only for workloads that allow another resolution. Without a workload (spec
-    checks) only the native size is offered, which a job may replace through
-    ``[search.knobs] "resize_input.size" = [...]``."""
+    """Offered only for workloads that allow another resolution, at sizes around the native
+    one. Without a workload (spec checks) only the native size is offered, which a job may
+    replace through ``[search.knobs] "resize_input.size" = [...]``."""
     from optuna.distributions import CategoricalDistribution
 
-    if traits is None:
-        return {
-            "size": CategoricalDistribution([0]),
-            "finetune_steps": CategoricalDistribution([ResizeInputConfig.finetune_steps]),
-        }
-    if not traits.allows_resolution or traits.input_shape is None:
+    if traits is not None and not traits.allows_resolution:
         return {}
+    native = None if traits is None or traits.input_shape is None else traits.input_shape[-1]
     return {
-        "size": CategoricalDistribution(default_sizes(int(traits.input_shape[-1]))),
+        "size": CategoricalDistribution([0] if native is None else default_sizes(int(native))),
         "finetune_steps": CategoricalDistribution([ResizeInputConfig.finetune_steps]),
     }

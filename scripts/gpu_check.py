@@ -394,7 +394,7 @@ def measure_config(
     gpu: bool,
     table: dict[str, Any],
 ) -> Row:
-    from workloads.base import Split
+    from workloads import Split
     from workloads.tasks import Classification
 
     task = Classification()

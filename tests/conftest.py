@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from _jobs import SMALL_JOB, SmallJob
-from _tiny_models import TinyModels, build_tiny_models
+from support.tiny_models import TinyModels, build_tiny_models
+
+pytest_plugins = ["support.workload_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _tiny_models import TinyModels, build_tiny_models
+from support.tiny_models import TinyModels, build_tiny_models
 
 from farm.cli import main
 

@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-from _tiny_models import TinyModels, random_batch
 from support.target_contract import TargetContract
+from support.tiny_models import TinyModels, random_batch
 
 from farm.artifact import Artifact
 from farm.errors import RuntimeMissingError, TrialError, UsageError

@@ -17,7 +17,7 @@ import types
 from pathlib import Path
 
 import pytest
-from _digits_fixtures import digits_cache_dir
+from support.digits import digits_cache_dir
 
 from farm.errors import NotFreshProcessError
 

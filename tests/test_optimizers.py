@@ -6,20 +6,11 @@ import io
 
 import numpy as np
 import pytest
-from _digits_fixtures import (
-    accuracy,
-    digits,
-    digits_artifact,
-    onnx_artifact,
-    ort_logits,
-    torch_logits,
-)
+from support.digits import accuracy, ort_logits, torch_logits
 
 import optimizers
 from farm.errors import UsageError
 from optimizers import BuildContext, apply
-
-__all__ = ["digits", "digits_artifact", "onnx_artifact"]  # fixtures imported for pytest
 
 
 @pytest.fixture(scope="module")

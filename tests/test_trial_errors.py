@@ -15,7 +15,7 @@ from farm.worker.build import build, resolve
 from farm.worker.evaluate import EvaluationRequest, evaluate
 from targets import get_target, runtime_class
 from targets.base import RuntimeOptions
-from workloads.base import Split, WorkloadData
+from workloads import Split, WorkloadData
 from workloads.tasks import Classification
 
 

@@ -73,7 +73,7 @@ def test_farm_jobs_json_says_where_the_time_went(
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The tiny CNN as an ONNX artifact (no training: quantization only needs a float model)."""
-    from _tiny_models import build_tiny_models
+    from support.tiny_models import build_tiny_models
 
     from farm.artifact import Artifact
 
@@ -83,9 +83,9 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def calibration_data(n: int = 32, seed: int = 0) -> Any:
     """What a quantizer reads of a workload's data: its calibration split."""
-    from _tiny_models import random_batch
+    from support.tiny_models import random_batch
 
-    from workloads.base import Split
+    from workloads import Split
 
     return SimpleNamespace(calib=Split(random_batch(n, seed)))
 

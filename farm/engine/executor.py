@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from farm.cluster.lifecycle import Node
     from farm.worker.build import BuildStep
     from farm.worker.evaluate import EvaluationRequest
+    from workloads.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,13 @@ class Executor(Protocol):
         steps: Sequence[BuildStep],
         data: Any,
         seed: int,
+        task: Task,
         warm_worker: bool,
         label: TaskLabel,
     ) -> Hashable:
-        """Build ``steps`` from ``source`` on ``node``; its value is the artifact after each
-        step. ``warm_worker``: also start a fresh worker there for the evaluation to follow."""
+        """Build ``steps`` from ``source`` on ``node`` (transforms that fine-tune take the
+        ``task``'s loss); its value is the artifact after each step. ``warm_worker``: also start
+        a fresh worker there for the evaluation to follow."""
 
     def submit_evaluation(
         self,
@@ -166,6 +169,7 @@ class RayExecutor:
         steps: Sequence[BuildStep],
         data: Any,
         seed: int,
+        task: Task,
         warm_worker: bool,
         label: TaskLabel,
     ) -> Hashable:
@@ -177,7 +181,7 @@ class RayExecutor:
         strategy = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
         ref = remote.build_task.options(
             num_cpus=1, resources=node_slot(node), scheduling_strategy=strategy, name=str(label)
-        ).remote(source, list(steps), data, seed)
+        ).remote(source, list(steps), data, seed, task)
         if warm_worker:  # the evaluation's fresh worker starts while the node builds
             remote.start_worker.options(scheduling_strategy=strategy).remote()
         self._nodes[ref] = node

@@ -102,7 +102,9 @@ def prepare_job(
             f"{spec.source}: field `evaluation.positive_classes`: an operating point "
             f"is defined for classifiers only, not for {task.name}"
         )
-    data = with_kpi_data(workload.data(), evaluation, workload.slices_file, spec.search.seed)
+    data = with_kpi_data(
+        workload.data(), evaluation, workload.slices_file, spec.search.seed, source=spec.source
+    )
     source = workload.source_artifact(models_dir)
     quality_metric = task.primary_metric(data.has_labels)
     limits = job_limits(spec, task, data, quality_metric, evaluation)

@@ -250,7 +250,9 @@ class JobRunner:
             steps = resolve(run.candidate.chain[done:])
             warm = self.scheduler.serves_job(node)
             seed = self.spec.search.seed
-            task = self.executor.submit_build(node, source, steps, self._data, seed, warm, label)
+            task = self.executor.submit_build(
+                node, source, steps, self._data, seed, p.task, warm, label
+            )
             run.cache_hit = False
         else:
             threads = run.candidate.options.threads

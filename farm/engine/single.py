@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from farm.cluster.lifecycle import Node
     from farm.search.candidate import Candidate
     from farm.store.artifacts import ArtifactCache
-    from workloads.base import WorkloadData
+    from workloads import WorkloadData
     from workloads.kpis.spec import EvaluationSpec
     from workloads.tasks import Task
 
@@ -95,12 +95,14 @@ class CandidateRunner:
         if not steps:
             return start, 0.0
         if self.executor is None:
-            built = build(start, steps, self.data, self.seed)
+            built = build(start, steps, self.data, self.seed, self.task)
         else:
             node = self._node(candidate.target, 1)
             data, _ = self._put()
             label = TaskLabel("build", candidate.target, 0, 1)
-            task = self.executor.submit_build(node, start, steps, data, self.seed, True, label)
+            task = self.executor.submit_build(
+                node, start, steps, data, self.seed, self.task, True, label
+            )
             built = self._outcome(task, timeout_s)
         if self.cache is not None:
             for i, artifact in enumerate(built, start=done + 1):

@@ -275,8 +275,9 @@ class Confirmer:
 
             section = self.candidate.spec.get("workload")
             base_dir = Path(self.candidate.spec.get("base_dir") or ".")
+            source = self.candidate.spec.get("source") or "<memory>"
             try:
-                self._workload = load_workload(section or {}, base_dir)
+                self._workload = load_workload(section or {}, base_dir, source=source)
                 self._workload.data()
             except Exception as exc:  # any failure: fall back to seeded inputs, said so
                 self._workload = None

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from farm.artifact import Artifact
     from farm.measure import Contract, Measurement
     from targets.base import Runtime, RuntimeOptions, Session, TargetSpec
-    from workloads.base import Split
+    from workloads import Split
     from workloads.tasks import Task
 
 

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from farm.artifact import Artifact
     from farm.search.candidate import Step
     from optimizers import Transform
-    from workloads.base import WorkloadData
+    from workloads import WorkloadData
+    from workloads.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,19 @@ def node_cache_dir() -> Path:
 
 
 def build(
-    source: Artifact, steps: Sequence[BuildStep], data: WorkloadData, seed: int
+    source: Artifact,
+    steps: Sequence[BuildStep],
+    data: WorkloadData,
+    seed: int,
+    task: Task | None = None,
 ) -> list[Artifact]:
     """Apply ``steps`` to ``source``; return the artifact after each step (for the cache).
 
     Each step sees the workload's data at its input artifact's input size (a resolution
-    step changes it): quantizers calibrate and pruning fine-tunes at the resolution served. A
-    failure names the step's stage and transform (``quantize failed (quantize_ort): …``)."""
+    step changes it): quantizers calibrate and pruning fine-tunes at the resolution served.
+    ``task`` is the workload's: transforms that fine-tune (pruning, input resize) train with its
+    loss, and refuse to run without one. A failure names the step's stage and transform
+    (``quantize failed (quantize_ort): …``)."""
     from optimizers import BuildContext
 
     out = []
@@ -62,7 +69,7 @@ def build(
         size = input_size(artifact)
         if size not in resized:
             resized[size] = data_for(artifact, data)
-        ctx = BuildContext(data=resized[size], seed=seed, cache_dir=node_cache_dir())
+        ctx = BuildContext(resized[size], seed, node_cache_dir(), task)
         with trial_step(step.transform.stage, step.transform.name):
             artifact = step.transform.apply(dict(step.config), artifact, ctx)
         artifact.meta["build_s"] = time.perf_counter() - start

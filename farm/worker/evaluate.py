@@ -25,7 +25,7 @@ from farm.measure.node import prepare_process
 if TYPE_CHECKING:
     from farm.artifact import Artifact
     from targets.base import Runtime, RuntimeOptions, Session, TargetSpec
-    from workloads.base import Split, WorkloadData
+    from workloads import Split, WorkloadData
     from workloads.kpis.spec import EvaluationSpec
     from workloads.tasks import Task
 

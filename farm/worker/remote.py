@@ -29,6 +29,7 @@ from farm.worker import evaluate as evaluator
 
 if TYPE_CHECKING:
     from farm.artifact import Artifact
+    from workloads.tasks import Task
 
 #: The runtime environment of build tasks: their own pool of worker processes.
 BUILD_POOL = {"env_vars": {POOL_VARIABLE: "build"}}
@@ -38,9 +39,9 @@ __all__ = ["BUILD_POOL", "build_task", "check_fresh_process", "evaluate_task", "
 
 @ray.remote(max_retries=0, runtime_env=BUILD_POOL)
 def build_task(
-    source: Artifact, steps: Sequence[builder.BuildStep], data: Any, seed: int
+    source: Artifact, steps: Sequence[builder.BuildStep], data: Any, seed: int, task: Task
 ) -> list[Artifact]:
-    return builder.build(source, steps, data, seed)
+    return builder.build(source, steps, data, seed, task)
 
 
 @ray.remote(num_cpus=0, max_retries=0)

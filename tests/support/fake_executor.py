@@ -130,6 +130,7 @@ class FakeExecutor:
         steps: Sequence[BuildStep],
         data: Any,
         seed: int,
+        task: Any,
         warm_worker: bool,
         label: TaskLabel,
     ) -> Hashable:
@@ -272,7 +273,7 @@ def spec(targets: Sequence[str] = ("cpu-onnxruntime",), **search: Any) -> JobSpe
 def prepared_job(job: JobSpec, max_threads: int = 2) -> PreparedJob:
     """``job`` prepared without a workload, a model or a cluster: a classifier whose spaces
     allow ``max_threads``."""
-    from workloads.base import Split, WorkloadData, WorkloadTraits
+    from workloads import Split, WorkloadData, WorkloadTraits
     from workloads.kpis.spec import EvaluationSpec
     from workloads.tasks import Classification
 

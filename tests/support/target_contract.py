@@ -10,10 +10,10 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from _tiny_models import TinyModels, random_batch
 
 from farm.artifact import Artifact
 from farm.errors import TrialError, UsageError
+from support.tiny_models import TinyModels, random_batch
 from targets import RuntimeOptions, Session, catalog, runtime_class
 
 

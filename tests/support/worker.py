@@ -18,11 +18,12 @@ def build_here(
     chain: Sequence[tuple[str, Any]],
     data: Any,
     seed: int = 0,
+    task: Any = None,
 ) -> list[Artifact]:
     """``source`` through ``chain`` (transform name, config pairs or dict), each step's
-    artifact."""
+    artifact; ``task``: the workload's, for transforms that fine-tune."""
     steps = [(name, tuple(sorted(dict(config).items()))) for name, config in chain]
-    return build(source, resolve(steps), data, seed)
+    return build(source, resolve(steps), data, seed, task)
 
 
 def evaluate_here(

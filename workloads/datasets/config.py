@@ -1,26 +1,37 @@
-"""The ``[workload.data]`` table: ImageFolder directories and their preprocessing (stdlib only)."""
+"""The ``[workload.data]`` table: where a user's images and ground truth are, and how images are
+preprocessed (imports the standard library only at import time).
+
+Which ground truth the data must hold depends on the task: each task names the kinds it reads
+(``Task.truth``: ``annotations``, a COCO instances JSON beside the images; ``masks``, a folder of
+class-index PNGs), and the fields ``eval_<kind>`` / ``train_<kind>`` are then accepted and
+required with ``eval`` / ``train``. Every error is a :class:`~farm.errors.SpecError` naming the
+job file and the field (``workload.data.eval``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from farm.errors import UsageError
+from farm._validate import Fields
+from farm.errors import SpecError
+
+if TYPE_CHECKING:
+    from workloads.tasks.base import Task
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: Detectors take pixels scaled to [0, 1] (torchvision detectors normalise inside the model,
-#: Ultralytics models expect [0, 1]): the default normalisation of the detection task.
-UNIT_MEAN = (0.0, 0.0, 0.0)
-UNIT_STD = (1.0, 1.0, 1.0)
-#: Ground-truth fields of the dense tasks: field -> (task, file or folder).
-TRUTH_FIELDS = {
-    "eval_annotations": ("detection", "file"),
-    "train_annotations": ("detection", "file"),
-    "eval_masks": ("segmentation", "folder"),
-    "train_masks": ("segmentation", "folder"),
+#: Kinds of ground truth a task may read (``Task.truth``) that come in a file or folder of their
+#: own, named by ``eval_<kind>`` / ``train_<kind>``: kind -> (file or folder, what it is). The
+#: ``classes`` kind (one sub-folder of ``eval`` per class) needs no field.
+TRUTH_KINDS = {
+    "annotations": ("file", "a COCO instances JSON"),
+    "masks": ("dir", "a folder of mask PNGs"),
 }
+#: Ground-truth fields: ``eval_<kind>`` and ``train_<kind>`` of every kind.
+TRUTH_FIELDS = tuple(f"{split}_{kind}" for kind in TRUTH_KINDS for split in ("eval", "train"))
 
 
 @dataclass(frozen=True)
@@ -30,7 +41,7 @@ class DataConfig:
     With no ``eval`` directory the workload uses seeded synthetic inputs (``synthetic_samples``
     of shape 3×``crop``×``crop``) and has no labels: quality is fidelity to the fp32 reference.
     Without ``calib`` the calibration split is carved from the eval directory (``calib_fraction``,
-    stratified, disjoint from what stays for eval); without ``train`` pruning is not offered.
+    disjoint from what stays for eval); without ``train`` pruning is not offered.
     """
 
     eval: Path | None = None
@@ -53,12 +64,19 @@ class DataConfig:
     slices: Path | None = None
     #: True when ``resize`` or ``crop`` was written in the job (a declared input size).
     crop_given: bool = False
+    #: The job file, named by every error about this data (not part of the data's identity).
+    source: str = "<memory>"
 
     @property
     def synthetic(self) -> bool:
         return self.eval is None
 
+    def error(self, key: str, expected: str, got: object = None) -> SpecError:
+        """The error about field ``workload.data.<key>`` of the job file."""
+        return SpecError(self.source, f"workload.data.{key}", expected, got)
+
     def to_json(self) -> dict[str, Any]:
+        """The fields that define the data (hashed into the workload's recipe: keep stable)."""
         extra = (*TRUTH_FIELDS, "slices")
         truth = {k: str(getattr(self, k)) for k in extra if getattr(self, k) is not None}
         return truth | {
@@ -75,107 +93,79 @@ class DataConfig:
         }
 
 
-def parse_data_config(section: Any, base_dir: Path, task: str = "classification") -> DataConfig:
-    """Validate ``[workload.data]`` (None = synthetic inputs). Paths resolve against base_dir.
+#: The fields a job may write in ``[workload.data]``.
+FIELDS = frozenset(DataConfig.__dataclass_fields__) - {"crop_given", "source"}
 
-    ``task`` sets what the data must hold: ImageFolder classes (classification), a COCO file
-    beside the eval images (detection), mask folders (segmentation); and the default
-    normalisation (detection: none, pixels in [0, 1])."""
-    defaults: dict[str, Any] = {}
-    if task == "detection":
-        defaults = {"mean": UNIT_MEAN, "std": UNIT_STD}
+
+def parse_data_config(
+    section: Mapping[str, Any] | None,
+    base_dir: Path,
+    task_name: str,
+    *,
+    source: str | Path = "<memory>",
+) -> DataConfig:
+    """Validate ``[workload.data]`` (None = synthetic inputs). Paths resolve against
+    ``base_dir``; ``source`` is the job file errors name.
+
+    The task (``task_name``) sets what the data must hold (its ``truth`` kinds) and the default
+    normalisation (its ``normalization``; ImageNet's when it has none)."""
+    from workloads.tasks import TASKS
+
+    task = TASKS[task_name]
+    defaults: dict[str, Any] = {"source": str(source)}
+    if task.normalization is not None:
+        defaults.update(mean=task.normalization[0], std=task.normalization[1])
     if section is None:
         return DataConfig(**defaults)
-    if not isinstance(section, dict):
-        raise UsageError(f"`workload.data`: expected a table, got {section!r}")
-    known = set(DataConfig.__dataclass_fields__) - {"crop_given"}
-    unknown = sorted(set(section) - known)
-    if unknown:
-        raise UsageError(
-            f"`workload.data.{unknown[0]}`: unknown field; "
-            f"allowed fields: {', '.join(sorted(known))}"
-        )
-    values: dict[str, Any] = dict(defaults)
+    f = Fields(section, source, "workload.data")
+    f.only(FIELDS)
+    values = dict(defaults)
     for key in ("eval", "calib", "train"):
-        if key in section:
-            values[key] = _directory(section[key], key, base_dir)
-    for key, (owner, kind) in TRUTH_FIELDS.items():
-        if key not in section:
-            continue
-        if owner != task:
-            raise UsageError(
-                f'`workload.data.{key}`: only for `task = "{owner}"` (this workload\'s task '
-                f"is {task!r})"
-            )
-        reader = _file if kind == "file" else _directory
-        values[key] = reader(section[key], key, base_dir)
-    if "slices" in section:
-        values["slices"] = _file(section["slices"], "slices", base_dir)
-    values["crop_given"] = "crop" in section or "resize" in section
-    if values.get("eval") is None and (values.get("calib") or values.get("train")):
-        raise UsageError("`workload.data.eval`: required when `calib` or `train` is given")
-    for key in ("resize", "crop", "synthetic_samples", "seed"):
-        if key in section:
-            values[key] = _positive_int(section[key], key, allow_zero=key == "seed")
+        values[key] = _resolved(f.path(key, base_dir, None, kind="dir"))
+    values.update(_truth(f, base_dir, task))
+    values["slices"] = _resolved(f.path("slices", base_dir, None, kind="file"))
+    values["crop_given"] = "crop" in f or "resize" in f
+    if values["eval"] is None and (values["calib"] or values["train"]):
+        raise f.error("eval", "a directory: required when `calib` or `train` is given")
+    for key in ("resize", "crop", "synthetic_samples"):
+        values[key] = f.positive_int(key, getattr(DataConfig, key))
+    values["seed"] = f.integer("seed", 0, low=0, expected="an integer >= 0")
     for key in ("mean", "std"):
-        if key in section:
-            values[key] = _triple(section[key], key)
-    if "calib_fraction" in section:
-        frac = section["calib_fraction"]
-        if not isinstance(frac, int | float) or isinstance(frac, bool) or not 0 < frac < 1:
-            raise UsageError(f"`workload.data.calib_fraction`: expected 0 < x < 1, got {frac!r}")
-        values["calib_fraction"] = float(frac)
+        if key in f:
+            low = 1e-12 if key == "std" else None
+            what = "3 numbers (one per channel)" + (", all > 0" if low else "")
+            values[key] = f.numbers(key, length=3, low=low, expected=what)
+    values["calib_fraction"] = f.fraction("calib_fraction", 0.2, low_open=True)
     cfg = DataConfig(**values)
     for split in ("eval", "train"):
-        needed = {"detection": f"{split}_annotations", "segmentation": f"{split}_masks"}.get(task)
-        if needed and getattr(cfg, split) is not None and getattr(cfg, needed) is None:
-            what = "a COCO instances JSON" if task == "detection" else "a folder of mask PNGs"
-            raise UsageError(
-                f"`workload.data.{needed}`: required with `{split}` for task {task!r} ({what})"
-            )
+        for kind in (k for k in task.truth if k in TRUTH_KINDS):
+            needed = f"{split}_{kind}"
+            if getattr(cfg, split) is not None and getattr(cfg, needed) is None:
+                what = TRUTH_KINDS[kind][1]
+                raise f.error(needed, f"{what}: required with `{split}` for task {task.name!r}")
     if cfg.crop > cfg.resize:
-        raise UsageError(
-            f"`workload.data.crop`: must be <= `resize` ({cfg.resize}), got {cfg.crop}"
-        )
+        raise f.error("crop", f"at most `resize` ({cfg.resize})", cfg.crop)
     return cfg
 
 
-def _directory(value: Any, key: str, base_dir: Path) -> Path:
-    if not isinstance(value, str) or not value:
-        raise UsageError(f"`workload.data.{key}`: expected a directory path, got {value!r}")
-    path = (Path(base_dir) / value).resolve()
-    if not path.is_dir():
-        raise UsageError(f"`workload.data.{key}`: directory not found: {path}")
-    return path
+def _truth(f: Fields, base_dir: Path, task: type[Task]) -> dict[str, Path | None]:
+    """The ground-truth fields of ``task``'s kinds; a field of another kind is refused."""
+    from workloads.tasks import TASKS
+
+    out: dict[str, Path | None] = {}
+    for kind, (file_or_dir, _) in TRUTH_KINDS.items():
+        for split in ("eval", "train"):
+            key = f"{split}_{kind}"
+            if key in f and kind not in task.truth:
+                owners = [name for name, cls in TASKS.items() if kind in cls.truth]
+                raise f.error(
+                    key,
+                    f'only with `task = "{owners[0]}"` (this workload\'s task is {task.name!r})',
+                    f.table[key],
+                )
+            out[key] = _resolved(f.path(key, base_dir, None, kind=file_or_dir))
+    return out
 
 
-def _file(value: Any, key: str, base_dir: Path) -> Path:
-    if not isinstance(value, str) or not value:
-        raise UsageError(f"`workload.data.{key}`: expected a file path, got {value!r}")
-    path = (Path(base_dir) / value).resolve()
-    if not path.is_file():
-        raise UsageError(f"`workload.data.{key}`: file not found: {path}")
-    return path
-
-
-def _positive_int(value: Any, key: str, *, allow_zero: bool = False) -> int:
-    ok = (
-        isinstance(value, int) and not isinstance(value, bool) and value >= (0 if allow_zero else 1)
-    )
-    if not ok:
-        kind = "an integer >= 0" if allow_zero else "a positive integer"
-        raise UsageError(f"`workload.data.{key}`: expected {kind}, got {value!r}")
-    return value
-
-
-def _triple(value: Any, key: str) -> tuple[float, float, float]:
-    ok = (
-        isinstance(value, list)
-        and len(value) == 3
-        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-    )
-    if not ok or (key == "std" and min(value) <= 0):
-        raise UsageError(
-            f"`workload.data.{key}`: expected 3 numbers (one per channel), got {value!r}"
-        )
-    return (float(value[0]), float(value[1]), float(value[2]))
+def _resolved(path: Path | None) -> Path | None:
+    return None if path is None else path.resolve()

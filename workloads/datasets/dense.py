@@ -1,4 +1,5 @@
-"""Data of the dense tasks: COCO detection folders and image + mask segmentation folders.
+"""Data of the tasks judged per image region: COCO detection folders, image + mask segmentation
+folders, and folders of images without ground truth (the generic task).
 
 Preprocessing (stated in docs/workloads.md): each image is converted to RGB, brought to the
 model's input size ``(H, W)`` — a *letterbox* (scale to fit keeping the aspect ratio, pad the
@@ -14,10 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from farm.errors import UsageError
-from workloads.base import Split, WorkloadData
+from farm.errors import SpecError
+from workloads.data import Split, WorkloadData
+from workloads.datasets.common import (
+    IMAGE_SUFFIXES,
+    carve,
+    list_images,
+    open_image,
+    synthetic_splits,
+)
 from workloads.datasets.config import DataConfig
-from workloads.datasets.imagefolder import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,21 +73,6 @@ class Preprocess:
         return (x - mean) / std, info
 
 
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _open(path: Path, field: str) -> Any:
-    from PIL import Image
-
-    try:
-        img = Image.open(path)
-        img.load()
-    except OSError as exc:
-        raise UsageError(f"`workload.data.{field}`: cannot read image {path}: {exc}") from None
-    return img
-
-
 def _stack(xs: list[Any], infos: list[dict[str, Any]], truth: list[Any] | None) -> Split:
     import numpy as np
 
@@ -92,28 +84,43 @@ def _stack(xs: list[Any], infos: list[dict[str, Any]], truth: list[Any] | None) 
     )
 
 
+def _listed(images_dir: Path, cfg: DataConfig, field: str) -> list[Path]:
+    paths = list_images(images_dir)
+    if not paths:
+        raise cfg.error(field, f"a folder of images ({', '.join(IMAGE_SUFFIXES)})", str(images_dir))
+    return paths
+
+
 # -- detection -------------------------------------------------------------------------------
 
 
-def coco_split(images_dir: Path, coco: CocoFile, pre: Preprocess, field: str) -> Split:
+def coco_split(
+    images_dir: Path, coco: CocoFile, pre: Preprocess, cfg: DataConfig, field: str
+) -> Split:
     """Every image the COCO file lists, preprocessed, with its boxes as xyxy ground truth."""
     import numpy as np
 
+    from workloads.datasets.coco import coco_source
+
+    where = coco_source(coco.path, f"workload.data.{field}_annotations", cfg.source)
     xs, infos, truth = [], [], []
     for image_id, entry in sorted(coco.images.items()):
         path = images_dir / entry["file_name"]
         if not path.is_file():
-            raise UsageError(
-                f"{coco.path} (`workload.data.{field}_annotations`): images[id={image_id}]."
-                f"file_name {entry['file_name']!r} is not in `workload.data.{field}` "
-                f"({images_dir})"
+            raise SpecError(
+                where,
+                f"images[id={image_id}].file_name",
+                f"an image in `workload.data.{field}` ({images_dir})",
+                entry["file_name"],
             )
-        img = _open(path, field)
+        img = open_image(path, cfg, field)
         size = (entry.get("height"), entry.get("width"))
         if None not in size and size != (img.height, img.width):
-            raise UsageError(
-                f"{coco.path}: images[id={image_id}] says {size[1]}×{size[0]} but "
-                f"{path} is {img.width}×{img.height} (width × height)"
+            raise SpecError(
+                where,
+                f"images[id={image_id}]",
+                f"the size of {path}, {img.width}×{img.height} (width × height)",
+                f"{size[1]}×{size[0]}",
             )
         x, info = pre(img)
         info.update(image_id=image_id, file=entry["file_name"])
@@ -132,42 +139,42 @@ def coco_split(images_dir: Path, coco: CocoFile, pre: Preprocess, field: str) ->
     return _stack(xs, infos, truth)
 
 
-def image_split(images_dir: Path, pre: Preprocess, field: str) -> Split:
+def image_split(images_dir: Path, pre: Preprocess, cfg: DataConfig, field: str) -> Split:
     """Every image of a folder, preprocessed, without ground truth (calibration images)."""
-    paths = list_images(images_dir)
-    if not paths:
-        raise UsageError(
-            f"`workload.data.{field}`: no images in {images_dir} ({', '.join(IMAGE_SUFFIXES)})"
-        )
     xs, infos = [], []
-    for i, path in enumerate(paths):
-        x, info = pre(_open(path, field))
+    for i, path in enumerate(_listed(images_dir, cfg, field)):
+        x, info = pre(open_image(path, cfg, field))
         info.update(image_id=i, file=path.name)
         xs.append(x)
         infos.append(info)
     return _stack(xs, infos, None)
 
 
-def detection_data(
-    cfg: DataConfig, pre: Preprocess, num_classes: int
-) -> tuple[WorkloadData, CocoFile]:
+def read_eval_coco(cfg: DataConfig) -> CocoFile:
+    """The eval split's COCO file, checked to hold at least one box."""
+    from workloads.datasets.coco import coco_source, read_coco
+
+    assert cfg.eval_annotations is not None
+    field = "workload.data.eval_annotations"
+    coco = read_coco(cfg.eval_annotations, field, cfg.source)
+    if not any(a for anns in coco.annotations.values() for a in anns):
+        raise SpecError(
+            coco_source(cfg.eval_annotations, field, cfg.source),
+            "annotations",
+            "at least one box to evaluate against",
+            [],
+        )
+    return coco
+
+
+def detection_data(cfg: DataConfig, pre: Preprocess, num_classes: int) -> WorkloadData:
     """Eval images with their COCO annotations, and calibration images (a folder, or carved
     from the eval images: those images then leave the eval split)."""
-    from workloads.datasets.coco import read_coco
-
-    assert cfg.eval is not None and cfg.eval_annotations is not None
-    coco = read_coco(cfg.eval_annotations, "workload.data.eval_annotations")
-    if not any(a for anns in coco.annotations.values() for a in anns):
-        raise UsageError(
-            f"{cfg.eval_annotations} (`workload.data.eval_annotations`): field `annotations`: "
-            "expected at least one box to evaluate against, got none"
-        )
-    ev = coco_split(cfg.eval, coco, pre, "eval")
-    if cfg.calib is not None:
-        calib = image_split(cfg.calib, pre, "calib")
-    else:
-        ev, calib = carve(ev, cfg.calib_fraction, cfg.seed)
-    data = WorkloadData(
+    assert cfg.eval is not None
+    coco = read_eval_coco(cfg)
+    ev = coco_split(cfg.eval, coco, pre, cfg, "eval")
+    ev, calib = _with_calibration(ev, cfg, pre)
+    return WorkloadData(
         None,
         calib,
         ev,
@@ -177,81 +184,87 @@ def detection_data(
         class_names=coco.categories,
         normalization=(pre.mean, pre.std),
     )
-    return data, coco
 
 
-def carve(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    """A seeded random ``fraction`` of the images becomes the calibration split; the rest
-    stays for evaluation (never both)."""
-    import numpy as np
-
-    n = len(split)
-    if n < 2:
-        raise UsageError("`workload.data.eval`: needs at least 2 images to carve a calibration set")
-    k = min(n - 1, max(1, round(n * fraction)))
-    cal = np.sort(np.random.default_rng(seed).permutation(n)[:k])
-    keep = np.setdiff1d(np.arange(n), cal)
-    return split.subset(keep), split.subset(cal)
+def _with_calibration(ev: Split, cfg: DataConfig, pre: Preprocess) -> tuple[Split, Split]:
+    """(eval, calibration): the calib folder's images, or a random part carved from eval."""
+    if cfg.calib is not None:
+        return ev, image_split(cfg.calib, pre, cfg, "calib")
+    return carve(ev, cfg)
 
 
 # -- segmentation ----------------------------------------------------------------------------
 
 
 def mask_split(
-    images_dir: Path, masks_dir: Path, pre: Preprocess, num_classes: int, field: str
+    images_dir: Path,
+    masks_dir: Path,
+    pre: Preprocess,
+    num_classes: int,
+    cfg: DataConfig,
+    field: str,
 ) -> Split:
     """Images with their class-index masks (a PNG per image, same stem; 255 = ignore)."""
-    import numpy as np
-
-    paths = list_images(images_dir)
-    if not paths:
-        raise UsageError(
-            f"`workload.data.{field}`: no images in {images_dir} ({', '.join(IMAGE_SUFFIXES)})"
-        )
-    masks = {p.stem: p for p in list_images(masks_dir)}
     xs, infos, truth = [], [], []
-    for i, path in enumerate(paths):
+    masks = {p.stem: p for p in list_images(masks_dir)}
+    for i, path in enumerate(_listed(images_dir, cfg, field)):
         mask_path = masks.get(path.stem)
-        where = f"`workload.data.{field}_masks`"
         if mask_path is None:
-            raise UsageError(f"{where}: no mask for image {path.name} in {masks_dir}")
-        img = _open(path, field)
-        mask_img = _open(mask_path, f"{field}_masks")
-        if mask_img.mode not in ("L", "P", "I", "I;16"):
-            raise UsageError(
-                f"{where}: {mask_path} is a {mask_img.mode} image; expected one channel of "
-                "class indices (mode L or P)"
-            )
-        mask = np.asarray(mask_img).astype(np.int64)
-        if mask.shape != (img.height, img.width):
-            raise UsageError(
-                f"{where}: {mask_path} is {mask.shape[1]}×{mask.shape[0]} but its image "
-                f"{path.name} is {img.width}×{img.height}: a mask must have its image's size"
-            )
-        bad = mask[(mask != MASK_IGNORE) & ((mask < 0) | (mask >= num_classes))]
-        if bad.size:
-            raise UsageError(
-                f"{where}: {mask_path} holds class {int(bad[0])}; expected class indices "
-                f"0..{num_classes - 1} (`workload.num_classes` = {num_classes}) or "
-                f"{MASK_IGNORE} (ignore)"
-            )
+            raise cfg.error(f"{field}_masks", f"a mask for every image, in {masks_dir}", path.name)
+        img = open_image(path, cfg, field)
+        mask_img = open_image(mask_path, cfg, f"{field}_masks")
+        truth.append(_mask(mask_img, mask_path, img, path.name, num_classes, cfg, field))
         x, info = pre(img)
         info.update(image_id=i, file=path.name)
         xs.append(x)
         infos.append(info)
-        truth.append(mask.astype(np.uint8))
     return _stack(xs, infos, truth)
+
+
+def _mask(
+    mask_img: Any,
+    mask_path: Path,
+    img: Any,
+    image_name: str,
+    num_classes: int,
+    cfg: DataConfig,
+    field: str,
+) -> np.ndarray:
+    """A checked class-index mask: one channel, its image's size, known classes or 255."""
+    import numpy as np
+
+    key = f"{field}_masks"
+    if mask_img.mode not in ("L", "P", "I", "I;16"):
+        raise cfg.error(
+            key,
+            "one channel of class indices (mode L or P)",
+            f"{mask_path}: a {mask_img.mode} image",
+        )
+    mask = np.asarray(mask_img).astype(np.int64)
+    if mask.shape != (img.height, img.width):
+        raise cfg.error(
+            key,
+            f"a mask of its image's size ({image_name} is {img.width}×{img.height})",
+            f"{mask_path}: {mask.shape[1]}×{mask.shape[0]}",
+        )
+    bad = mask[(mask != MASK_IGNORE) & ((mask < 0) | (mask >= num_classes))]
+    if bad.size:
+        raise cfg.error(
+            key,
+            f"class indices 0..{num_classes - 1} (`workload.num_classes` = {num_classes}) or "
+            f"{MASK_IGNORE} (ignore)",
+            f"{mask_path}: class {int(bad[0])}",
+        )
+    return mask.astype(np.uint8)
 
 
 def segmentation_data(
     cfg: DataConfig, pre: Preprocess, num_classes: int, class_names: tuple[str, ...] | None
 ) -> WorkloadData:
+    """Eval images with their masks, and calibration images (a folder, or carved from eval)."""
     assert cfg.eval is not None and cfg.eval_masks is not None
-    ev = mask_split(cfg.eval, cfg.eval_masks, pre, num_classes, "eval")
-    if cfg.calib is not None:
-        calib = image_split(cfg.calib, pre, "calib")
-    else:
-        ev, calib = carve(ev, cfg.calib_fraction, cfg.seed)
+    ev = mask_split(cfg.eval, cfg.eval_masks, pre, num_classes, cfg, "eval")
+    ev, calib = _with_calibration(ev, cfg, pre)
     return WorkloadData(
         None,
         calib,
@@ -264,29 +277,20 @@ def segmentation_data(
     )
 
 
+# -- without ground truth --------------------------------------------------------------------
+
+
 def synthetic_data(
     cfg: DataConfig, pre: Preprocess, num_classes: int, class_names: Any = None
 ) -> WorkloadData:
     """Seeded random images in [0, 1], normalised: no ground truth, quality is fidelity."""
-    import numpy as np
-
-    rng = np.random.default_rng(cfg.seed)
-    h, w = pre.size
-    mean = np.asarray(pre.mean, dtype=np.float32)[:, None, None]
-    std = np.asarray(pre.std, dtype=np.float32)[:, None, None]
-
-    def draw() -> Split:
-        x = (rng.random((cfg.synthetic_samples, 3, h, w), dtype=np.float32) - mean) / std
-        infos = tuple({"image_id": i} for i in range(cfg.synthetic_samples))
-        return Split(x.astype(np.float32), None, None, infos)
-
-    calib, ev = draw(), draw()
+    calib, ev = synthetic_splits(cfg, (3, *pre.size), (pre.mean, pre.std))
     return WorkloadData(
         None,
         calib,
         ev,
         num_classes,
-        (3, h, w),
+        (3, *pre.size),
         has_labels=False,
         class_names=class_names,
         normalization=(pre.mean, pre.std),
@@ -297,37 +301,27 @@ def unlabelled_data(cfg: DataConfig, pre: Preprocess) -> WorkloadData:
     """A folder of images without ground truth (the generic task): eval images, and calibration
     images from their own folder or carved from the eval ones."""
     assert cfg.eval is not None
-    ev = image_split(cfg.eval, pre, "eval")
-    if cfg.calib is not None:
-        calib = image_split(cfg.calib, pre, "calib")
-    else:
-        ev, calib = carve(ev, cfg.calib_fraction, cfg.seed)
+    ev, calib = _with_calibration(image_split(cfg.eval, pre, cfg, "eval"), cfg, pre)
     return WorkloadData(
         None, calib, ev, 0, (3, *pre.size), has_labels=False, normalization=(pre.mean, pre.std)
     )
 
 
 def task_data(
-    task: str,
+    truth: tuple[str, ...],
     cfg: DataConfig,
     pre: Preprocess,
     num_classes: int,
-    section: dict[str, Any],
+    class_names: tuple[str, ...] | None = None,
 ) -> WorkloadData:
-    """A dense or generic workload's data as its ``[workload.data]`` table describes it:
-    synthetic images, COCO detections, image + mask folders (class names from ``section``, the
-    ``[workload]`` table), or a folder of images alone (generic)."""
-    from workloads import tasks
-
-    if task == "generic":
-        return synthetic_data(cfg, pre, 0) if cfg.synthetic else unlabelled_data(cfg, pre)
-
-    if task == "detection":
-        if cfg.synthetic:
-            return synthetic_data(cfg, pre, num_classes)
-        data, _ = detection_data(cfg, pre, num_classes)
-        return data
-    names = tasks.class_names(section, num_classes)
+    """A workload's data as its ``[workload.data]`` table describes it, by the kind of ground
+    truth its task reads (``Task.truth``): COCO detections, image + mask folders (per-class
+    metrics named by ``class_names``), or, for a task without ground truth, a folder of images
+    alone; seeded synthetic images when there is no data."""
     if cfg.synthetic:
-        return synthetic_data(cfg, pre, num_classes, names)
-    return segmentation_data(cfg, pre, num_classes, names)
+        return synthetic_data(cfg, pre, num_classes, class_names)
+    if "annotations" in truth:
+        return detection_data(cfg, pre, num_classes)
+    if "masks" in truth:
+        return segmentation_data(cfg, pre, num_classes, class_names)
+    return unlabelled_data(cfg, pre)

@@ -18,7 +18,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workloads.base import Split, Workload, WorkloadData, register_builder
+from workloads.base import Workload
+from workloads.data import Split, WorkloadData
+from workloads.sources.builders import register_builder
+from workloads.tasks import Classification
 
 if TYPE_CHECKING:
     from torch import nn
@@ -51,9 +54,12 @@ def digits_cnn(num_classes: int = 10, width: int = 16) -> nn.Module:
 
 
 class DigitsWorkload(Workload):
+    """The embedded default workload (``[workload] name = "digits"``): a classifier."""
+
     name = "digits"
     #: The CNN ends in global average pooling: any input size works.
     allows_resolution = True
+    task = Classification()
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -96,7 +102,7 @@ class DigitsWorkload(Workload):
     def source_artifact(self, cache_dir: Path) -> Artifact:
         """The trained fp32 CNN, from ``cache_dir/digits/<recipe_hash>.pt`` or trained now."""
         from farm.artifact import Artifact
-        from workloads.base import cached_training
+        from workloads.demos.cache import cached_training
 
         path = Path(cache_dir) / "digits" / f"{self.recipe_hash}.pt"
         state, report = cached_training(path, self._train)
@@ -115,8 +121,8 @@ class DigitsWorkload(Workload):
         )
 
     def _train(self) -> tuple[bytes, dict[str, Any]]:
-        from workloads.base import state_dict_bytes
-        from workloads.demos.digits_net import deterministic_torch, predict, train
+        from workloads.sources.builders import state_dict_bytes
+        from workloads.training import deterministic_torch, predict, train
 
         data = self.data()
         assert data.train is not None and data.train.y is not None and data.eval.y is not None
@@ -127,6 +133,7 @@ class DigitsWorkload(Workload):
                 model,
                 data.train.x,
                 data.train.y,
+                loss=self.task.finetune_loss(),
                 epochs=TRAIN_RECIPE["epochs"],
                 batch_size=TRAIN_RECIPE["batch_size"],
                 lr=TRAIN_RECIPE["lr"],

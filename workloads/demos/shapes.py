@@ -23,14 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workloads.base import Workload, WorkloadData, register_builder
+from workloads.base import Workload
+from workloads.data import WorkloadData
 from workloads.demos import shapes_data as shapes
+from workloads.sources.builders import register_builder
+from workloads.tasks import Detection, Segmentation, Task
 
 if TYPE_CHECKING:
     from torch import nn
 
     from farm.artifact import Artifact
-    from workloads.tasks import Task
 
 KINDS = {"shapes-detect": "detection", "shapes-segment": "segmentation"}
 IMAGE_SIZE = 64
@@ -44,6 +46,8 @@ SPLITS = {
     "segmentation": {"n_train": 1500, "n_calib": 128, "n_eval": 200},
 }
 UNIT = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+#: How errors about the demos' own files name their origin.
+SOURCE = "the shapes demo"
 
 
 @register_builder("shapes_detector")
@@ -83,12 +87,11 @@ class ShapesWorkload(Workload):
         self.results_dir = Path(results_dir)
 
     @property
-    def task(self) -> Task:  # type: ignore[override]
-        from workloads import tasks
-
+    def task(self) -> Task:
+        """A raw YOLO head whose labels index the categories, or a score map."""
         if self.kind == "detection":
-            return tasks.make_task({"task": "detection", "outputs": "yolo"})
-        return tasks.make_task({"task": "segmentation"}, num_classes=len(shapes.SEG_CLASSES))
+            return Detection(outputs="yolo", class_ids="index")
+        return Segmentation(num_classes=len(shapes.SEG_CLASSES))
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -135,17 +138,21 @@ class ShapesWorkload(Workload):
         p = self.paths
         if self.kind == "detection":
             cfg = DataConfig(
-                eval=p.eval_images, eval_annotations=p.eval_annotations, calib=p.calib_images
+                eval=p.eval_images,
+                eval_annotations=p.eval_annotations,
+                calib=p.calib_images,
+                source=SOURCE,
             )
-            data, _ = dense.detection_data(cfg, pre, len(shapes.CATEGORIES))
-            return data
-        cfg = DataConfig(eval=p.eval_images, eval_masks=p.eval_masks, calib=p.calib_images)
+            return dense.detection_data(cfg, pre, len(shapes.CATEGORIES))
+        cfg = DataConfig(
+            eval=p.eval_images, eval_masks=p.eval_masks, calib=p.calib_images, source=SOURCE
+        )
         return dense.segmentation_data(cfg, pre, len(shapes.SEG_CLASSES), tuple(shapes.SEG_CLASSES))
 
     def source_artifact(self, cache_dir: Path) -> Artifact:
         """The trained model, from ``cache_dir/shapes/<recipe_hash>.pt`` or trained now."""
         from farm.artifact import Artifact
-        from workloads.base import cached_training
+        from workloads.demos.cache import cached_training
 
         path = Path(cache_dir) / "shapes" / f"{self.recipe_hash}.pt"
         state, report = cached_training(path, self._train)
@@ -170,8 +177,8 @@ class ShapesWorkload(Workload):
         """Train on the train split, read from disk like any user's data."""
         import torch
 
-        from workloads.base import state_dict_bytes
-        from workloads.demos.digits_net import deterministic_torch
+        from workloads.sources.builders import state_dict_bytes
+        from workloads.training import deterministic_torch
 
         builder, kwargs = self.builder
         start = time.perf_counter()
@@ -189,12 +196,13 @@ class ShapesWorkload(Workload):
     def _fit_detector(self, model: nn.Module) -> dict[str, Any]:
         from workloads.datasets import dense
         from workloads.datasets.coco import read_coco
+        from workloads.datasets.config import DataConfig
         from workloads.demos import shapes_nets
 
         p = self.paths
-        coco = read_coco(p.train_annotations, "the shapes train annotations")
+        coco = read_coco(p.train_annotations, "the shapes train annotations", SOURCE)
         pre = dense.Preprocess((IMAGE_SIZE, IMAGE_SIZE), False, *UNIT)
-        split = dense.coco_split(p.train_images, coco, pre, "train")
+        split = dense.coco_split(p.train_images, coco, pre, DataConfig(source=SOURCE), "train")
         assert split.truth is not None
         index = {c: i for i, c in enumerate(sorted(coco.categories))}  # category id -> class
         boxes = [t["boxes"] for t in split.truth]
@@ -203,11 +211,13 @@ class ShapesWorkload(Workload):
 
     def _fit_segmenter(self, model: nn.Module) -> dict[str, Any]:
         from workloads.datasets import dense
+        from workloads.datasets.config import DataConfig
         from workloads.demos import shapes_nets
 
         p = self.paths
         pre = dense.Preprocess((IMAGE_SIZE, IMAGE_SIZE), False, *UNIT)
         classes = len(shapes.SEG_CLASSES)
-        split = dense.mask_split(p.train_images, p.train_masks, pre, classes, "train")
+        cfg = DataConfig(source=SOURCE)
+        split = dense.mask_split(p.train_images, p.train_masks, pre, classes, cfg, "train")
         assert split.truth is not None
         return shapes_nets.train_segmenter(model, split.x, np.stack(split.truth), seed=TRAIN_SEED)

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workloads.demos.digits_net import deterministic_torch
 from workloads.demos.shapes_data import CATEGORIES, SEG_CLASSES
+from workloads.training import deterministic_torch
 
 
 def _cbr(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:

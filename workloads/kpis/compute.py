@@ -16,14 +16,18 @@ Called by the evaluate task after the primary quality (``farm/worker/evaluate.py
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from farm.errors import SpecError
+from workloads.tasks.base import Calibrated, OperatingPoint
+
 if TYPE_CHECKING:
-    from workloads.base import Split, WorkloadData
+    from workloads.data import Split, WorkloadData
     from workloads.kpis.spec import EvaluationSpec
-    from workloads.tasks import Task
+    from workloads.tasks.base import Task
 
 Predict = Callable[["Split"], Any]
 
@@ -42,13 +46,15 @@ def compute(
     runs the candidate on another split (corrupted copies, the calibration split)."""
     out: dict[str, float] = {}
     primary = task.primary_metric(data.has_labels)
-    if data.has_labels:
+    if data.has_labels and isinstance(task, Calibrated):
         out.update(task.calibration(predictions, split, data))
     if data.slices:
         out.update(slice_quality(task, predictions, split, data, primary))
     if spec is not None and spec.robustness and data.corrupted:
         out.update(robustness(task, data, reference, clean[primary], primary, predict))
     if spec is not None and spec.operating_point:
+        if not isinstance(task, OperatingPoint):
+            raise ValueError(f"an operating point is not defined for {task.name}")
         calib_scores = task.positive_scores(predict(data.calib), data.positive_classes)
         eval_scores = task.positive_scores(predictions, data.positive_classes)
         out.update(
@@ -163,23 +169,30 @@ def operating_point(
 
 
 def with_kpi_data(
-    data: WorkloadData, spec: EvaluationSpec, slices_file: Any, seed: int = 0
+    data: WorkloadData,
+    spec: EvaluationSpec,
+    slices_file: Path | None,
+    seed: int = 0,
+    *,
+    source: str | Path = "<memory>",
 ) -> WorkloadData:
     """``data`` with what the job's KPIs need: user slices (from ``slices_file``), corrupted
-    copies of the eval split (robustness), the positive class indices (operating point)."""
+    copies of the eval split (robustness), the positive class indices (operating point).
+    ``source``: the job file, named by every error."""
     from dataclasses import replace
 
-    from farm.errors import UsageError
-
-    slices = read_slices(slices_file, data) if slices_file is not None else None
+    slices = read_slices(slices_file, data, source) if slices_file is not None else None
     corrupted = None
     if spec.robustness:
         from workloads.kpis.corruptions import corrupt_split
 
         if data.normalization is None:
-            raise UsageError(
-                "`evaluation.robustness`: this workload does not say how its images are "
-                "normalised, so they cannot be corrupted"
+            raise SpecError(
+                source,
+                "evaluation.robustness",
+                "a workload that says how its images are normalised (else they cannot be "
+                "corrupted)",
+                True,
             )
         mean, std = data.normalization
         corrupted = {
@@ -189,19 +202,22 @@ def with_kpi_data(
             for name in spec.corruptions
             for severity in spec.severities
         }
-    positive = resolve_classes(spec.positive_classes, data) if spec.operating_point else ()
+    positive = resolve_classes(spec.positive_classes, data, source) if spec.operating_point else ()
     if positive and (data.eval.y is None or data.calib.y is None):
-        raise UsageError(
-            "`evaluation.positive_classes`: an operating point needs labelled calibration and "
-            "eval images (its threshold is chosen on the calibration split)"
+        raise SpecError(
+            source,
+            "evaluation.positive_classes",
+            "labelled calibration and eval images (an operating point's threshold is chosen on "
+            "the calibration split)",
+            list(spec.positive_classes),
         )
     return replace(data, slices=slices, corrupted=corrupted, positive_classes=positive)
 
 
-def resolve_classes(classes: tuple[Any, ...], data: WorkloadData) -> tuple[int, ...]:
+def resolve_classes(
+    classes: tuple[Any, ...], data: WorkloadData, source: str | Path = "<memory>"
+) -> tuple[int, ...]:
     """Class names or indices → indices; an unknown class is an error naming the field."""
-    from farm.errors import UsageError
-
     names = list(data.class_names) if isinstance(data.class_names, tuple | list) else []
     out = []
     for c in classes:
@@ -210,51 +226,54 @@ def resolve_classes(classes: tuple[Any, ...], data: WorkloadData) -> tuple[int, 
         elif isinstance(c, str) and c in names:
             out.append(names.index(c))
         else:
-            known: list[Any] = list(names) or list(range(data.num_classes))
-            raise UsageError(
-                f"`evaluation.positive_classes`: {c!r} is not a class of this workload "
-                f"(class indices 0..{data.num_classes - 1}"
-                + (f" or names {known}" if names else "")
-                + ")"
+            known = f"class indices 0..{data.num_classes - 1}" + (
+                f" or names {names}" if names else ""
+            )
+            raise SpecError(
+                source, "evaluation.positive_classes", f"classes of this workload ({known})", c
             )
     return tuple(dict.fromkeys(out))
 
 
-def read_slices(path: Any, data: WorkloadData) -> dict[str, np.ndarray]:
+def read_slices(
+    path: Path, data: WorkloadData, source: str | Path = "<memory>"
+) -> dict[str, np.ndarray]:
     """A slices CSV (columns ``file,slice``; a file may be in several slices) → slice name ->
     indices into the eval split. Files the workload set aside for calibration are skipped; a
     file that is in neither split is an error naming the CSV and the first such files."""
     import csv
-    from pathlib import Path
-
-    from farm.errors import UsageError
 
     path = Path(path)
-    where = f"`workload.data.slices` ({path})"
+    where = f"{path} (`workload.data.slices` in {source})"
     files = {info.get("file"): i for i, info in enumerate(data.eval.info or ())}
     calib = {info.get("file") for info in (data.calib.info or ())}
     try:
         with path.open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UsageError(f"{where}: cannot read the CSV: {exc}") from None
+        raise SpecError(where, "<file>", f"a readable CSV ({exc})") from None
     if not rows or not {"file", "slice"} <= set(rows[0]):
-        raise UsageError(f"{where}: expected a CSV with columns `file,slice`")
+        raise SpecError(
+            where, "<header>", "a CSV with columns `file,slice`", list(rows[0]) if rows else None
+        )
     slices: dict[str, list[int]] = {}
     unknown = []
     for n, row in enumerate(rows, start=2):
         name, file = (row.get("slice") or "").strip(), (row.get("file") or "").strip()
         if not name or not file:
-            raise UsageError(f"{where}: line {n}: expected a file and a slice name, got {row}")
+            raise SpecError(where, f"line {n}", "a file and a slice name", row)
         if file in files:
             slices.setdefault(name, []).append(files[file])
         elif file not in calib:
             unknown.append(file)
     if unknown:
-        raise UsageError(
-            f"{where}: {len(unknown)} file(s) are not images of the eval split, e.g. "
-            f"{unknown[:3]} (eval files look like {list(files)[:2]})"
+        raise SpecError(
+            where,
+            "file",
+            f"images of the eval split (eval files look like {list(files)[:2]}); "
+            f"{len(unknown)} file(s) are not, e.g.",
+            unknown[:3],
         )
     if not slices:
-        raise UsageError(f"{where}: no row names an image of the eval split")
+        raise SpecError(where, "file", "at least one row naming an image of the eval split")
     return {k: np.asarray(sorted(set(v)), dtype=np.int64) for k, v in slices.items()}

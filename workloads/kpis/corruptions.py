@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from workloads.base import Split
+    from workloads.data import Split
 
 #: severity 1..5 -> the transform's strength (ImageNet-C's tables where it has one).
 STRENGTH: dict[str, tuple[float, ...]] = {

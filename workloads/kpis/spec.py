@@ -16,12 +16,12 @@ recorded where the task has them; slices come from ``[workload.data] slices`` (a
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from farm.errors import SpecError
+from farm._validate import Fields
 
 #: The corruption suite (see workloads/kpis/corruptions.py), in report order.
 CORRUPTIONS = (
@@ -85,60 +85,42 @@ class EvaluationSpec:
         }
 
 
-def parse_evaluation(source: str | Path, table: dict[str, Any]) -> EvaluationSpec:
+def parse_evaluation(source: str | Path, table: Mapping[str, Any]) -> EvaluationSpec:
     """Validate ``[evaluation]``; every error names the file and ``evaluation.<field>``."""
-
-    def fail(field: str, expected: str, got: Any = None) -> SpecError:
-        return SpecError(source, f"evaluation.{field}", expected, got)
-
-    unknown = sorted(set(table) - FIELDS)
-    if unknown:
-        raise fail(unknown[0], f"one of the known fields {sorted(FIELDS)}")
-    robustness = table.get("robustness", False)
-    if not isinstance(robustness, bool):
-        raise fail("robustness", "true or false", robustness)
-    corruptions = table.get("corruptions", list(CORRUPTIONS))
-    if (
-        not isinstance(corruptions, list)
-        or not corruptions
-        or any(c not in CORRUPTIONS for c in corruptions)
-    ):
-        raise fail("corruptions", f"a non-empty list of {list(CORRUPTIONS)}", corruptions)
-    severities = table.get("severities", list(SEVERITIES))
-    if (
-        not isinstance(severities, list)
-        or not severities
-        or any(not isinstance(s, int) or isinstance(s, bool) or not 1 <= s <= 5 for s in severities)
-    ):
-        raise fail("severities", "a non-empty list of integers from 1 to 5", severities)
+    f = Fields(table, source, "evaluation")
+    f.only(FIELDS)
+    robustness = f.flag("robustness", False)
+    corruptions = f.strings("corruptions", CORRUPTIONS, choices=CORRUPTIONS, unique=False)
+    severities = f.numbers(
+        "severities",
+        SEVERITIES,
+        integers=True,
+        low=1,
+        expected="a non-empty list of integers from 1 to 5",
+    )
+    if any(s > 5 for s in severities):
+        raise f.error("severities", "a non-empty list of integers from 1 to 5", list(severities))
     positives = table.get("positive_classes", [])
     if not isinstance(positives, list) or any(
         isinstance(p, bool) or not isinstance(p, int | str) for p in positives
     ):
-        raise fail("positive_classes", "a list of class indices or class names", positives)
-    precision, recall = table.get("target_precision"), table.get("target_recall")
-    for name, value in (("target_precision", precision), ("target_recall", recall)):
-        if value is not None and (
-            not isinstance(value, int | float)
-            or isinstance(value, bool)
-            or not math.isfinite(value)
-            or not 0 < value <= 1
-        ):
-            raise fail(name, "a number in (0, 1]", value)
+        raise f.error("positive_classes", "a list of class indices or class names", positives)
+    precision = f.number("target_precision", None, low=0, high=1, low_open=True)
+    recall = f.number("target_recall", None, low=0, high=1, low_open=True)
     if positives and (precision is None) == (recall is None):
-        raise fail(
+        raise f.error(
             "target_precision",
             "exactly one of target_precision and target_recall with positive_classes",
         )
     if not positives and (precision is not None or recall is not None):
-        raise fail("positive_classes", "the positive classes the operating point is about")
+        raise f.error("positive_classes", "the positive classes the operating point is about")
     return EvaluationSpec(
         robustness=robustness,
         corruptions=tuple(dict.fromkeys(corruptions)),
         severities=tuple(sorted(set(severities))),
         positive_classes=tuple(positives),
-        target_precision=None if precision is None else float(precision),
-        target_recall=None if recall is None else float(recall),
+        target_precision=precision,
+        target_recall=recall,
     )
 
 

@@ -13,9 +13,14 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from farm.errors import UsageError
-from workloads.base import Workload, WorkloadData, hash_file, register_builder
+from farm._io import hash_file
+from farm._validate import Fields
+from farm.errors import SpecError
+from workloads.base import Workload
+from workloads.data import WorkloadData
 from workloads.datasets.config import DataConfig
+from workloads.sources.builders import register_builder, state_dict_bytes
+from workloads.tasks import Classification
 
 if TYPE_CHECKING:
     from torch import nn
@@ -35,64 +40,60 @@ DEFAULT_NUM_CLASSES = 1000
 INIT_SEED = 0
 
 
+#: The ``[workload]`` fields of a torchvision source.
+FIELDS = frozenset({"model", "weights", "num_classes", "data"})
+
+
 @register_builder("torchvision")
 def torchvision_model(arch: str, num_classes: int) -> nn.Module:
     import torchvision
 
     if arch not in ARCHITECTURES:
-        raise UsageError(f"unknown torchvision architecture {arch!r}")
+        raise ValueError(f"`arch` must be one of {list(ARCHITECTURES)}, got arch={arch!r}")
     return getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
 
 
 def check_model_section(
-    section: dict[str, Any], base_dir: Path, known: tuple[str, ...] = tuple(ARCHITECTURES)
+    section: Fields, base_dir: Path, known: tuple[str, ...] = tuple(ARCHITECTURES)
 ) -> tuple[str, Path | None, int | None]:
     """Validate ``model`` (one of ``known``), ``weights`` and ``num_classes`` of a
     ``[workload]`` table."""
-    arch = section["model"]
-    if arch not in known:
-        raise UsageError(f"`workload.model`: expected one of {', '.join(known)}, got {arch!r}")
-    weights = None
-    if "weights" in section:
-        value = section["weights"]
-        if not isinstance(value, str) or not value:
-            raise UsageError(f"`workload.weights`: expected a file path, got {value!r}")
-        weights = (Path(base_dir) / value).resolve()
-        if not weights.is_file():
-            raise UsageError(f"`workload.weights`: file not found: {weights}")
-    num_classes = section.get("num_classes")
-    if num_classes is not None and (
-        not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2
-    ):
-        raise UsageError(f"`workload.num_classes`: expected an integer >= 2, got {num_classes!r}")
-    return arch, weights, num_classes
+    arch = str(section.string("model", choices=known))
+    weights = section.path("weights", base_dir, None, kind="file")
+    num_classes = section.integer("num_classes", None, low=2)
+    return arch, None if weights is None else weights.resolve(), num_classes
 
 
-def load_state_dict_file(path: Path) -> dict[str, Any]:
-    """A plain state_dict from ``path``; anything else is a :class:`UsageError` naming the file."""
+def load_state_dict_file(path: Path, source: str = "<memory>") -> dict[str, Any]:
+    """A plain state_dict from ``path``; anything else is a :class:`SpecError` naming the job
+    file ``source``, ``workload.weights`` and the file."""
     import torch
 
+    expected = (
+        "a plain state_dict that loads with torch.load(weights_only=True): save "
+        "`model.state_dict()`, not the model"
+    )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(
-            f"`workload.weights`: {path} is not a plain state_dict that loads with "
-            f"torch.load(weights_only=True) (save `model.state_dict()`, not the model): "
-            f"{first_line}"
-        ) from None
+        raise SpecError(source, "workload.weights", expected, f"{path}: {first_line}") from None
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
-        raise UsageError(
-            f"`workload.weights`: {path} holds a {type(state).__name__}, not a state_dict "
-            "(a dict of parameter name -> tensor); save `model.state_dict()`"
+        raise SpecError(
+            source,
+            "workload.weights",
+            expected + " (a dict of parameter name -> tensor)",
+            f"{path}: a {type(state).__name__}",
         )
     return state
 
 
-def check_state_dict(module: nn.Module, state: dict[str, Any], path: Path, arch: str) -> None:
-    """Raise a :class:`UsageError` listing the first keys/shapes that don't fit ``module``."""
+def check_state_dict(
+    module: nn.Module, state: dict[str, Any], path: Path, arch: str, source: str = "<memory>"
+) -> None:
+    """Raise a :class:`SpecError` listing the first keys/shapes that don't fit ``module``."""
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -109,27 +110,40 @@ def check_state_dict(module: nn.Module, state: dict[str, Any], path: Path, arch:
             parts.append(f"unexpected keys {unexpected[:3]}")
         if shapes:
             parts.append(f"shape mismatch {shapes[:3]}")
-        raise UsageError(
-            f"`workload.weights`: {path} does not match architecture {arch!r}: " + "; ".join(parts)
+        raise SpecError(
+            source,
+            "workload.weights",
+            f"the weights of architecture {arch!r}",
+            f"{path}, which does not match: " + "; ".join(parts),
         )
 
 
 class TorchvisionWorkload(Workload):
+    """A torchvision classifier (``[workload] model = "resnet18"``) with the user's weights or
+    seeded random ones."""
+
     #: The architectures offered all end in adaptive average pooling: any input size works.
     allows_resolution = True
+    task = Classification()
 
     def __init__(
-        self, arch: str, weights: Path | None, num_classes: int | None, data: DataConfig
+        self,
+        arch: str,
+        weights: Path | None,
+        num_classes: int | None,
+        data: DataConfig,
+        source: str = "<memory>",
     ) -> None:
         self.arch = arch
         self.weights = weights
         self._num_classes_arg = num_classes
         self.data_config = data
+        self.source = source
         self.name = arch
 
     @cached_property
     def _state(self) -> dict[str, Any] | None:
-        return load_state_dict_file(self.weights) if self.weights else None
+        return load_state_dict_file(self.weights, self.source) if self.weights else None
 
     @cached_property
     def num_classes(self) -> int:
@@ -140,16 +154,18 @@ class TorchvisionWorkload(Workload):
             if key in self._state:
                 from_weights = int(self._state[key].shape[0])
                 if n is not None and n != from_weights:
-                    raise UsageError(
-                        f"`workload.num_classes`: {n}, but the weights' classifier "
-                        f"({key}) has {from_weights} outputs"
+                    raise SpecError(
+                        self.source,
+                        "workload.num_classes",
+                        f"{from_weights}, the outputs of the weights' classifier ({key})",
+                        n,
                     )
                 n = from_weights
         if n is None and not self.data_config.synthetic:
             from workloads.datasets.imagefolder import class_names
 
             assert self.data_config.eval is not None
-            n = len(class_names(self.data_config.eval, "eval"))
+            n = len(class_names(self.data_config.eval, self.data_config, "eval"))
         return n or DEFAULT_NUM_CLASSES
 
     def recipe(self) -> dict[str, Any]:
@@ -179,11 +195,11 @@ class TorchvisionWorkload(Workload):
         return load_data(self.data_config, self.num_classes)
 
     def source_artifact(self, cache_dir: Path) -> Artifact:
-        """The fp32 model; raises :class:`UsageError` when the weights don't fit the arch."""
+        """The fp32 model; a :class:`SpecError` naming the job file and ``workload.weights``
+        when the weights don't fit the architecture."""
         import torch
 
         from farm.artifact import Artifact
-        from workloads.base import state_dict_bytes
 
         num_classes = self.num_classes
         if self._state is None:
@@ -191,7 +207,7 @@ class TorchvisionWorkload(Workload):
         module = torchvision_model(self.arch, num_classes)
         if self._state is not None:
             assert self.weights is not None
-            check_state_dict(module, self._state, self.weights, self.arch)
+            check_state_dict(module, self._state, self.weights, self.arch, self.source)
             module.load_state_dict(self._state)
             blob = _state_bytes(self._state)
         else:

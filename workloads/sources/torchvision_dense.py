@@ -1,41 +1,38 @@
-"""Torchvision detectors and segmenters by name, wrapped to tensor-only inputs and outputs.
+"""Torchvision detectors and segmenters by name: which ones, what the farm knows of each, and the
+workload that makes one the model source of a job (``[workload] model = "ssdlite320_…"``).
 
 torchvision's detection models take a list of images and return a list of dicts; its
-segmentation models return a dict (``out``, optionally ``aux``). Runtimes, ``torch.export`` and
-the ONNX exporter all need plain tensors, so each model is wrapped:
+segmentation models return a dict. Runtimes, ``torch.export`` and the ONNX exporter all need
+plain tensors, so each model is wrapped (:mod:`workloads.sources.torchvision_dense_nets`):
+a detector takes ``(1, 3, H, W)`` in [0, 1] and returns ``boxes, scores, labels`` (category
+ids); a segmenter takes ``(B, 3, H, W)`` normalised images and returns ``(B, C, H, W)`` logits.
 
-- :class:`DetectorWrapper`: ``(1, 3, H, W)`` float32 in [0, 1] -> ``boxes`` ``[N, 4]`` float32
-  (x1, y1, x2, y2 in input pixels), ``scores`` ``[N]`` float32, ``labels`` ``[N]`` int64
-  (torchvision category ids, 0 = background: SSDlite and Faster R-CNN never output it, RetinaNet
-  and FCOS only if their weights score that column). ``N`` varies per image.
-  Normalisation happens inside the model (torchvision's ``GeneralizedRCNNTransform``); resizing
-  does not: the input must already be the model's input size (the task layer letterboxes).
-- :class:`SegmenterWrapper`: ``(B, 3, H, W)`` float32 normalised with the ImageNet mean/std ->
-  logits ``(B, num_classes, H, W)`` (the ``out`` head; an auxiliary head is dropped).
-
-The wrapper keeps the torchvision model as its ``model`` attribute, so the wrapper's
-``state_dict()`` is the torchvision one with a ``model.`` prefix. The user's weights are the
-*plain* torchvision model's ``state_dict()``; :func:`build_detector` / :func:`build_segmenter`
-check and load them into ``wrapper.model``. An artifact must store the wrapper's own
-``state_dict()`` (``workloads.base.state_dict_bytes(module)``), which ``build_module`` loads back
-through the registered builder and ``module.builder_kwargs``.
-
-Importing this module does not import torch.
+Importing this module does not import torch: torch, torchvision and the wrappers are imported
+when a model is built.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from farm.errors import UsageError
-from workloads.base import Workload, register_builder
+from farm._io import hash_file
+from farm._validate import Fields, is_integer, is_number
+from farm.errors import SpecError
+from workloads import fields
+from workloads.base import Workload
+from workloads.data import WorkloadData
+from workloads.datasets.config import DataConfig
+from workloads.sources.builders import register_builder, state_dict_bytes
 from workloads.sources.torchvision import check_state_dict
+from workloads.tasks import ModelFacts, Task, make_task
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from farm.artifact import Artifact
 
 #: Seed of the random initialisation when no weights are given.
 INIT_SEED = 0
@@ -86,71 +83,38 @@ SEGMENTERS: dict[str, DenseSpec] = {
 }
 DETECTION_BUILDER = "torchvision_detection"
 SEGMENTATION_BUILDER = "torchvision_segmentation"
+#: The ``[workload]`` fields of a torchvision dense source (besides the task's).
+FIELDS = frozenset({"model", "weights", "num_classes", "data"})
 
 
-def _spec(arch: str) -> DenseSpec:
-    spec = DETECTORS.get(arch) or SEGMENTERS.get(arch)
-    if spec is None:
-        known = ", ".join([*DETECTORS, *SEGMENTERS])
-        raise UsageError(f"`workload.model`: expected one of {known}, got {arch!r}")
-    return spec
-
-
-def num_classes_from_state(arch: str, state: dict[str, Any]) -> int | None:
+def num_classes_from_state(
+    arch: str, state: dict[str, Any], source: str = "<memory>"
+) -> int | None:
     """Classes of the classifier in a plain torchvision ``state_dict`` (background included for
     the detectors, as torchvision counts them), or None when the key is absent."""
-    spec = _spec(arch)
+    spec = DETECTORS.get(arch) or SEGMENTERS[arch]
     weight = state.get(spec.classes_key)
     if weight is None:
         return None
     rows = int(weight.shape[0])
     if rows % spec.anchors_per_location:
-        raise UsageError(
-            f"`workload.weights`: {spec.classes_key} has {rows} rows, not a multiple of the "
-            f"{spec.anchors_per_location} anchors per location of {arch!r}"
+        raise SpecError(
+            source,
+            "workload.weights",
+            f"{spec.classes_key} with a multiple of the {spec.anchors_per_location} anchors per "
+            f"location of {arch!r} as rows",
+            f"{rows} rows",
         )
     return rows // spec.anchors_per_location
 
 
-def _frozen_bn_in(state: dict[str, Any] | None, spec: DenseSpec) -> bool:
+def frozen_bn_in(state: dict[str, Any] | None, spec: DenseSpec) -> bool:
     """Whether ``state`` comes from torchvision's pretrained construction (frozen BN)."""
     if state is None or not spec.frozen_bn_when_pretrained:
         return False
     bn_stats = [k for k in state if k.startswith("backbone.") and k.endswith(".running_var")]
     tracked = [k for k in state if k.startswith("backbone.") and k.endswith(".num_batches_tracked")]
     return bool(bn_stats) and not tracked
-
-
-def _check_num_classes(num_classes: Any) -> int:
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-        raise UsageError(f"`workload.num_classes`: expected an integer >= 2, got {num_classes!r}")
-    return num_classes
-
-
-def _check_input_size(input_size: Any) -> tuple[int, int]:
-    ok = (
-        isinstance(input_size, list | tuple)
-        and len(input_size) == 2
-        and all(isinstance(s, int) and not isinstance(s, bool) for s in input_size)
-        and all(MIN_SIDE <= s <= MAX_SIDE for s in input_size)
-    )
-    if not ok:
-        raise UsageError(
-            f"`workload.input_size`: expected [H, W] with integers in [{MIN_SIDE}, {MAX_SIDE}], "
-            f"got {input_size!r}"
-        )
-    return int(input_size[0]), int(input_size[1])
-
-
-def _load_checked(
-    model: nn.Module, state: dict[str, Any], arch: str, source: Path | str | None
-) -> None:
-    check_state_dict(model, state, Path(source) if source else Path("<state_dict>"), arch)
-    model.load_state_dict(state)
-
-
-# --------------------------------------------------------------------------------------------
-# Detection
 
 
 @register_builder(DETECTION_BUILDER)
@@ -173,47 +137,58 @@ def torchvision_detection(
     )
 
 
+@register_builder(SEGMENTATION_BUILDER)
+def torchvision_segmentation(arch: str, num_classes: int) -> nn.Module:
+    """The builder recorded in artifacts: a seeded random segmenter (weights loaded by caller)."""
+    return build_segmenter(arch, num_classes)
+
+
+# -- building the models (torch imported here) ---------------------------------------------
+
+
 def build_detector(
     arch: str,
     num_classes: int,
     input_size: list[int] | tuple[int, int],
     state: dict[str, Any] | None = None,
     *,
-    source: Path | str | None = None,
+    weights: Path | None = None,
+    job: str = "<memory>",
     score_thresh: float = DEFAULT_SCORE_THRESH,
     detections_per_img: int = DEFAULT_DETECTIONS_PER_IMG,
     frozen_bn: bool | None = None,
 ) -> nn.Module:
     """A detector in eval mode with tensor-only I/O (see :class:`DetectorWrapper`).
 
-    ``state`` is a plain torchvision ``state_dict`` (checked: a mismatch is a
-    :class:`UsageError` naming ``workload.weights`` and ``source``); without it the weights are
-    random, seeded with :data:`INIT_SEED`. ``frozen_bn`` None means: as ``state`` says (see
-    :attr:`DenseSpec.frozen_bn_when_pretrained`). ``module.builder_kwargs`` rebuilds the same
-    architecture through the ``torchvision_detection`` builder.
+    ``state`` is a plain torchvision ``state_dict`` read from ``weights`` (checked: a mismatch
+    is a :class:`~farm.errors.SpecError` naming the job file ``job``, ``workload.weights`` and
+    the file); without it the weights are random, seeded with :data:`INIT_SEED`. ``frozen_bn``
+    None means: as ``state`` says (see ``DenseSpec.frozen_bn_when_pretrained``).
+    ``module.builder_kwargs`` rebuilds the same architecture through the
+    ``torchvision_detection`` builder.
 
     Sides that are multiples of 32 avoid padding: Faster R-CNN, RetinaNet and FCOS pad the
     normalised image bottom/right to a multiple of 32 (boxes stay in input pixels either way).
     """
     import torch
 
-    if arch not in DETECTORS:
-        raise UsageError(f"`workload.model`: expected one of {', '.join(DETECTORS)}, got {arch!r}")
-    spec = DETECTORS[arch]
-    num_classes = _check_num_classes(num_classes)
-    size = _check_input_size(input_size)
-    if (
-        not isinstance(score_thresh, int | float)
-        or isinstance(score_thresh, bool)
-        or not 0.0 <= score_thresh < 1.0
-    ):
-        raise UsageError(f"`score_thresh`: expected a number in [0, 1), got {score_thresh!r}")
-    if not isinstance(detections_per_img, int) or detections_per_img < 1:
-        raise UsageError(
-            f"`detections_per_img`: expected an integer >= 1, got {detections_per_img!r}"
+    from workloads.sources.torchvision_dense_nets import DetectorWrapper
+
+    _check_arguments(arch, DETECTORS, num_classes)
+    size = (int(input_size[0]), int(input_size[1])) if len(input_size) == 2 else (0, 0)
+    if not all(MIN_SIDE <= s <= MAX_SIDE for s in size):
+        raise ValueError(
+            f"`{MIN_SIDE} <= side <= {MAX_SIDE}` must hold for both sides of input_size, "
+            f"got input_size={list(input_size)!r}"
+        )
+    if not is_number(score_thresh) or not 0.0 <= score_thresh < 1.0:
+        raise ValueError(f"`0 <= score_thresh < 1` must hold, got score_thresh={score_thresh!r}")
+    if not is_integer(detections_per_img) or detections_per_img < 1:
+        raise ValueError(
+            f"`detections_per_img >= 1` must hold, got detections_per_img={detections_per_img!r}"
         )
     if frozen_bn is None:
-        frozen_bn = _frozen_bn_in(state, spec)
+        frozen_bn = frozen_bn_in(state, DETECTORS[arch])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(INIT_SEED)
         model = _torchvision_detector(arch, num_classes)
@@ -221,8 +196,9 @@ def build_detector(
     if frozen_bn:
         _freeze_backbone_bn(model)
     if state is not None:
-        _load_checked(model, state, arch, source)
-    wrapper = _classes()["DetectorWrapper"](model, size)
+        check_state_dict(model, state, weights or Path("<state_dict>"), arch, job)
+        model.load_state_dict(state)
+    wrapper = DetectorWrapper(model, size)
     wrapper.builder_kwargs = {
         "arch": arch,
         "num_classes": num_classes,
@@ -232,6 +208,13 @@ def build_detector(
         "frozen_bn": bool(frozen_bn),
     }
     return wrapper.eval()
+
+
+def _check_arguments(arch: str, known: dict[str, Any], num_classes: int) -> None:
+    if arch not in known:
+        raise ValueError(f"`arch` must be one of {list(known)}, got arch={arch!r}")
+    if not is_integer(num_classes) or num_classes < 2:
+        raise ValueError(f"`num_classes >= 2` must hold, got num_classes={num_classes!r}")
 
 
 def _torchvision_detector(arch: str, num_classes: int) -> nn.Module:
@@ -251,7 +234,9 @@ def _configure_detector(
 ) -> None:
     """No resizing inside the model, and post-processing settings fit for mAP."""
     old = model.transform
-    model.transform = _classes()["NoResizeTransform"](
+    from workloads.sources.torchvision_dense_nets import NoResizeTransform
+
+    model.transform = NoResizeTransform(
         min(size),
         max(size),
         old.image_mean,
@@ -279,14 +264,7 @@ def _freeze_backbone_bn(model: Any) -> None:
                 setattr(parent, name, FrozenBatchNorm2d(child.num_features))
 
 
-# --------------------------------------------------------------------------------------------
-# Segmentation
-
-
-@register_builder(SEGMENTATION_BUILDER)
-def torchvision_segmentation(arch: str, num_classes: int) -> nn.Module:
-    """The builder recorded in artifacts: a seeded random segmenter (weights loaded by caller)."""
-    return build_segmenter(arch, num_classes)
+# -- segmentation ----------------------------------------------------------------------------
 
 
 def build_segmenter(
@@ -294,7 +272,8 @@ def build_segmenter(
     num_classes: int,
     state: dict[str, Any] | None = None,
     *,
-    source: Path | str | None = None,
+    weights: Path | None = None,
+    job: str = "<memory>",
 ) -> nn.Module:
     """A segmenter in eval mode with tensor-only I/O (see :class:`SegmenterWrapper`).
 
@@ -305,9 +284,9 @@ def build_segmenter(
     """
     import torch
 
-    if arch not in SEGMENTERS:
-        raise UsageError(f"`workload.model`: expected one of {', '.join(SEGMENTERS)}, got {arch!r}")
-    num_classes = _check_num_classes(num_classes)
+    from workloads.sources.torchvision_dense_nets import SegmenterWrapper
+
+    _check_arguments(arch, SEGMENTERS, num_classes)
     aux = (
         SEGMENTERS[arch].has_aux
         and state is not None
@@ -317,10 +296,11 @@ def build_segmenter(
         torch.manual_seed(INIT_SEED)
         model: Any = _torchvision_segmenter(arch, num_classes, aux)
     if state is not None:
-        _load_checked(model, state, arch, source)
+        check_state_dict(model, state, weights or Path("<state_dict>"), arch, job)
+        model.load_state_dict(state)
     if aux:
         model.aux_classifier = None
-    wrapper = _classes()["SegmenterWrapper"](model)
+    wrapper = SegmenterWrapper(model)
     wrapper.builder_kwargs = {"arch": arch, "num_classes": num_classes}
     return wrapper.eval()
 
@@ -341,81 +321,7 @@ def _torchvision_segmenter(arch: str, num_classes: int, aux: bool) -> nn.Module:
     )
 
 
-# --------------------------------------------------------------------------------------------
-# The torch-dependent classes
-
-
-@cache
-def _classes() -> dict[str, type]:
-    """The torch-dependent classes, made on first use so that importing this module stays free
-    of torch. They are reachable as module attributes (see ``__getattr__``), so they pickle."""
-    import torch
-    from torch import nn
-    from torchvision.models.detection.transform import GeneralizedRCNNTransform
-
-    class NoResizeTransform(GeneralizedRCNNTransform):
-        """Normalises and batches but never resizes: inputs arrive at the model's input size.
-
-        torchvision's transform resizes in eval mode even at scale 1 (an ``interpolate`` that
-        would land in every exported graph); boxes come back in input pixels either way.
-        """
-
-        def resize(
-            self, image: torch.Tensor, target: dict[str, torch.Tensor] | None = None
-        ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
-            return image, target
-
-    class DetectorWrapper(nn.Module):
-        """``(1, 3, H, W)`` in [0, 1] -> (boxes ``[N, 4]``, scores ``[N]``, labels ``[N]``)."""
-
-        builder_name = DETECTION_BUILDER
-
-        def __init__(self, model: nn.Module, input_size: tuple[int, int]) -> None:
-            super().__init__()
-            self.model = model
-            self.input_size = input_size
-            self.builder_kwargs: dict[str, Any] = {}
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            if x.dim() != 4 or x.shape[0] != 1 or tuple(x.shape[2:]) != self.input_size:
-                raise ValueError(
-                    f"expected an input of shape (1, 3, {self.input_size[0]}, "
-                    f"{self.input_size[1]}), got {tuple(x.shape)}"
-                )
-            detections = self.model([x[0]])[0]
-            return detections["boxes"], detections["scores"], detections["labels"]
-
-    class SegmenterWrapper(nn.Module):
-        """``(B, 3, H, W)`` normalised -> logits ``(B, num_classes, H, W)``."""
-
-        builder_name = SEGMENTATION_BUILDER
-
-        def __init__(self, model: nn.Module) -> None:
-            super().__init__()
-            self.model = model
-            self.builder_kwargs: dict[str, Any] = {}
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.model(x)["out"]
-
-    classes: dict[str, type] = {
-        "NoResizeTransform": NoResizeTransform,
-        "DetectorWrapper": DetectorWrapper,
-        "SegmenterWrapper": SegmenterWrapper,
-    }
-    for name, cls in classes.items():
-        cls.__module__, cls.__qualname__ = __name__, name
-    return classes
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("NoResizeTransform", "DetectorWrapper", "SegmenterWrapper"):
-        return _classes()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# --------------------------------------------------------------------------------------------
-# The workload
+# -- the workload ----------------------------------------------------------------------------
 
 
 class TorchvisionDenseWorkload(Workload):
@@ -437,26 +343,38 @@ class TorchvisionDenseWorkload(Workload):
         arch: str,
         weights: Path | None,
         num_classes: int | None,
-        data: Any,
-        section: dict[str, Any],
+        data: DataConfig,
+        section: Fields,
     ) -> None:
-        from workloads import tasks
-
         self.arch = arch
         self.weights = weights
         self._num_classes_arg = num_classes
         self.data_config = data
-        self.section = dict(section)
+        self.fields = section
+        self.source = str(section.source)
         self.name = arch
         self.detector = arch in DETECTORS
-        self.spec = _spec(arch)
-        expected = "detection" if self.detector else "segmentation"
-        given = tasks.task_name(self.section)
-        if "task" in self.section and given != expected:
-            raise UsageError(f"`workload.task`: {arch} is a {expected} model, got {given!r}")
-        self.section["task"] = expected
-        self.size = tasks.input_size(self.section) or self.spec.default_input_size
-        self.letterbox = tasks.letterbox(self.section) if self.detector else False
+        self.spec = DETECTORS.get(arch) or SEGMENTERS[arch]
+        self.task_name = "detection" if self.detector else "segmentation"
+        given = section.string("task", self.task_name)
+        if given != self.task_name:
+            raise section.error(
+                "task", f"{self.task_name!r}: {arch} is a {self.task_name} model", given
+            )
+        #: The ``[workload]`` table with the task the architecture decides (the recipe's).
+        self.section = {**section.table, "task": self.task_name}
+        size = fields.input_size(section) or self.spec.default_input_size
+        if not all(MIN_SIDE <= s <= MAX_SIDE for s in size):
+            raise section.error(
+                "input_size", f"[H, W] with integers in [{MIN_SIDE}, {MAX_SIDE}]", list(size)
+            )
+        self.size = size
+        self.letterbox = fields.letterbox(section) if self.detector else False
+
+    def validate(self) -> None:
+        """The task's fields and the class count (from the weights, the job or the data)."""
+        self.task  # noqa: B018 - the task's fields, checked
+        self.num_classes  # noqa: B018 - the weights, the job's count and the data agree
 
     @property
     def torch_exportable(self) -> bool:
@@ -474,46 +392,46 @@ class TorchvisionDenseWorkload(Workload):
     def _state(self) -> dict[str, Any] | None:
         from workloads.sources.torchvision import load_state_dict_file
 
-        return load_state_dict_file(self.weights) if self.weights else None
+        return load_state_dict_file(self.weights, self.source) if self.weights else None
 
     @property
     def num_classes(self) -> int:
         state = self._state()
         n = self._num_classes_arg
         if state is not None:
-            found = num_classes_from_state(self.arch, state)
+            found = num_classes_from_state(self.arch, state, self.source)
             if n is not None and found is not None and n != found:
-                raise UsageError(
-                    f"`workload.num_classes`: {n}, but the weights' classifier "
-                    f"({self.spec.classes_key}) has {found} classes"
+                raise self.fields.error(
+                    "num_classes",
+                    f"{found}, the classes of the weights' classifier ({self.spec.classes_key})",
+                    n,
                 )
             n = found or n
         if n is None and self.detector and self.data_config.eval_annotations is not None:
             from workloads.datasets.coco import read_coco
 
-            coco = read_coco(self.data_config.eval_annotations, "workload.data.eval_annotations")
+            field = "workload.data.eval_annotations"
+            coco = read_coco(self.data_config.eval_annotations, field, self.source)
             n = max(coco.categories) + 1  # torchvision counts the background (id 0)
         if n is None:
-            raise UsageError(
-                f"`workload.num_classes`: required for {self.arch} without weights or "
-                "annotations to read it from"
+            raise self.fields.error(
+                "num_classes",
+                f"an integer >= 2: required for {self.arch} without weights or annotations to "
+                "read it from",
             )
         return n
 
-    @property
-    def task(self) -> Any:  # type: ignore[override]
-        from workloads import tasks
-
+    @cached_property
+    def task(self) -> Task:
         if self.detector:
-            return tasks.make_task(
-                self.section, outputs="boxes_scores_labels", class_ids="category_id"
-            )
-        return tasks.make_task(self.section, num_classes=self.num_classes)
+            facts = ModelFacts(outputs="boxes_scores_labels", class_ids="category_id")
+        else:
+            facts = ModelFacts(num_classes=self.num_classes)
+        return make_task(self.task_name, self.fields, facts)
 
     def recipe(self) -> dict[str, Any]:
         from importlib.metadata import version
 
-        from workloads.base import hash_file
         from workloads.datasets.imagefolder import data_fingerprint
 
         return {
@@ -529,24 +447,28 @@ class TorchvisionDenseWorkload(Workload):
         }
 
     @cache  # noqa: B019 - one workload object per job
-    def data(self) -> Any:
+    def data(self) -> WorkloadData:
         from workloads.datasets import dense
 
         cfg = self.data_config
         pre = dense.Preprocess(self.size, self.letterbox, cfg.mean, cfg.std)
-        task = "detection" if self.detector else "segmentation"
-        return dense.task_data(task, cfg, pre, self.num_classes, self.section)
+        names = None if self.detector else fields.class_names(self.fields, self.num_classes)
+        return dense.task_data(self.task.truth, cfg, pre, self.num_classes, names)
 
-    def source_artifact(self, cache_dir: Path) -> Any:
+    def source_artifact(self, cache_dir: Path) -> Artifact:
         from farm.artifact import Artifact
-        from workloads.base import state_dict_bytes
 
-        state, source = self._state(), self.weights
+        state, job = self._state(), self.source
+        module: nn.Module
         if self.detector:
-            module = build_detector(self.arch, self.num_classes, self.size, state, source=source)
+            module = build_detector(
+                self.arch, self.num_classes, self.size, state, weights=self.weights, job=job
+            )
             outputs, batch = ["boxes", "scores", "labels"], 1
         else:
-            module = build_segmenter(self.arch, self.num_classes, state, source=source)
+            module = build_segmenter(
+                self.arch, self.num_classes, state, weights=self.weights, job=job
+            )
             outputs, batch = ["logits"], None
         meta: dict[str, Any] = {
             "builder": DETECTION_BUILDER if self.detector else SEGMENTATION_BUILDER,
@@ -554,7 +476,7 @@ class TorchvisionDenseWorkload(Workload):
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "output_names": outputs,
-            "task": self.section["task"],
+            "task": self.task_name,
             "workload": self.name,
             "recipe_hash": self.recipe_hash,
             "pretrained": self.weights is not None,

@@ -1,50 +1,80 @@
 """Tasks: what a model's outputs mean and how they are judged (see :mod:`workloads.tasks.base`).
 
 ``[workload] task = "classification" | "detection" | "segmentation" | "generic"`` in a job file
-picks one (classification is the default; generic judges any outputs by their fidelity to the
-fp32 model's, for ONNX models that are none of the others). The registry is a fixed table:
-user input never chooses what gets imported. Importing this package imports numpy only.
+picks one (generic judges any outputs by their fidelity to the fp32 model's, for ONNX models
+that are none of the others). :data:`TASKS` is the registry, a fixed table (user input never
+chooses what gets imported): adding a task is one module plus one line in it. :func:`make_task`
+looks the class up and lets it parse its own fields (:meth:`Task.from_section`).
+
+There is no default task in this package: a missing ``[workload] task`` means classification for
+a user's model (``model`` or ``onnx``), as the job file format documents, and that default is
+applied in one place, :func:`task_name`. Importing this package imports numpy only.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
-from farm.errors import UsageError
-from workloads.tasks.base import Task
+from farm._validate import Fields
+from workloads.tasks.base import (
+    Calibrated,
+    FineTuning,
+    ModelFacts,
+    OperatingPoint,
+    PostProcessing,
+    Task,
+)
 from workloads.tasks.classification import Classification
+from workloads.tasks.detection import Detection
+from workloads.tasks.generic import Generic
+from workloads.tasks.segmentation import Segmentation
 
-#: Task name -> ``module:class`` of its implementation, imported on first use.
-TASKS: dict[str, str] = {
-    "classification": "workloads.tasks.classification:Classification",
-    "detection": "workloads.tasks.detection:Detection",
-    "segmentation": "workloads.tasks.segmentation:Segmentation",
-    "generic": "workloads.tasks.generic:Generic",
+#: Task name -> its class: one line per task.
+TASKS: dict[str, type[Task]] = {
+    Classification.name: Classification,
+    Detection.name: Detection,
+    Segmentation.name: Segmentation,
+    Generic.name: Generic,
 }
-DEFAULT_TASK = "classification"
+#: ``[workload] task`` of a user's model (``model`` or ``onnx``) whose job file gives none.
+DEFAULT_TASK = Classification.name
+
+#: ``[workload]`` fields every task accepts (how images are fed, how classes are named).
+COMMON_FIELDS = frozenset({"task", "input_size", "class_names"})
+
+
+def task_fields() -> frozenset[str]:
+    """Every ``[workload]`` field some task reads (the loader accepts these besides a source's
+    own fields; :func:`make_task` refuses the ones of another task)."""
+    return COMMON_FIELDS.union(*(cls.fields for cls in TASKS.values()))
 
 
 def task_class(name: str) -> type[Task]:
     """The class implementing task ``name`` (KeyError for an unknown name)."""
-    import importlib
-
-    module, _, cls = TASKS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+    return TASKS[name]
 
 
-#: ``[workload]`` fields that configure the task, and the task each belongs to (None: any).
-TASK_FIELDS: dict[str, str | None] = {
-    "task": None,
-    "input_size": None,
-    "class_names": None,
-    "outputs": "detection",
-    "letterbox": "detection",
-    "nms_iou": "detection",
-    "score_threshold": "detection",
-    "max_detections": "detection",
-    "class_ids": "detection",
-}
+def task_name(section: Fields) -> str:
+    """``[workload] task``, checked; :data:`DEFAULT_TASK` when absent (the only place the
+    default is applied)."""
+    return str(section.string("task", DEFAULT_TASK, choices=TASKS))
+
+
+def make_task(name: str, section: Fields, facts: ModelFacts | None = None) -> Task:
+    """Task ``name`` as the ``[workload]`` table ``section`` configures it. ``facts``: what the
+    model source dictates (a torchvision detector's output convention, a segmenter's classes).
+
+    A field that belongs to another task is refused naming that task."""
+    cls = TASKS[name]
+    for key in section.table:
+        if key in COMMON_FIELDS or key in cls.fields:
+            continue
+        owners = [other for other, c in TASKS.items() if key in c.fields]
+        if owners:
+            raise section.error(
+                key,
+                f'only with `task = "{owners[0]}"` (this workload\'s task is "{name}")',
+                section.table[key],
+            )
+    return cls.from_section(section, facts=facts or ModelFacts())
 
 
 def known_metrics(task: str | None = None) -> tuple[set[str], set[str]]:
@@ -59,145 +89,29 @@ def known_metrics(task: str | None = None) -> tuple[set[str], set[str]]:
         *kpi.OPERATING_METRICS,
     }
     prefixes: set[str] = set(kpi.KPI_PREFIXES)
-    for name in [task] if task in TASKS else list(TASKS):
-        cls = task_class(str(name))
+    for cls in [TASKS[task]] if task in TASKS else list(TASKS.values()):
         names.update((*cls.labelled_metrics, *cls.fidelity_metrics))
         prefixes.update(cls.per_class_prefixes)
     return names, prefixes
 
 
-def task_name(section: dict[str, Any]) -> str:
-    """The ``[workload] task`` (classification when absent), checked."""
-    name = section.get("task", DEFAULT_TASK)
-    if name not in TASKS:
-        raise UsageError(f"`workload.task`: expected one of {list(TASKS)}, got {name!r}")
-    return str(name)
-
-
-def make_task(
-    section: dict[str, Any],
-    *,
-    outputs: str | None = None,
-    num_classes: int | None = None,
-    class_ids: str | None = None,
-) -> Task:
-    """The task a ``[workload]`` table describes. ``outputs``/``class_ids``: what the model
-    source dictates (a torchvision detector is always ``boxes_scores_labels`` with category
-    ids); ``num_classes``: a segmenter's number of classes."""
-    name = task_name(section)
-    for key, owner in TASK_FIELDS.items():
-        if owner is not None and key in section and owner != name:
-            raise UsageError(f'`workload.{key}`: only for `task = "{owner}"`, not {name!r}')
-    if name == "classification":
-        return Classification()
-    if name == "generic":
-        from workloads.tasks.generic import Generic
-
-        return Generic()
-    if name == "segmentation":
-        from workloads.tasks.segmentation import Segmentation
-
-        if num_classes is None:
-            raise UsageError("`workload.num_classes`: required for a segmentation workload")
-        return Segmentation(num_classes=num_classes)
-    from workloads.tasks.detection import CLASS_IDS, OUTPUT_CONVENTIONS, Detection
-
-    if outputs is not None and "outputs" in section and section["outputs"] != outputs:
-        raise UsageError(
-            f"`workload.outputs`: this model's outputs are {outputs!r}, got {section['outputs']!r}"
-        )
-    conv = outputs or section.get("outputs")
-    if conv not in OUTPUT_CONVENTIONS:
-        raise UsageError(
-            f"`workload.outputs`: expected one of {list(OUTPUT_CONVENTIONS)} (how the ONNX "
-            f"detector's outputs are laid out, see docs/workloads.md), got {conv!r}"
-        )
-    default_ids = "index" if conv == "yolo" else "category_id"
-    ids = class_ids or section.get("class_ids", default_ids)
-    if ids not in CLASS_IDS:
-        raise UsageError(f"`workload.class_ids`: expected one of {list(CLASS_IDS)}, got {ids!r}")
-    return Detection(
-        outputs=conv,
-        nms_iou=_fraction(section, "nms_iou", 0.7, low_open=True),
-        score_threshold=_fraction(section, "score_threshold", 0.001),
-        max_detections=_count(section, "max_detections", 100),
-        class_ids=ids,
-    )
-
-
-def input_size(section: dict[str, Any]) -> tuple[int, int] | None:
-    """``[workload] input_size``: ``[H, W]`` or one number for a square input; None if absent."""
-    if "input_size" not in section:
-        return None
-    value = section["input_size"]
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value, value]
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 8 for v in value)
-    ):
-        raise UsageError(
-            f"`workload.input_size`: expected [height, width] in pixels (integers >= 8) or one "
-            f"integer for a square input, got {value!r}"
-        )
-    return int(value[0]), int(value[1])
-
-
-def letterbox(section: dict[str, Any], default: bool = True) -> bool:
-    value = section.get("letterbox", default)
-    if not isinstance(value, bool):
-        raise UsageError(f"`workload.letterbox`: expected true or false, got {value!r}")
-    return value
-
-
-def class_names(section: dict[str, Any], count: int | None = None) -> tuple[str, ...] | None:
-    """``[workload] class_names`` (per-class metrics are named by them), checked."""
-    if "class_names" not in section:
-        return None
-    names = section["class_names"]
-    if (
-        not isinstance(names, list)
-        or not all(isinstance(n, str) and n for n in names)
-        or len(set(names)) != len(names)
-        or (count is not None and len(names) != count)
-    ):
-        expected = "a list of distinct non-empty names"
-        if count is not None:
-            expected += f", one per class ({count})"
-        raise UsageError(f"`workload.class_names`: expected {expected}, got {names!r}")
-    return tuple(names)
-
-
-def _fraction(section: dict[str, Any], key: str, default: float, low_open: bool = False) -> float:
-    value = section.get(key, default)
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (0 < value < 1) if low_open else (0 <= value < 1)
-    if not ok:
-        rule = "0 < x < 1" if low_open else "0 <= x < 1"
-        raise UsageError(f"`workload.{key}`: expected a number with {rule}, got {value!r}")
-    return float(value)
-
-
-def _count(section: dict[str, Any], key: str, default: int) -> int:
-    value = section.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise UsageError(f"`workload.{key}`: expected a positive integer, got {value!r}")
-    return value
-
-
 __all__ = [
+    "COMMON_FIELDS",
     "DEFAULT_TASK",
     "TASKS",
-    "TASK_FIELDS",
+    "Calibrated",
     "Classification",
+    "Detection",
+    "FineTuning",
+    "Generic",
+    "ModelFacts",
+    "OperatingPoint",
+    "PostProcessing",
+    "Segmentation",
     "Task",
-    "class_names",
-    "input_size",
     "known_metrics",
-    "letterbox",
     "make_task",
     "task_class",
+    "task_fields",
     "task_name",
 ]

@@ -21,17 +21,18 @@ against them with the same COCO protocol (1.0 for a candidate that reproduces th
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from workloads.tasks.base import Task
+from workloads.tasks import _coco_eval as coco
+from workloads.tasks.base import Calibrated, ModelFacts, PostProcessing, Task
 
 if TYPE_CHECKING:
-    from workloads.base import Split, WorkloadData
+    from farm._validate import Fields
+    from workloads.data import Split, WorkloadData
 
 OUTPUT_CONVENTIONS = ("boxes_scores_labels", "yolo")
 CLASS_IDS = ("category_id", "index")
@@ -65,8 +66,11 @@ class Detections:
 
 
 @dataclass(frozen=True)
-class Detection(Task):
+class Detection(PostProcessing, Calibrated, Task):
     name: ClassVar[str] = "detection"
+    fields: ClassVar[frozenset[str]] = frozenset(
+        {"outputs", "letterbox", "nms_iou", "score_threshold", "max_detections", "class_ids"}
+    )
     labelled_metrics: ClassVar[tuple[str, ...]] = (
         "map",
         "map50",
@@ -78,28 +82,64 @@ class Detection(Task):
     )
     fidelity_metrics: ClassVar[tuple[str, ...]] = ("map_vs_fp32", "map50_vs_fp32")
     per_class_prefixes: ClassVar[tuple[str, ...]] = ("ap/",)
-    has_postprocess: ClassVar[bool] = True
-    has_calibration: ClassVar[bool] = True
+    truth: ClassVar[tuple[str, ...]] = ("annotations",)
+    class_count: ClassVar[str | None] = "data"
+    #: Detectors take pixels scaled to [0, 1] (torchvision detectors normalise inside the
+    #: model, Ultralytics models expect [0, 1]).
+    normalization: ClassVar[tuple[tuple[float, float, float], tuple[float, float, float]]] = (
+        (0.0, 0.0, 0.0),
+        (1.0, 1.0, 1.0),
+    )
 
     outputs: str = "boxes_scores_labels"
     nms_iou: float = 0.7
     score_threshold: float = 0.001
     max_detections: int = 100
     class_ids: str = "category_id"
-    measure_postprocess: bool = True
 
     def __post_init__(self) -> None:
         if self.outputs not in OUTPUT_CONVENTIONS:
-            raise ValueError(f"`outputs` must be one of {list(OUTPUT_CONVENTIONS)}")
+            raise ValueError(
+                f"`outputs` must be one of {list(OUTPUT_CONVENTIONS)}, got {self.outputs!r}"
+            )
         if self.class_ids not in CLASS_IDS:
-            raise ValueError(f"`class_ids` must be one of {list(CLASS_IDS)}")
+            raise ValueError(
+                f"`class_ids` must be one of {list(CLASS_IDS)}, got {self.class_ids!r}"
+            )
 
-    @property
-    def times_postprocess(self) -> bool:
-        return self.measure_postprocess
+    @classmethod
+    def from_section(cls, section: Fields, *, facts: ModelFacts) -> Detection:
+        """``outputs`` (required unless the model source fixes it), ``class_ids`` (default:
+        ``index`` for a raw YOLO head, ``category_id`` otherwise), ``nms_iou``,
+        ``score_threshold``, ``max_detections``."""
+        expected = (
+            f"one of {list(OUTPUT_CONVENTIONS)} (how the ONNX detector's outputs are laid out, "
+            "see docs/workloads.md)"
+        )
+        given = section.string("outputs", None, choices=OUTPUT_CONVENTIONS, expected=expected)
+        if facts.outputs is not None and given not in (None, facts.outputs):
+            raise section.error("outputs", f"{facts.outputs!r}, this model's outputs", given)
+        outputs = facts.outputs or given
+        if outputs is None:
+            raise section.error("outputs", expected + " (the field is required)")
+        default_ids = "index" if outputs == "yolo" else "category_id"
+        ids = facts.class_ids or section.string("class_ids", default_ids, choices=CLASS_IDS)
+        return cls(
+            outputs=outputs,
+            nms_iou=section.fraction("nms_iou", 0.7, low_open=True),
+            score_threshold=section.fraction("score_threshold", 0.001),
+            max_detections=section.positive_int("max_detections", 100),
+            class_ids=ids,
+        )
 
-    def with_postprocess_timing(self, on: bool) -> Task:
-        return dataclasses.replace(self, measure_postprocess=on)
+    def check_output_dims(
+        self, outputs: Mapping[str, tuple[int | str, ...]], batch: int | str
+    ) -> None:
+        if self.outputs == "boxes_scores_labels" and len(outputs) < 3:
+            raise ValueError(
+                '`outputs = "boxes_scores_labels"` needs three outputs (boxes, scores, labels), '
+                f"got {len(outputs)}: {list(outputs)}"
+            )
 
     @property
     def max_batch(self) -> int | None:
@@ -202,8 +242,6 @@ class Detection(Task):
     def quality(
         self, predictions: Any, split: Split, reference: Any, data: WorkloadData
     ) -> dict[str, float]:
-        from workloads.datasets import coco
-
         infos = split.info or tuple({"image_id": i} for i in range(len(split)))
         shapes = [_image_shape(info, split) for info in infos]
         ids = [int(info.get("image_id", i)) for i, info in enumerate(infos)]
@@ -337,8 +375,6 @@ def fidelity(
     shapes: list[tuple[int, int]],
 ) -> dict[str, float]:
     """mAP of ``predictions`` against the reference's confident detections as ground truth."""
-    from workloads.datasets import coco
-
     truth = [r.above(FIDELITY_SCORE).with_area() for r in reference]
     if sum(len(t) for t in truth) == 0:
         # Nothing to find: a candidate that finds nothing above the same score agrees fully.

@@ -20,7 +20,7 @@ sequence output cannot be split into samples and is refused with its shape.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,7 +29,7 @@ import numpy as np
 from workloads.tasks.base import Task
 
 if TYPE_CHECKING:
-    from workloads.base import Split, WorkloadData
+    from workloads.data import Split, WorkloadData
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,21 @@ class Generic(Task):
 
     def select(self, predictions: Any, index: Any) -> Any:
         return [np.asarray(o)[index] for o in predictions]
+
+    def check_output_dims(
+        self, outputs: Mapping[str, tuple[int | str, ...]], batch: int | str
+    ) -> None:
+        """Every output is compared sample by sample along its first axis, the batch: refuse
+        an output whose dims show the batch elsewhere (a ``[T, N, C]`` sequence output)."""
+        for name, dims in outputs.items():
+            elsewhere = isinstance(batch, str) and batch != "?" and batch in dims[1:]
+            fixed = bool(dims) and isinstance(dims[0], int) and dims[0] != batch
+            if not dims or elsewhere or fixed:
+                raise ValueError(
+                    '"generic" compares outputs sample by sample along their first axis, the '
+                    f"batch; output {name!r} has dims {list(dims)} for an input batch of "
+                    f"{batch!r}: export it batch-first"
+                )
 
     def check_outputs(
         self, outputs: Sequence[np.ndarray], where: str, data: WorkloadData | None = None

@@ -11,42 +11,47 @@ and ``pixel_agreement``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from workloads.tasks.base import Task
+from workloads.tasks.base import ModelFacts, PostProcessing, Task
 
 if TYPE_CHECKING:
-    from workloads.base import Split, WorkloadData
+    from farm._validate import Fields
+    from workloads.data import Split, WorkloadData
 
 IGNORE = 255
 
 
 @dataclass(frozen=True)
-class Segmentation(Task):
+class Segmentation(PostProcessing, Task):
     name: ClassVar[str] = "segmentation"
     labelled_metrics: ClassVar[tuple[str, ...]] = ("miou", "pixel_accuracy")
     fidelity_metrics: ClassVar[tuple[str, ...]] = ("miou_vs_fp32", "pixel_agreement")
     per_class_prefixes: ClassVar[tuple[str, ...]] = ("iou/",)
-    has_postprocess: ClassVar[bool] = True
+    truth: ClassVar[tuple[str, ...]] = ("masks",)
+    class_count: ClassVar[str | None] = "channels"
 
     num_classes: int = 2
-    measure_postprocess: bool = True
+
+    @classmethod
+    def from_section(cls, section: Fields, *, facts: ModelFacts) -> Segmentation:
+        """The class count comes from the model source (its output channels, the weights, or
+        ``[workload] num_classes``, which the source checks)."""
+        if facts.num_classes is None:
+            raise section.error(
+                "num_classes",
+                "a positive integer (required for a segmentation "
+                "workload whose model does not say it)",
+            )
+        return cls(num_classes=facts.num_classes)
 
     @property
     def first_output_only(self) -> bool:
         return True
-
-    @property
-    def times_postprocess(self) -> bool:
-        return self.measure_postprocess
-
-    def with_postprocess_timing(self, on: bool) -> Task:
-        return dataclasses.replace(self, measure_postprocess=on)
 
     def decode(
         self, outputs: Sequence[np.ndarray], infos: Sequence[dict[str, Any] | None]
