@@ -60,6 +60,7 @@ from farm.search.candidate import Candidate  # noqa: E402
 from farm.spec.job import JobSpec, parse_job  # noqa: E402
 from farm.store import fronts as pareto  # noqa: E402
 from farm.store.artifacts import ArtifactCache  # noqa: E402
+from farm.store.records import TrialRecord  # noqa: E402
 
 TARGETS = ("cpu-onnxruntime", "cpu-openvino")
 FIDELITY_FLOOR = 0.99
@@ -327,18 +328,18 @@ def run_search(spec: JobSpec, results: Path, artifacts: Path | None = None) -> l
     return _search_points(store.trials(runner.job_id))
 
 
-def _search_points(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _search_points(trials: list[TrialRecord]) -> list[dict[str, Any]]:
     return [
         {
-            "hash": t["candidate_hash"],
-            "top1_agreement": t["accuracy"],
-            "p50_ms": t["latency_p50_ms"],
-            "p95_ms": t["latency_p95_ms"],
-            "cost_per_1k_usd": t["cost_per_1k_usd"],
-            "batch_size": t["batch_size"],
+            "hash": t.candidate_hash,
+            "top1_agreement": t.quality,
+            "p50_ms": t.latency_p50_ms,
+            "p95_ms": t.latency_p95_ms,
+            "cost_per_1k_usd": t.cost_per_1k_usd,
+            "batch_size": t.batch_size,
         }
         for t in trials
-        if t["status"] == "completed"
+        if t.completed
     ]
 
 

@@ -29,13 +29,18 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from farm.spec.job import JobSpec, parse_job  # noqa: E402
+
+if TYPE_CHECKING:
+    from farm.store.db import Store
+    from farm.store.records import TrialRecord
 
 TARGETS = ("cpu-torch", "cpu-onnxruntime", "cpu-openvino")
 PARTS = ("build_s", "compile_s", "eval_s", "measure_s")
@@ -105,48 +110,49 @@ def replay_configurations(runner: Any, rows: list[dict[str, Any]]) -> None:
         s.budget = len(mine)
 
 
-def _progress(record: Any) -> None:
-    """The engine's per-trial callback (a ``TrialRecord``)."""
+def _progress(record: TrialRecord) -> None:
+    """The engine's per-trial callback."""
     took = record.trial_s or 0.0
     what = record.error or f"p50 {record.latency_p50_ms or 0:.2f} ms"
-    row = {"params": dict(record.params)}
-    print(f"  {record.target:<16} #{record.trial_number:<2} {took:6.1f}s  {_short(row)}  {what}")
+    print(
+        f"  {record.target:<16} #{record.trial_number:<2} {took:6.1f}s  "
+        f"{_short(record.params)}  {what}"
+    )
 
 
-def _short(row: dict[str, Any]) -> str:
-    params = row["params"] if isinstance(row["params"], dict) else json.loads(row["params"])
+def _short(params: Mapping[str, Any]) -> str:
     skip = {"batch_size", "calib_size", "subset_size"}
     return " ".join(
         f"{k.split('.')[-1]}={v}" for k, v in sorted(params.items()) if k.split(".")[-1] not in skip
     )
 
 
-def breakdown(store: Any, job_id: str) -> list[dict[str, Any]]:
+def breakdown(store: Store, job_id: str) -> list[dict[str, Any]]:
     """One dict per trial: the parts, the trial time, orchestration, quality and latency."""
-    metrics = store.metrics(job_id)
     out = []
     for t in store.trials(job_id):
-        trial_s = t.get("trial_s")
+        trial_s = t.trial_s
         if trial_s is None:
-            trial_s = (t["finished_at"] - t["started_at"]).total_seconds()
-        parts = {p: float(t.get(p) or 0.0) for p in PARTS}
-        orchestration = t.get("orchestration_s")
+            assert t.finished_at is not None and t.started_at is not None
+            trial_s = (t.finished_at - t.started_at).total_seconds()
+        parts = {p: float(getattr(t, p) or 0.0) for p in PARTS}
+        orchestration = t.orchestration_s
         if orchestration is None:
             orchestration = trial_s - sum(parts.values())
         out.append(
             {
-                "target": t["target"],
-                "trial_number": t["trial_number"],
-                "candidate_hash": t["candidate_hash"],
-                "params": _short(t),
-                "params_full": json.loads(t["params"]),
-                "status": t["status"],
-                "cache_hit": t["cache_hit"],
+                "target": t.target,
+                "trial_number": t.trial_number,
+                "candidate_hash": t.candidate_hash,
+                "params": _short(t.params),
+                "params_full": dict(t.params),
+                "status": t.status,
+                "cache_hit": t.cache_hit,
                 **parts,
                 "trial_s": float(trial_s),
                 "orchestration_s": float(orchestration),
-                "p50_ms": t["latency_p50_ms"],
-                "metrics": metrics.get((t["target"], t["trial_number"]), {}),
+                "p50_ms": t.latency_p50_ms,
+                "metrics": dict(t.metrics),
             }
         )
     return out

@@ -87,7 +87,7 @@ def load(
     with_importances: bool = True,
 ) -> ReportData:
     """Read one job's report data from the store."""
-    job = store.job_record(job_ref)
+    job = store.resolve_job(job_ref)
     job_id = job.job_id
     with connect(store.path, read_only=True) as con:
         counts = con.execute(
@@ -152,6 +152,6 @@ def _completed_candidates(
     them, unless the job is huge; then the plotted ones (fronts, baselines, the sample).
     `farm recommend` and `farm card` always read them all."""
     if store.trial_count(job_id) <= 20_000:
-        return store.trial_records(job_id)
+        return store.trials(job_id)
     records = [TrialRecord.from_row(r) for r in plotted.to_dict("records")]
     return [t.replace(metrics=metrics.get((t.target, t.trial_number), {})) for t in records]

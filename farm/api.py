@@ -109,7 +109,7 @@ def resume(
     """Continue an interrupted job (id, unique prefix or name) from the store: stored trials are
     told to the search again, not re-run, and the job goes on to its trial budget."""
     store = Store(db)
-    record = store.job_record(job)
+    record = store.resolve_job(job)
     if record.status == "completed":
         raise UsageError(f"job {record.job_id} already completed; nothing to resume")
     spec = record.job_spec()
@@ -259,7 +259,7 @@ class StoreView:
 
     def job_records(self) -> list[JobRecord]:
         """Every job, newest first, with its trial counts."""
-        return self.store.job_records()
+        return self.store.jobs()
 
     def job_list(self) -> list[dict[str, Any]]:
         """Every job, newest first, as plain dicts (:data:`JOB_COLUMNS`; for JSON output)."""
@@ -278,7 +278,7 @@ class StoreView:
 
     def job(self, ref: str) -> Job:
         """A job by id, unique id prefix, or name (the newest job of that name)."""
-        return Job(self.store, self.store.job_record(ref).job_id)
+        return Job(self.store, self.store.resolve_job(ref).job_id)
 
     def history(
         self, name: str, budget: str | Path | Budget | None = None, *, last: int | None = None
@@ -320,7 +320,7 @@ class Job:
     @property
     def record(self) -> JobRecord:
         """The job as the store holds it (read afresh)."""
-        return self.store.job_record(self.id)
+        return self.store.resolve_job(self.id)
 
     @property
     def row(self) -> dict[str, Any]:
@@ -361,7 +361,7 @@ class Job:
     def records(self) -> list[TrialRecord]:
         """The job's trials as typed records (params, contract and metrics parsed), ordered by
         target and trial number."""
-        return self.store.trial_records(self.id)
+        return self.store.trials(self.id)
 
     def trial_rows(self) -> list[dict[str, Any]]:
         """The store's rows of this job's trials, as stored (JSON columns as text)."""

@@ -190,8 +190,8 @@ def _sync(store: Store, job_id: str, uri: str, report: bool) -> str:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    job = store.job_record(job_id)
-    trials = store.trial_records(job_id)
+    job = store.resolve_job(job_id)
+    trials = store.trials(job_id)
     experiment = client.get_experiment_by_name(job.name)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(job.name)
     existing = client.search_runs(

@@ -62,7 +62,7 @@ def wait_for_trials(db: Path, count: int, driver: subprocess.Popen[str], timeout
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and driver.poll() is None:
         try:
-            if len(store.trials(store.jobs()[0]["job_id"])) >= count:
+            if len(store.trials(store.jobs()[0].job_id)) >= count:
                 return
         except Exception:  # no store or no job yet, or a write holds the file
             pass

@@ -47,7 +47,7 @@ def _same(frame_value: Any, stored: Any) -> bool:
 
 def test_run_returns_the_job_and_its_trials_equal_the_store(api_job: Job) -> None:
     assert api_job.status == "completed" and api_job.name == "small" and api_job.label == LABEL
-    stored = [t.to_row() for t in Store(api_job.store.path).trial_records(api_job.id)]
+    stored = [t.to_row() for t in Store(api_job.store.path).trials(api_job.id)]
     frame = api_job.trials
     assert len(frame) == len(stored) == 4
     assert list(zip(frame["target"], frame["trial_number"], strict=True)) == [

@@ -14,7 +14,6 @@ import duckdb
 import numpy as np
 import pytest
 from _jobs import SMALL_JOB, SmallJob, start_driver, wait_for_trials
-from support.records import trials
 
 from farm.engine.runner import JobRunner
 from farm.spec.job import parse_job
@@ -30,7 +29,7 @@ def rows(db: Path, sql: str, *params: object) -> list[tuple]:
 def test_small_job_lands_complete_rows(small_job: SmallJob) -> None:
     db, job = small_job.db, small_job.job_id
     assert rows(db, "SELECT status FROM jobs WHERE job_id = ?", job) == [("completed",)]
-    records = trials(Store(db), job)
+    records = Store(db).trials(job)
     assert {(t.target, t.trial_number) for t in records} == {
         (t, n) for t in ("cpu-onnxruntime", "cpu-openvino") for n in range(3)
     }
@@ -64,13 +63,13 @@ def test_small_job_lands_complete_rows(small_job: SmallJob) -> None:
 
 
 def test_each_study_starts_with_the_fp32_batch1_baseline(small_job: SmallJob) -> None:
-    for t in trials(Store(small_job.db), small_job.job_id, "trial_number = 0"):
+    for t in Store(small_job.db).trials(small_job.job_id, "trial_number = 0"):
         assert t.is_baseline and t.params["precision"] == "fp32" and t.params["batch_size"] == 1
         assert t.quality_drop == 0.0
 
 
 def test_on_front_is_the_non_dominated_feasible_set(small_job: SmallJob) -> None:
-    records = trials(Store(small_job.db), small_job.job_id)
+    records = Store(small_job.db).trials(small_job.job_id)
     for target in {t.target for t in records}:
         mine = [t for t in records if t.target == target]
         ok = [t for t in mine if t.completed and t.feasible]
@@ -90,7 +89,7 @@ def test_on_front_is_the_non_dominated_feasible_set(small_job: SmallJob) -> None
 
 
 def test_feasibility_follows_the_accuracy_drop_constraint(small_job: SmallJob) -> None:
-    for t in trials(Store(small_job.db), small_job.job_id):
+    for t in Store(small_job.db).trials(small_job.job_id):
         assert t.quality_drop is not None
         assert t.feasible == (t.quality_drop <= 0.02 + 1e-12)
 
@@ -141,12 +140,12 @@ def test_pareto_and_jobs_read_the_store_while_a_job_runs(results_dir: Path) -> N
         assert jobs[0]["job_id"] == runner.job_id and jobs[0]["status"] == "running"
     finally:
         thread.join(timeout=300)
-    assert store.resolve_job(runner.job_id)["status"] == "completed"
+    assert store.resolve_job(runner.job_id).status == "completed"
 
 
 def _stored(store: Store, job_id: str) -> int:
     try:
-        return len(trials(store, job_id))
+        return len(store.trials(job_id))
     except Exception:
         return 0
 
@@ -183,8 +182,8 @@ def test_ctrl_c_marks_the_job_interrupted_and_keeps_finished_trials(
     out, _ = driver.communicate(timeout=120)
     assert driver.returncode == 130, out
     job = store.jobs()[0]
-    assert job["status"] == "interrupted" and "interrupted" in job["message"]
-    kept = trials(store, job["job_id"])
+    assert job.status == "interrupted" and "interrupted" in job.message
+    kept = store.trials(job.job_id)
     assert 1 <= len(kept) < 16 and all(t.status in ("completed", "failed") for t in kept)
 
 
@@ -192,8 +191,8 @@ def test_the_time_budget_stops_new_trials(results_dir: Path) -> None:
     store = Store(results_dir / "budget.duckdb")
     runner = JobRunner(small_spec(trials_per_target=3, time_budget_s=1e-6), store)
     assert runner.run() == "failed"  # nothing was measured: not a success
-    assert trials(store, runner.job_id) == []
-    message = store.resolve_job(runner.job_id)["message"]
+    assert store.trials(runner.job_id) == []
+    message = store.resolve_job(runner.job_id).message
     assert "cpu-onnxruntime: nothing measured: time budget of 1e-06 s reached" in message
 
 

@@ -84,9 +84,9 @@ def test_three_nodes_each_run_only_their_own_target(cluster: object, results_dir
     trials = store.trials(runner.job_id)
     assert len(trials) == 6
     for t in trials:
-        assert t["status"] == "completed", t["error"]
-        assert t["node_id"] in node_ids_by_resource(f"target:{t['target']}")
-    assert len({t["node_id"] for t in trials}) == 3
+        assert t.status == "completed", t.error
+        assert t.node_id in node_ids_by_resource(f"target:{t.target}")
+    assert len({t.node_id for t in trials}) == 3
 
 
 def test_a_mislabelled_node_fails_trials_instead_of_measuring(
@@ -98,10 +98,10 @@ def test_a_mislabelled_node_fails_trials_instead_of_measuring(
     runner = JobRunner(spec_for(["arm64-onnxruntime"], 3), store)
     assert runner.run() == "failed"  # its only target measured nothing
     trials = store.trials(runner.job_id)
-    assert trials and all(t["status"] == "failed" for t in trials)
-    assert "refusing to measure" in trials[0]["error"] and "aarch64" in trials[0]["error"]
-    assert all(t["latency_p50_ms"] is None and t["accuracy"] is None for t in trials)
-    message = store.resolve_job(runner.job_id)["message"] or ""
+    assert trials and all(t.status == "failed" for t in trials)
+    assert "refusing to measure" in trials[0].error and "aarch64" in trials[0].error
+    assert all(t.latency_p50_ms is None and t.quality is None for t in trials)
+    message = store.resolve_job(runner.job_id).message or ""
     assert "arm64-onnxruntime: nothing measured" in message and "capacity lost" in message
 
 
@@ -124,14 +124,14 @@ def test_a_lost_node_moves_work_or_reports_lost_capacity(
     thread.join(timeout=300)
     assert not thread.is_alive()
     job = store.resolve_job(runner.job_id)
-    assert job["status"] == "completed"
-    assert "cpu-openvino: lost capacity" in job["message"]
+    assert job.status == "completed"
+    assert "cpu-openvino: lost capacity" in job.message
     trials = store.trials(runner.job_id)
-    keys = [(t["target"], t["trial_number"]) for t in trials]
+    keys = [(t.target, t.trial_number) for t in trials]
     assert len(keys) == len(set(keys))  # every trial exactly once
-    assert all(t["status"] in ("completed", "failed") for t in trials)
-    onnx = [t for t in trials if t["target"] == "cpu-onnxruntime"]
-    assert len(onnx) == 4 and all(t["status"] == "completed" for t in onnx)
+    assert all(t.status in ("completed", "failed") for t in trials)
+    onnx = [t for t in trials if t.target == "cpu-onnxruntime"]
+    assert len(onnx) == 4 and all(t.status == "completed" for t in onnx)
 
 
 def test_resume_after_the_driver_is_killed(tmp_path: Path, results_dir: Path) -> None:
@@ -154,16 +154,16 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path, results_dir: Path) ->
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
     driver.wait()
     job = store.jobs()[0]
-    before = {t["trial_number"]: t["finished_at"] for t in store.trials(job["job_id"])}
-    assert job["status"] == "running" and 2 <= len(before) < 6
+    before = {t.trial_number: t.finished_at for t in store.trials(job.job_id)}
+    assert job.status == "running" and 2 <= len(before) < 6
 
     from farm.cli import main
 
-    assert main(["resume", job["job_id"], "--db", str(db)]) == 0
-    trials = store.trials(job["job_id"])
-    assert [t["trial_number"] for t in trials] == list(range(6))
-    assert all(t["status"] == "completed" for t in trials)
+    assert main(["resume", job.job_id, "--db", str(db)]) == 0
+    trials = store.trials(job.job_id)
+    assert [t.trial_number for t in trials] == list(range(6))
+    assert all(t.status == "completed" for t in trials)
     for number, finished in before.items():  # stored trials were told again, not re-run
-        assert trials[number]["finished_at"] == finished
-    assert store.resolve_job(job["job_id"])["status"] == "completed"
-    assert main(["resume", job["job_id"], "--db", str(db)]) == 2  # nothing left to resume
+        assert trials[number].finished_at == finished
+    assert store.resolve_job(job.job_id).status == "completed"
+    assert main(["resume", job.job_id, "--db", str(db)]) == 2  # nothing left to resume

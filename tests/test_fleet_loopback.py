@@ -207,10 +207,10 @@ def test_a_job_runs_across_both_nodes_and_records_their_ips(fleet: Fleet) -> Non
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     store = Store(db)
     (row,) = store.jobs()
-    trials = store.trials(row["job_id"])
-    assert len(trials) == 4 and all(t["status"] == "completed" for t in trials), trials
+    trials = store.trials(row.job_id)
+    assert len(trials) == 4 and all(t.status == "completed" for t in trials), trials
     ips = {
-        target: {t["node_ip"] for t in trials if t["target"] == target}
+        target: {t.node_ip for t in trials if t.target == target}
         for target in ("cpu-onnxruntime", "cpu-openvino")
     }
     assert ips["cpu-openvino"] == {WORKER_IP}

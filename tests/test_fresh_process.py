@@ -39,7 +39,7 @@ start_or_connect(None, num_cpus=1)
 workload = DigitsWorkload()
 source = workload.source_artifact(Path(sys.argv[1]))
 steps = resolve([("export_onnx", ())])
-built = ray.get(tasks.build_task.remote(source, steps, workload.data(), 0))
+built = ray.get(tasks.build_task.remote(source, steps, workload.data(), 0, workload.task))
 ray.get(tasks.start_worker.remote())  # the engine warms a worker like this during builds
 
 

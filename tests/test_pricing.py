@@ -210,7 +210,7 @@ def evaluate_on(runner: Any, gpu: str) -> None:
 
 def test_a_cuda_trial_stores_the_gpu_it_ran_on_its_price_and_device_time(runner: Any) -> None:
     evaluate_on(runner, "NVIDIA H200")
-    (row,) = runner.store.trial_records(runner.job_id)
+    (row,) = runner.store.trials(runner.job_id)
     assert row.completed
     assert row.gpu_model == "NVIDIA H200"
     assert row.price_per_hour_usd == gpu_prices()["H200"].price_per_hour_usd
@@ -221,7 +221,7 @@ def test_a_cuda_trial_stores_the_gpu_it_ran_on_its_price_and_device_time(runner:
 
 def test_a_trial_from_a_gpu_with_no_price_is_stored_failed_with_the_reason(runner: Any) -> None:
     evaluate_on(runner, "NVIDIA B200")  # a node that joined after the job was checked
-    (row,) = runner.store.trial_records(runner.job_id)
+    (row,) = runner.store.trials(runner.job_id)
     assert row.status == "failed" and row.error is not None
     assert "NVIDIA B200" in row.error and "[prices]" in row.error
     assert row.cost_per_1k_usd is None

@@ -125,9 +125,9 @@ def test_submit_runs_a_job_to_completion_into_the_head_store(head: Head, tmp_pat
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "submitted Ray job" in done.stdout and "SUCCEEDED" in done.stdout
     (job,) = Store(db).jobs()
-    assert job["status"] == "completed"
+    assert job.status == "completed"
     # One trial (the baseline) on each of the job file's three targets, each with a status.
-    assert job["trials"] == 3 and job["completed"] == 3
+    assert job.trials == 3 and job.completed == 3
 
 
 def test_without_the_token_the_cluster_refuses(head: Head) -> None:

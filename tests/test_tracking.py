@@ -41,7 +41,7 @@ def test_one_parent_run_and_a_nested_run_per_trial_with_the_store_metrics(
     runs = _runs(client, "small")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
-    trials = store.trial_records(small_job.job_id)
+    trials = store.trials(small_job.job_id)
     assert [p.info.run_id for p in parents] == [parent_id]
     assert len(children) == len(trials) == len(runs) - 1
 

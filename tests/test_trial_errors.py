@@ -49,7 +49,7 @@ def _data() -> WorkloadData:
 def test_a_failing_build_names_the_step_and_the_transform() -> None:
     broken = Artifact("onnx", {"model.onnx": b"not an onnx model"}, {"input_shape": [3, 8, 8]})
     with pytest.raises(StepError) as caught:
-        build(broken, resolve([("quantize_ort", ())]), _data(), seed=0)
+        build(broken, resolve([("quantize_ort", ())]), _data(), 0, Classification())
     assert str(caught.value).startswith("quantize failed (quantize_ort): ")
 
 

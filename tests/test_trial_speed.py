@@ -16,7 +16,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from support.records import trials
 
 from farm.engine.recorder import orchestration_s
 from farm.store.db import Store
@@ -37,7 +36,7 @@ def test_orchestration_is_the_trial_time_outside_its_parts() -> None:
 
 
 def test_a_real_job_stores_the_breakdown_and_no_trial_waits_in_a_queue(small_job: Any) -> None:
-    records = trials(Store(small_job.db), small_job.job_id)
+    records = Store(small_job.db).trials(small_job.job_id)
     assert records
     for t in records:
         parts = sum(getattr(t, p) or 0.0 for p in ("build_s", "compile_s", "eval_s", "measure_s"))
@@ -60,7 +59,7 @@ def test_farm_jobs_json_says_where_the_time_went(
     assert main(["jobs", "--json", "--db", str(small_job.db)]) == 0
     jobs = json.loads(capsys.readouterr().out)
     times = next(j for j in jobs if j["job_id"] == small_job.job_id)["trial_time"]
-    records = trials(Store(small_job.db), small_job.job_id)
+    records = Store(small_job.db).trials(small_job.job_id)
     assert times["trials"] == len(records)
     assert times["total_s"]["trial_s"] == pytest.approx(sum(t.trial_s or 0 for t in records))
     assert sum(times["share"].values()) == pytest.approx(1.0)

@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     options, confirm = _options(args)  # refused before the store is opened
     budget = load_budget(args.budget) if args.budget else None
     store = Store(args.db)
-    job = Job(store, store.job_record(args.candidate).job_id)
+    job = Job(store, store.resolve_job(args.candidate).job_id)
     baseline = Path(args.baseline_file) if args.baseline_file else args.baseline
     result = job.gate(
         budget, baseline, options=options, confirm=confirm or False, progress=_progress

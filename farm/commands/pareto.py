@@ -20,8 +20,8 @@ def run(args: argparse.Namespace) -> int:
     from farm.display import make_console, print_fronts
 
     store = Store(args.db)
-    job = store.job_record(args.job)
-    trials = store.trial_records(job.job_id)
+    job = store.resolve_job(args.job)
+    trials = store.trials(job.job_id)
     if args.json:
         print(json.dumps(fronts_json(job, trials), default=str, indent=2))
         return 0

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     budget = load_budget(args.budget)
     store = Store(args.db)
-    rec = Job(store, store.job_record(args.job).job_id).recommend(budget)
+    rec = Job(store, store.resolve_job(args.job).job_id).recommend(budget)
     if args.json:
         print(json.dumps(rec.to_dict(), default=str, indent=2))
     else:

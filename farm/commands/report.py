@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-points: expected an integer >= 1, got {args.max_points}")
     budget = load_budget(args.budget) if args.budget else None
     store = Store(args.db)
-    job = Job(store, store.job_record(args.job).job_id)
+    job = Job(store, store.resolve_job(args.job).job_id)
     path = job.report(args.output, budget, max_points=args.max_points)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained: opens offline)")
     return 0

@@ -79,7 +79,6 @@ def prepare_job(
     the job's inputs. Raises :class:`UsageError` (nothing stored) on bad input."""
     from workloads import load_workload
     from workloads.kpis.compute import with_kpi_data
-    from workloads.kpis.spec import parse_evaluation
 
     workload = load_workload(
         spec.workload, Path(spec.base_dir), models_dir.parent, source=spec.source
@@ -96,7 +95,7 @@ def prepare_job(
         check_baseline(spec, t, space, traits.torch_source)
 
     task = task_with_contract(workload.task, spec)
-    evaluation = parse_evaluation(spec.source, spec.evaluation)
+    evaluation = spec.kpis  # parsed once, with the spec
     if evaluation.operating_point and not task.supports_operating_point:
         raise UsageError(
             f"{spec.source}: field `evaluation.positive_classes`: an operating point "
@@ -220,7 +219,7 @@ def job_limits(
 
 def task_with_contract(task: Task, spec: JobSpec) -> Task:
     """The workload's task with the job's ``[measurement] measure_postprocess`` applied."""
-    value = spec.measurement.get("measure_postprocess")
+    value = spec.contract.measure_postprocess
     if value is None:
         return task
     if not task.has_postprocess:
@@ -229,7 +228,7 @@ def task_with_contract(task: Task, spec: JobSpec) -> Task:
             f"post-processing, such as detection and segmentation ({task.name} has no "
             "post-processing to time)"
         )
-    return task.with_postprocess_timing(bool(value))
+    return task.with_postprocess_timing(value)
 
 
 def source_build_key(workload_hash: str) -> str:

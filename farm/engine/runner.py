@@ -131,7 +131,7 @@ class JobRunner:
         self.recorder = Recorder(self.store, self.job_id, prepared, clock, self.progress)
         self.studies = make_studies(prepared, self.job_id)
         if self.resuming:
-            stored = self.store.trial_records(self.job_id)
+            stored = self.store.trials(self.job_id)
             self.messages.extend(replay(prepared, self.studies, stored))
             self.recorder.records = list(stored)
         for s in self.studies.values():
@@ -264,7 +264,7 @@ class JobRunner:
                 runtime=p.runtimes[run.target],
                 options=run.candidate.options,
                 task=p.task,
-                contract=self.spec.measurement,
+                contract=self.spec.contract,
                 evaluation=p.evaluation,
             )
             per_gpu = self.scheduler.per_gpu(run.target)

@@ -64,12 +64,12 @@ class Snapshot:
 
     @classmethod
     def from_store(cls, store: Store, ref: str, with_samples: bool = True) -> Snapshot:
-        job = store.job_record(ref)
+        job = store.resolve_job(ref)
         samples = store.job_samples(job.job_id) if with_samples else {}
         return cls(
             f"job {job.job_id} in {store.path}",
             job,
-            store.trial_records(job.job_id),  # with their KPIs (ece, robustness, …)
+            store.trials(job.job_id),  # with their KPIs (ece, robustness, …)
             samples,
             store.environments(job.job_id),
             store.path.parent / "artifacts",

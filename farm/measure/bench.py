@@ -163,26 +163,28 @@ def timed_query(
 
 
 def contract_for(
-    contract: Mapping[str, Any], task: Task | None, runtime: type[Runtime]
+    contract: Contract | Mapping[str, Any], task: Task | None, runtime: type[Runtime]
 ) -> Contract:
-    """The job's contract, completed with what this task's measurement covers and, for a device
-    runtime, what is timed (``io``, default ``host``) and whether the node was its alone
-    (``exclusive_node``, default false). Other runtimes leave both out: their inputs and outputs
-    are host memory either way, and their measurements always have the node to themselves."""
+    """The job's contract (a job's parsed :attr:`~farm.spec.job.JobSpec.contract`, or a
+    ``[measurement]`` table as written or stored), completed with what this task's measurement
+    covers and, for a device runtime, what is timed (``io``, default ``host``) and whether the
+    node was its alone (``exclusive_node``, default false). Other runtimes leave both out: their
+    inputs and outputs are host memory either way, and their measurements always have the node
+    to themselves."""
+    from dataclasses import replace
+
     from farm.measure import Contract
 
-    table = dict(contract)
-    if (
-        task is not None and task.has_postprocess
-    ):  # a task with post-processing states whether it was timed
-        table["measure_postprocess"] = task.times_postprocess
+    base = contract if isinstance(contract, Contract) else Contract.from_dict(dict(contract))
+    changes: dict[str, Any] = {}
+    if task is not None and task.has_postprocess:  # it states whether post-processing was timed
+        changes["measure_postprocess"] = task.times_postprocess
     if runtime.is_device:
-        table["io"] = table.get("io") or "host"
-        table["exclusive_node"] = bool(table.get("exclusive_node", False))
+        changes["io"] = base.io or "host"
+        changes["exclusive_node"] = bool(base.exclusive_node)
     else:
-        table.pop("io", None)
-        table.pop("exclusive_node", None)
-    return Contract.from_dict(table)
+        changes["io"] = changes["exclusive_node"] = None
+    return replace(base, **changes)
 
 
 # -- compile, then measure ----------------------------------------------------------------------

@@ -79,9 +79,9 @@ def build_card(
     """The card of a job: per target, the configuration the budget recommends (without a
     budget: the one the recommend rule picks among the feasible trials). ``trials`` (with their
     ``metrics``): the ones to consider, when not all of the job's (a huge job's report)."""
-    job = store.job_record(job_ref)
+    job = store.resolve_job(job_ref)
     if trials is None:
-        trials = store.trial_records(job.job_id)
+        trials = store.trials(job.job_id)
     envs = store.environments(job.job_id)
     targets = sorted({t.target for t in trials})
     if budget is None:

@@ -146,7 +146,7 @@ def release_history(
     for job in jobs:
         # without a budget only the baselines are followed: read just those (a report reads
         # the history of up to 30 jobs, each of which may hold a million trials)
-        trials = store.trial_records(job.job_id, "TRUE" if budget else "is_baseline")
+        trials = store.trials(job.job_id, "TRUE" if budget else "is_baseline")
         targets = job.spec.get("targets") or sorted({t.target for t in trials})
         chosen = _followed(job.job_id, trials, targets, budget)
         for target in targets:

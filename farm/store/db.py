@@ -159,7 +159,7 @@ class Store:
 
     def record_trial(
         self,
-        trial: TrialRecord | dict[str, Any],
+        record: TrialRecord,
         samples_ms: Sequence[float] = (),
         metrics: dict[str, float] | None = None,
         environment: tuple[str, dict[str, Any]] | None = None,
@@ -167,7 +167,6 @@ class Store:
         """Store one finished trial, its raw samples, metrics and environment atomically.
 
         ``metrics`` default to the record's own."""
-        record = trial if isinstance(trial, TrialRecord) else TrialRecord.from_row(trial, metrics)
         row = record.to_row()
         values = [_to_db(row.get(c)) for c in TRIAL_COLUMNS]
         placeholders = ", ".join("?" for _ in TRIAL_COLUMNS)
@@ -221,17 +220,19 @@ class Store:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
-    def jobs(self) -> list[dict[str, Any]]:
-        return self.query(
-            "SELECT j.job_id, j.name, j.status, j.created_at, j.finished_at, j.message, "
-            "count(t.trial_number) AS trials, "
-            "count(*) FILTER (WHERE t.status = 'completed') AS completed, "
-            "count(*) FILTER (WHERE t.status = 'failed') AS failed "
-            "FROM jobs j LEFT JOIN trials t USING (job_id) "
-            "GROUP BY ALL ORDER BY j.created_at DESC, j.job_id DESC"
+    def jobs(self) -> list[JobRecord]:
+        """Every job with its trial counts, newest first."""
+        rows = self.query(
+            "SELECT j.*, coalesce(c.trials, 0) AS trials, coalesce(c.completed, 0) AS completed, "
+            "coalesce(c.failed, 0) AS failed FROM jobs j LEFT JOIN ("
+            "  SELECT job_id, count(*) AS trials, "
+            "  count(*) FILTER (WHERE status = 'completed') AS completed, "
+            "  count(*) FILTER (WHERE status = 'failed') AS failed FROM trials GROUP BY job_id"
+            ") c USING (job_id) ORDER BY j.created_at DESC, j.job_id DESC"
         )
+        return [JobRecord.from_row(r) for r in rows]
 
-    def resolve_job(self, ref: str) -> dict[str, Any]:
+    def resolve_job(self, ref: str) -> JobRecord:
         """A job by id, unique id prefix, or name (the newest job of that name)."""
         rows = self.query(
             "SELECT * FROM jobs WHERE job_id = ? OR starts_with(job_id, ?) OR name = ? "
@@ -244,13 +245,19 @@ class Store:
         if not exact and len(rows) > 1:
             ids = ", ".join(r["job_id"] for r in rows[:5])
             raise UsageError(f"{self.path}: {ref!r} matches several jobs ({ids}); give more")
-        return (exact or rows)[0]
+        return JobRecord.from_row((exact or rows)[0])
 
-    def trials(self, job_id: str, where: str = "TRUE") -> list[dict[str, Any]]:
-        return self.query(
+    def trials(self, job_id: str, where: str = "TRUE") -> list[TrialRecord]:
+        """The job's trials as records, each with its quality metrics, by target and number.
+        ``where``: an SQL condition on ``trials`` (the callers' own, never user text)."""
+        metrics = self.metrics(job_id)
+        rows = self.query(
             f"SELECT * FROM trials WHERE job_id = ? AND ({where}) ORDER BY target, trial_number",
             [job_id],
         )
+        return [
+            TrialRecord.from_row(r, metrics.get((r["target"], r["trial_number"]))) for r in rows
+        ]
 
     def metrics(self, job_id: str) -> dict[tuple[str, int], dict[str, float]]:
         """Every quality metric of the job's trials: (target, trial_number) -> {name: value}."""
@@ -261,14 +268,6 @@ class Store:
             out.setdefault((r["target"], r["trial_number"]), {})[r["name"]] = r["value"]
         return out
 
-    def trials_with_metrics(self, job_id: str) -> list[dict[str, Any]]:
-        """:meth:`trials`, each row with its quality metrics under ``"metrics"``."""
-        metrics = self.metrics(job_id)
-        rows = self.trials(job_id)
-        for r in rows:
-            r["metrics"] = metrics.get((r["target"], r["trial_number"]), {})
-        return rows
-
     def samples(self, job_id: str, target: str, trial_number: int) -> list[float]:
         rows = self.query(
             "SELECT latency_ms FROM latency_samples WHERE job_id = ? AND target = ? "
@@ -276,32 +275,6 @@ class Store:
             [job_id, target, trial_number],
         )
         return [r["latency_ms"] for r in rows]
-
-    # -- records ---------------------------------------------------------------------------
-    def trial_records(self, job_id: str, where: str = "TRUE") -> list[TrialRecord]:
-        """The job's trials as records, each with its quality metrics, by target and number.
-        ``where``: an SQL condition on ``trials`` (the callers' own, never user text)."""
-        metrics = self.metrics(job_id)
-        return [
-            TrialRecord.from_row(r, metrics.get((r["target"], r["trial_number"])))
-            for r in self.trials(job_id, where)
-        ]
-
-    def job_record(self, ref: str) -> JobRecord:
-        """A job by id, unique id prefix, or name (the newest job of that name)."""
-        return JobRecord.from_row(self.resolve_job(ref))
-
-    def job_records(self) -> list[JobRecord]:
-        """Every job with its trial counts, newest first."""
-        rows = self.query(
-            "SELECT j.*, coalesce(c.trials, 0) AS trials, coalesce(c.completed, 0) AS completed, "
-            "coalesce(c.failed, 0) AS failed FROM jobs j LEFT JOIN ("
-            "  SELECT job_id, count(*) AS trials, "
-            "  count(*) FILTER (WHERE status = 'completed') AS completed, "
-            "  count(*) FILTER (WHERE status = 'failed') AS failed FROM trials GROUP BY job_id"
-            ") c USING (job_id) ORDER BY j.created_at DESC, j.job_id DESC"
-        )
-        return [JobRecord.from_row(r) for r in rows]
 
     def jobs_named(self, name: str) -> list[JobRecord]:
         """The jobs of one name, oldest first (a release history)."""

@@ -25,9 +25,6 @@ OBJECTIVES: tuple[tuple[str, int], ...] = (
     ("latency_p95_ms", -1),
     ("cost_per_1k_usd", -1),
 )
-#: The same objectives under the engine's dict rows' keys (``accuracy`` for quality), for
-#: :func:`front_rows` until the engine records TrialRecords.
-ROW_OBJECTIVES: tuple[tuple[str, int], ...] = (("accuracy", +1), *OBJECTIVES[1:])
 
 
 def pareto_mask(values: np.ndarray, senses: Sequence[int]) -> np.ndarray:
@@ -74,19 +71,6 @@ def front(trials: Sequence[TrialRecord]) -> list[TrialRecord]:
     values = np.array([[float(getattr(t, f)) for f, _ in OBJECTIVES] for t in eligible])
     mask = pareto_mask(values, [s for _, s in OBJECTIVES])
     return [t for t, keep in zip(eligible, mask, strict=True) if keep]
-
-
-def front_rows(
-    rows: list[dict], objectives: Sequence[tuple[str, int]] = ROW_OBJECTIVES
-) -> list[dict]:
-    """:func:`front` for the engine's dict rows (it goes once the engine records
-    TrialRecords)."""
-    eligible = [r for r in rows if r.get("status") == "completed" and r.get("feasible")]
-    if not eligible:
-        return []
-    values = np.array([[float(r[c]) for c, _ in objectives] for r in eligible])
-    mask = pareto_mask(values, [s for _, s in objectives])
-    return [r for r, keep in zip(eligible, mask, strict=True) if keep]
 
 
 def cost_per_1k(price_per_hour_usd: float, throughput_ips: float) -> float:

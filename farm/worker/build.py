@@ -50,15 +50,15 @@ def build(
     steps: Sequence[BuildStep],
     data: WorkloadData,
     seed: int,
-    task: Task | None = None,
+    task: Task | None,
 ) -> list[Artifact]:
     """Apply ``steps`` to ``source``; return the artifact after each step (for the cache).
 
     Each step sees the workload's data at its input artifact's input size (a resolution
     step changes it): quantizers calibrate and pruning fine-tunes at the resolution served.
-    ``task`` is the workload's: transforms that fine-tune (pruning, input resize) train with its
-    loss, and refuse to run without one. A failure names the step's stage and transform
-    (``quantize failed (quantize_ort): …``)."""
+    ``task`` is the workload's (the engine always gives it): transforms that fine-tune
+    (pruning, input resize) train with its loss, and refuse to run without one. A failure names
+    the step's stage and transform (``quantize failed (quantize_ort): …``)."""
     from optimizers import BuildContext
 
     out = []

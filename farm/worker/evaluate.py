@@ -24,6 +24,7 @@ from farm.measure.node import prepare_process
 
 if TYPE_CHECKING:
     from farm.artifact import Artifact
+    from farm.measure import Contract
     from targets.base import Runtime, RuntimeOptions, Session, TargetSpec
     from workloads import Split, WorkloadData
     from workloads.kpis.spec import EvaluationSpec
@@ -39,8 +40,9 @@ class EvaluationRequest:
     options: RuntimeOptions
     #: Decodes the outputs and computes the quality metrics.
     task: Task
-    #: The job's ``[measurement]`` table (completed per target by ``bench.contract_for``).
-    contract: Mapping[str, Any] = field(default_factory=dict)
+    #: The job's measurement contract (``JobSpec.contract``, parsed once) or a
+    #: ``[measurement]`` table as written; completed per target by ``bench.contract_for``.
+    contract: Contract | Mapping[str, Any] = field(default_factory=dict)
     #: The job's ``[evaluation]`` KPIs (none when None).
     evaluation: EvaluationSpec | None = None
 

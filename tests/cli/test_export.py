@@ -28,7 +28,7 @@ def test_tables_round_trip(store: Store, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / f"t.{fmt}"
     assert main(["export", "j1", "--db", str(store.path), "--format", fmt, "-o", str(out)]) == 0
     frame = pd.read_parquet(out) if fmt == "parquet" else pd.read_csv(out)
-    stored = [t.to_row() for t in store.trial_records("j1")]
+    stored = [t.to_row() for t in store.trials("j1")]
     assert len(frame) == len(stored) == len(ROWS)
     for col in ("trial_number", "quality", "accuracy", "latency_p95_ms", "cost_per_1k_usd"):
         np.testing.assert_allclose(

@@ -96,7 +96,7 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> Jobs:
         model.write_bytes(model_bytes)
         runner = JobRunner(load_job(job), store)
         status = runner.run()
-        assert status == "completed", store.job_record(runner.job_id).message
+        assert status == "completed", store.resolve_job(runner.job_id).message
         return runner.job_id
 
     base, inflated, slow = run(onnx_classifier()), run(onnx_classifier()), run(onnx_classifier(24))

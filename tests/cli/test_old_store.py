@@ -89,7 +89,7 @@ def trial_rows(doc: Any) -> list[dict[str, Any]]:
 
 def test_the_old_store_migrates_on_open_and_reads_as_records(old_store: Path) -> None:
     store = Store(old_store)
-    records = store.trial_records(JOBS["shapes-detect"])
+    records = store.trials(JOBS["shapes-detect"])
     assert store.query("SELECT max(version) AS v FROM schema_version")[0]["v"] == SCHEMA_VERSION
     assert {t.quality_metric for t in records} == {"map"}
     assert all(isinstance(t, TrialRecord) and t.quality is not None for t in records)
@@ -113,6 +113,14 @@ def test_jobs_history_and_the_gate_print_what_the_previous_release_printed(
     budget = str(old_store.parent / "b.toml")
     out = run(capsys, "gate", "--candidate", "digits-kpis", "--budget", budget, "--db", db)
     assert out == renamed((REFERENCE / "gate.txt").read_text(), old_store)
+
+
+def test_the_jobs_table_lists_every_job_by_its_whole_id(
+    old_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = run(capsys, "jobs", "--db", str(old_store))
+    for job_id in JOBS.values():
+        assert job_id in out
 
 
 def test_cards_differ_only_by_the_renamed_wording(

@@ -99,7 +99,7 @@ def test_report_renders_in_headless_chromium(report: Path, small_job: SmallJob) 
     chromium()
     from farm.store.db import Store
 
-    n_targets = len({t.target for t in Store(small_job.db).trial_records(small_job.job_id)})
+    n_targets = len({t.target for t in Store(small_job.db).trials(small_job.job_id)})
     page = report.read_text()
     probe = report.with_name("probe.html")
     probe.write_text(

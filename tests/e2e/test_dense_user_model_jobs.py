@@ -109,23 +109,23 @@ def test_a_user_onnx_detector_runs_as_a_job(root: Path, model: str, outputs: str
         "[constraints]\nmax_quality_drop = 0.5\n",
     )
     store, job_id = _run(job, root / f"{outputs}.duckdb")
-    trials = store.trials_with_metrics(job_id)
-    assert len(trials) == 6 and all(t["status"] == "completed" for t in trials)
-    assert {t["quality_metric"] for t in trials} == {"map"}
-    assert any(t["precision"] == "int8" for t in trials)
+    trials = store.trials(job_id)
+    assert len(trials) == 6 and all(t.status == "completed" for t in trials)
+    assert {t.quality_metric for t in trials} == {"map"}
+    assert any(t.precision == "int8" for t in trials)
     for t in trials:
-        assert {"map", "map50", "map_vs_fp32", "ap/red", "ap/green"} <= set(t["metrics"])
-        assert t["accuracy"] == t["metrics"]["map"]
-        assert '"measure_postprocess": true' in t["contract"]
-        assert t["params"].count("score_threshold") == 1
+        assert {"map", "map50", "map_vs_fp32", "ap/red", "ap/green"} <= set(t.metrics)
+        assert t.quality == t.metrics["map"]
+        assert t.contract["measure_postprocess"] is True
+        assert sum("score_threshold" in k for k in t.params) == 1
     # the farm's mAP of the ONNX Runtime baseline = pycocotools on the same predictions
     wl = load_workload(load_job(job).workload, root)
     ref = predictions(wl.source_artifact(root), wl.data().eval, wl.task, wl.fixed_batch or 1)
-    base = next(t for t in trials if t["target"] == "cpu-onnxruntime" and t["is_baseline"])
-    assert base["metrics"]["map"] == pytest.approx(_pycocotools_map(wl, root, ref), abs=1e-6)
-    assert base["metrics"]["map"] > 0.05
+    base = next(t for t in trials if t.target == "cpu-onnxruntime" and t.is_baseline)
+    assert base.metrics["map"] == pytest.approx(_pycocotools_map(wl, root, ref), abs=1e-6)
+    assert base.metrics["map"] > 0.05
     jobs = store.jobs()
-    assert jobs[0]["job_id"] == job_id
+    assert jobs[0].job_id == job_id
 
 
 @pytest.mark.slow
@@ -145,21 +145,19 @@ def test_a_user_onnx_segmenter_runs_as_a_job(root: Path) -> None:
         "[constraints]\nmax_quality_drop = 0.2\n",
     )
     store, job_id = _run(job, root / "seg.duckdb")
-    trials = store.trials_with_metrics(job_id)
-    assert len(trials) == 6 and all(t["status"] == "completed" for t in trials)
-    assert {t["quality_metric"] for t in trials} == {"miou"}
+    trials = store.trials(job_id)
+    assert len(trials) == 6 and all(t.status == "completed" for t in trials)
+    assert {t.quality_metric for t in trials} == {"miou"}
     for t in trials:
-        assert {"miou", "pixel_accuracy", "iou/red", "iou/green", "miou_vs_fp32"} <= set(
-            t["metrics"]
-        )
+        assert {"miou", "pixel_accuracy", "iou/red", "iou/green", "miou_vs_fp32"} <= set(t.metrics)
     wl = load_workload(load_job(job).workload, root)
     ref = predictions(wl.source_artifact(root), wl.data().eval, wl.task, wl.fixed_batch or 1)
     truth = np.concatenate([m.ravel() for m in wl.data().eval.truth])
     pred = np.concatenate([m.ravel() for m in ref])
     cm = confusion_matrix(truth, pred, labels=[0, 1, 2])
     miou = np.mean(np.diag(cm) / (cm.sum(0) + cm.sum(1) - np.diag(cm)))
-    base = next(t for t in trials if t["target"] == "cpu-onnxruntime" and t["is_baseline"])
-    assert base["metrics"]["miou"] == pytest.approx(miou, abs=1e-9)
+    base = next(t for t in trials if t.target == "cpu-onnxruntime" and t.is_baseline)
+    assert base.metrics["miou"] == pytest.approx(miou, abs=1e-9)
 
 
 @pytest.mark.parametrize(

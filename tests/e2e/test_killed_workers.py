@@ -78,7 +78,7 @@ def test_a_killed_worker_is_retried_and_one_killed_every_time_is_given_up(
         stop.set()
         watcher.join()
     assert sorted(killed) == [1, 3, 4, 5]
-    trials = {r.trial_number: r for r in store.trial_records(runner.job_id)}
+    trials = {r.trial_number: r for r in store.trials(runner.job_id)}
     assert sorted(trials) == [0, 1, 2]
     assert trials[0].completed and trials[0].attempts == 2
     assert trials[1].status == "failed" and trials[1].attempts == MAX_ATTEMPTS

@@ -57,7 +57,7 @@ def test_a_toy_target_and_transform_registered_from_the_tests_run_a_real_job(
     store = Store(results_dir / "toy.duckdb")
     runner = JobRunner(spec, store)
     assert runner.run() == "completed"
-    records = store.trial_records(runner.job_id)
+    records = store.trials(runner.job_id)
     # fp32, and int8 with the toy transform at 8 or 6 bits: 3 distinct candidates
     assert runner.studies["cpu-toy"].budget == 3
     assert len(records) == 3 and all(r.completed for r in records), [r.error for r in records]

@@ -4,7 +4,6 @@ metrics on the target runtime, fronts by the task's primary metric."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -38,15 +37,15 @@ def test_a_shapes_demo_runs_and_scores_every_trial_by_its_task(
     assert f"Across targets: {primary} (max)" in out
     store = Store(db)
     [row] = store.jobs()
-    trials = store.trials_with_metrics(row["job_id"])
-    assert {t["target"] for t in trials} == {"cpu-onnxruntime", "cpu-openvino"}
-    assert len(trials) == 6 and all(t["status"] == "completed" for t in trials), trials
+    trials = store.trials(row.job_id)
+    assert {t.target for t in trials} == {"cpu-onnxruntime", "cpu-openvino"}
+    assert len(trials) == 6 and all(t.status == "completed" for t in trials), trials
     for t in trials:
-        assert {primary, *others} <= set(t["metrics"]), t["metrics"].keys()
-        assert t["accuracy"] == pytest.approx(t["metrics"][primary])  # the front's quality
-    baselines = [t for t in trials if t["is_baseline"]]
-    # Good enough that quantization effects show (issue 9: map50 / miou >= 0.7 at fp32).
+        assert {primary, *others} <= set(t.metrics), t.metrics.keys()
+        assert t.quality == pytest.approx(t.metrics[primary])  # the front's quality
+    baselines = [t for t in trials if t.is_baseline]
+    # Good enough that quantization effects show (map50 / miou >= 0.7 at fp32).
     quality = "map50" if primary == "map" else "miou"
-    assert all(t["metrics"][quality] >= 0.7 for t in baselines), baselines
-    assert any(json.loads(t["params"])["precision"] != "fp32" for t in trials)
+    assert all(t.metrics[quality] >= 0.7 for t in baselines), baselines
+    assert any(t.params["precision"] != "fp32" for t in trials)
     assert (tmp_path / "datasets").is_dir() and list((tmp_path / "models").rglob("*.pt"))

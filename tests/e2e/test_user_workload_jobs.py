@@ -22,6 +22,7 @@ from _jobs import run_refused
 from farm.engine.runner import JobRunner
 from farm.spec.job import parse_job
 from farm.store.db import Store
+from farm.store.records import TrialRecord
 
 #: A short measurement contract: these tests check what is stored, not how fast it runs.
 FAST_MEASUREMENT = {"min_duration_s": 0.1, "max_duration_s": 0.4, "min_samples": 16}
@@ -83,25 +84,25 @@ def prune_job() -> dict[str, Any]:
 def test_digits_prune_job_searches_ratios_with_fine_tuned_accuracy(results_dir: Path) -> None:
     store, job = run_job(prune_job(), results_dir / "workload-jobs-prune.duckdb")
     trials = store.trials(job)
-    done = [t for t in trials if t["status"] == "completed"]
-    assert len(done) == len(trials), [t["error"] for t in trials if t["error"]]
+    done = [t for t in trials if t.status == "completed"]
+    assert len(done) == len(trials), [t.error for t in trials if t.error]
 
-    def ratio(t: dict[str, Any]) -> float:
-        return json.loads(t["params"])["prune.ratio"]
+    def ratio(t: TrialRecord) -> float:
+        return float(t.params["prune.ratio"])
 
-    feasible = [t for t in done if t["feasible"]]
+    feasible = [t for t in done if t.feasible]
     assert len({ratio(t) for t in feasible}) >= 3, Counter(ratio(t) for t in feasible)
     for t in done:
         if ratio(t) > 0:
             # 70 % channel pruning without fine-tuning leaves digits at ~0.10 accuracy
-            assert t["accuracy"] >= 0.9, (t["target"], t["params"], t["accuracy"])
-            assert t["quality_metric"] == "accuracy"
+            assert t.quality >= 0.9, (t.target, t.params, t.quality)
+            assert t.quality_metric == "accuracy"
     for target in ("cpu-onnxruntime", "cpu-openvino"):
-        int8 = [t for t in done if t["target"] == target and t["precision"] == "int8"]
+        int8 = [t for t in done if t.target == target and t.precision == "int8"]
         assert int8, f"no int8 candidate on {target}"
-        assert all(t["precision_actual"].startswith("int8") for t in int8)
+        assert all(t.precision_actual.startswith("int8") for t in int8)
         assert any(ratio(t) > 0 for t in int8), "no pruned + quantized candidate"
-    front = [t for t in done if t["on_front"]]
+    front = [t for t in done if t.on_front]
     assert front, "the job has a front"
 
 
@@ -114,7 +115,7 @@ def test_a_study_whose_space_is_exhausted_stops_cleanly(results_dir: Path) -> No
     raw["search"].update(trials_per_target=3, precision=["fp32"], batch_size=[1])
     raw["search"]["knobs"] = {"prune.ratio": [0.0], "prune.importance": ["l2", "l1", "bn_scale"]}
     store, job = run_job(raw, results_dir / "workload-jobs-exhausted.duckdb")
-    assert [t["status"] for t in store.trials(job)] == ["completed"]
+    assert [t.status for t in store.trials(job)] == ["completed"]
 
 
 # -- 2. ResNet-18 from a user weights file + ImageFolder ---------------------------------------
@@ -190,18 +191,18 @@ def test_resnet18_job_from_user_weights_and_image_folder(
     trials = store.trials(job)
     assert len(trials) == 2
     for t in trials:
-        assert t["status"] == "completed", t["error"]
-        assert t["quality_metric"] == "accuracy" and 0.0 <= t["accuracy"] <= 1.0
-        assert t["latency_p50_ms"] > 0
-        names = metric_names(db, job, t["target"], t["trial_number"])
+        assert t.status == "completed", t.error
+        assert t.quality_metric == "accuracy" and 0.0 <= t.quality <= 1.0
+        assert t.latency_p50_ms > 0
+        names = metric_names(db, job, t.target, t.trial_number)
         assert {"accuracy", "top1_agreement", "max_abs_logit_diff", "mean_abs_logit_diff"} <= names
-    baseline = next(t for t in trials if t["is_baseline"])
+    baseline = next(t for t in trials if t.is_baseline)
     with duckdb.connect(str(db), read_only=True) as con:
         agreement, max_diff = con.execute(
             "SELECT max(value) FILTER (name = 'top1_agreement'), "
             "max(value) FILTER (name = 'max_abs_logit_diff') FROM metrics "
             "WHERE job_id = ? AND trial_number = ?",
-            [job, baseline["trial_number"]],
+            [job, baseline.trial_number],
         ).fetchone()
     # fp32 ONNX Runtime against the fp32 torch reference: the same model
     assert agreement == 1.0 and max_diff < 1e-3
@@ -258,17 +259,16 @@ def test_job_on_a_user_onnx_file_with_synthetic_inputs(user_onnx: Path, tmp_path
     db = tmp_path / "farm.duckdb"
     store, job = run_job(onnx_job(user_onnx, ["cpu-onnxruntime", "cpu-openvino"]), db)
     trials = store.trials(job)
-    assert {t["target"] for t in trials} == {"cpu-onnxruntime", "cpu-openvino"}
+    assert {t.target for t in trials} == {"cpu-onnxruntime", "cpu-openvino"}
     for t in trials:
-        assert t["status"] == "completed", t["error"]
-        assert t["quality_metric"] == "top1_agreement"  # no labels: fidelity is the quality
-        assert 0.0 <= t["accuracy"] <= 1.0
-        names = metric_names(db, job, t["target"], t["trial_number"])
+        assert t.status == "completed", t.error
+        assert t.quality_metric == "top1_agreement"  # no labels: fidelity is the quality
+        assert 0.0 <= t.quality <= 1.0
+        names = metric_names(db, job, t.target, t.trial_number)
         assert "top1_agreement" in names and "accuracy" not in names
-        params = json.loads(t["params"])
-        assert not any(k.startswith("prune.") for k in params)
-        if t["is_baseline"]:
-            assert t["accuracy"] == 1.0
+        assert not any(k.startswith("prune.") for k in t.params)
+        if t.is_baseline:
+            assert t.quality == 1.0
 
 
 def test_cpu_torch_on_a_user_onnx_file_is_refused(
@@ -318,28 +318,26 @@ def test_rerun_of_a_finished_job_rebuilds_nothing(results_dir: Path) -> None:
     db = root / "farm.duckdb"
     first_store, first = run_job(cache_job(), db)
     trials1 = first_store.trials(first)
-    assert all(t["status"] == "completed" for t in trials1), [t["error"] for t in trials1]
-    assert any(not t["cache_hit"] and t["build_s"] > 0 for t in trials1), "nothing was built"
+    assert all(t.status == "completed" for t in trials1), [t.error for t in trials1]
+    assert any(not t.cache_hit and t.build_s > 0 for t in trials1), "nothing was built"
     for target in ("cpu-onnxruntime", "cpu-openvino"):
-        mine = [t for t in trials1 if t["target"] == target]
+        mine = [t for t in trials1 if t.target == target]
         assert len(mine) == 4
         # Trials that differ only in batch size share an artifact: built once, then a hit.
-        misses = Counter(t["artifact_hash"] for t in mine if not t["cache_hit"])
+        misses = Counter(t.artifact_hash for t in mine if not t.cache_hit)
         assert all(n == 1 for n in misses.values()), misses
-        assert len({t["artifact_hash"] for t in mine}) == 2  # fp32 and int8
+        assert len({t.artifact_hash for t in mine}) == 2  # fp32 and int8
         for t in mine:
-            assert (t["build_s"] == 0) == t["cache_hit"], t
+            assert (t.build_s == 0) == t.cache_hit, t
 
     second_store, second = run_job(cache_job(), db)
     trials2 = second_store.trials(second)
     assert len(trials2) == len(trials1)
-    assert all(t["status"] == "completed" for t in trials2)
-    assert all(t["cache_hit"] for t in trials2), [
-        t["params"] for t in trials2 if not t["cache_hit"]
-    ]
-    assert all(t["build_s"] == 0 for t in trials2)
-    assert "(100% hits; 0 built)" in second_store.resolve_job(second)["message"]
-    assert {t["artifact_hash"] for t in trials2} <= {t["artifact_hash"] for t in trials1}
+    assert all(t.status == "completed" for t in trials2)
+    assert all(t.cache_hit for t in trials2), [t.params for t in trials2 if not t.cache_hit]
+    assert all(t.build_s == 0 for t in trials2)
+    assert "(100% hits; 0 built)" in second_store.resolve_job(second).message
+    assert {t.artifact_hash for t in trials2} <= {t.artifact_hash for t in trials1}
 
 
 # -- 5. bad input: exit code 2, a message naming the file and field, nothing stored ------------

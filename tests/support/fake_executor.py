@@ -339,7 +339,7 @@ class MemoryStore:
                     on_global_front=(r.target, r.trial_number) in global_front,
                 )
 
-    def trial_records(self, job_id: str) -> list[TrialRecord]:
+    def trials(self, job_id: str) -> list[TrialRecord]:
         return sorted((r for k, r in self.records.items() if k[0] == job_id), key=lambda r: r.key)
 
 

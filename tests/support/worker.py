@@ -21,7 +21,8 @@ def build_here(
     task: Any = None,
 ) -> list[Artifact]:
     """``source`` through ``chain`` (transform name, config pairs or dict), each step's
-    artifact; ``task``: the workload's, for transforms that fine-tune."""
+    artifact; ``task``: the workload's, which transforms that fine-tune need (None: a chain
+    that does not fine-tune)."""
     steps = [(name, tuple(sorted(dict(config).items()))) for name, config in chain]
     return build(source, resolve(steps), data, seed, task)
 

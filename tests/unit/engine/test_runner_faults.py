@@ -36,7 +36,7 @@ def test_a_job_on_healthy_nodes_stores_every_trial_once_with_its_front(store: Me
     fake = FakeExecutor([node("a", ORT, OV)])
     runner = fake_runner(store, fake, spec([ORT, OV]))
     assert runner.run(prepared=True) == "completed"
-    records = store.trial_records(runner.job_id)
+    records = store.trials(runner.job_id)
     assert sorted(r.key[1:] for r in records) == [(t, n) for t in (ORT, OV) for n in range(4)]
     assert all(r.completed and r.attempts == 1 for r in records)
     baselines = [r for r in records if r.trial_number == 0]
@@ -51,7 +51,7 @@ def test_a_worker_killed_once_is_retried_and_the_trial_completes(store: MemorySt
     fake.crash("evaluate", ORT, 1, attempt=1)
     runner = fake_runner(store, fake, spec())
     assert runner.run(prepared=True) == "completed"
-    trials = by_number(store.trial_records(runner.job_id))
+    trials = by_number(store.trials(runner.job_id))
     assert trials[1].completed and trials[1].attempts == 2
 
 
@@ -62,7 +62,7 @@ def test_a_task_killed_on_every_attempt_fails_after_the_last_and_the_job_goes_on
     fake.crash("evaluate", ORT, 2)
     runner = fake_runner(store, fake, spec())
     assert runner.run(prepared=True) == "completed"
-    trials = by_number(store.trial_records(runner.job_id))
+    trials = by_number(store.trials(runner.job_id))
     assert trials[2].status == "failed" and trials[2].attempts == MAX_ATTEMPTS
     assert trials[2].error is not None
     assert f"gave up after {MAX_ATTEMPTS} attempts" in trials[2].error
@@ -76,7 +76,7 @@ def test_a_build_killed_once_is_built_again(store: MemoryStore) -> None:
     fake.crash("build", ORT, 0, attempt=1)
     runner = fake_runner(store, fake, spec())
     assert runner.run(prepared=True) == "completed"
-    baseline = by_number(store.trial_records(runner.job_id))[0]
+    baseline = by_number(store.trials(runner.job_id))[0]
     # the attempts a trial stores are its evaluation's: the build's count restarts
     assert baseline.completed and baseline.attempts == 1 and not baseline.cache_hit
     builds = [label for label, _ in fake.submitted if label.stage == "build" and label.trial == 0]
@@ -92,7 +92,7 @@ def test_an_evaluation_refused_by_a_stale_worker_runs_again_in_a_fresh_one(
     fake.fail("evaluate", ORT, 2, stale)
     runner = fake_runner(store, fake, spec(trials_per_target=3))
     assert runner.run(prepared=True) == "completed"
-    trials = by_number(store.trial_records(runner.job_id))
+    trials = by_number(store.trials(runner.job_id))
     assert [(t.status, t.attempts) for t in trials.values()] == [
         ("completed", 1),
         ("completed", 2),
@@ -108,7 +108,7 @@ def test_a_trials_own_failure_is_stored_once_and_never_retried(store: MemoryStor
     fake.fail("evaluate", ORT, 1, TrialFailed(nan))
     runner = fake_runner(store, fake, spec(trials_per_target=3))
     assert runner.run(prepared=True) == "completed"
-    trials = by_number(store.trial_records(runner.job_id))
+    trials = by_number(store.trials(runner.job_id))
     assert [t.status for t in trials.values()] == ["completed", "failed", "completed"]
     assert trials[1].error == nan and trials[1].attempts == 1
     assert not trials[1].on_front and trials[1].latency_p50_ms is None
@@ -129,7 +129,7 @@ def test_a_job_whose_every_baseline_fails_is_failed_with_one_reason_per_target(
         assert f"{target}: nothing measured: trial #0 failed: " in runner.messages[0] + "".join(
             runner.messages
         )
-    assert len(store.trial_records(runner.job_id)) == 2  # no study asked past its failed baseline
+    assert len(store.trials(runner.job_id)) == 2  # no study asked past its failed baseline
 
 
 def test_a_lost_node_moves_work_to_another_and_a_target_left_without_reports_lost_capacity(
@@ -141,7 +141,7 @@ def test_a_lost_node_moves_work_to_another_and_a_target_left_without_reports_los
     fake.fail("evaluate", OV, 1, SystemFailed("NodeDiedError", node_lost=True), lose_node=True)
     runner = fake_runner(store, fake, spec([ORT, OV]))
     assert runner.run(prepared=True) == "completed"
-    records = store.trial_records(runner.job_id)
+    records = store.trials(runner.job_id)
     assert len({r.key for r in records}) == len(records)  # every trial exactly once
     onnx = by_number(records, ORT)
     assert len(onnx) == 4 and all(t.completed for t in onnx.values())
@@ -155,7 +155,7 @@ def test_a_mislabelled_node_is_excluded_and_its_trials_run_elsewhere(store: Memo
     fake = FakeExecutor([node("a", ORT), node("b", ORT)], mislabelled={"a"})
     runner = fake_runner(store, fake, spec())
     assert runner.run(prepared=True) == "completed"
-    trials = by_number(store.trial_records(runner.job_id))
+    trials = by_number(store.trials(runner.job_id))
     assert all(t.completed and t.node_id == "b" for t in trials.values())
     assert [
         label.trial for label, n in fake.submitted if n == "a" and label.stage == "evaluate"
@@ -167,7 +167,7 @@ def test_a_target_served_only_by_a_mislabelled_node_measures_nothing(store: Memo
     fake = FakeExecutor([node("a", ORT)], mislabelled={"a"})
     runner = fake_runner(store, fake, spec(trials_per_target=3))
     assert runner.run(prepared=True) == "failed"  # its only target measured nothing
-    trials = store.trial_records(runner.job_id)
+    trials = store.trials(runner.job_id)
     assert [t.status for t in trials] == ["failed"]
     assert trials[0].error is not None and "capacity lost" in trials[0].error
     assert "refusing to measure" in trials[0].error

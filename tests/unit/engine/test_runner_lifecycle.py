@@ -21,7 +21,7 @@ def test_the_time_budget_stops_asking_and_lets_running_trials_finish(store: Memo
     fake = FakeExecutor([node("a", ORT)], build_s=1.0, evaluate_s=1.0)
     runner = fake_runner(store, fake, spec(trials_per_target=8, time_budget_s=4.5))
     assert runner.run(prepared=True) == "completed"
-    records = store.trial_records(runner.job_id)
+    records = store.trials(runner.job_id)
     assert 1 <= len(records) < 8 and all(r.completed for r in records)
     assert f"{ORT}: time budget of 4.5 s reached" in runner.messages
     asked = {label.trial for label, _ in fake.submitted}
@@ -32,7 +32,7 @@ def test_a_time_budget_spent_before_the_first_trial_fails_the_job(store: MemoryS
     fake = FakeExecutor([node("a", ORT)], tick=1e-3)  # the driver's work takes time
     runner = fake_runner(store, fake, spec(trials_per_target=3, time_budget_s=1e-6))
     assert runner.run(prepared=True) == "failed"  # nothing was measured: not a success
-    assert store.trial_records(runner.job_id) == [] and fake.submitted == []
+    assert store.trials(runner.job_id) == [] and fake.submitted == []
     message = store.jobs[runner.job_id]["message"]
     assert f"{ORT}: nothing measured: time budget of 1e-06 s reached" in message
 
@@ -45,7 +45,7 @@ def test_ctrl_c_keeps_finished_trials_cancels_the_rest_and_marks_the_job_interru
     assert runner.run(prepared=True) == "interrupted"
     job = store.jobs[runner.job_id]
     assert job["status"] == "interrupted" and "interrupted by the user" in job["message"]
-    kept = store.trial_records(runner.job_id)
+    kept = store.trials(runner.job_id)
     assert 1 <= len(kept) < 12 and all(r.completed for r in kept)
     assert fake.cancelled  # what was still running was cancelled, not waited for
     assert not runner.in_flight and not runner.pending
@@ -58,13 +58,13 @@ def test_a_resumed_job_tells_its_stored_trials_again_and_runs_only_the_rest(
     first = FakeExecutor([node("a", ORT), node("b", OV)], interrupt_after=6)
     interrupted = fake_runner(store, first, job)
     assert interrupted.run(prepared=True) == "interrupted"
-    before = {r.key: r for r in store.trial_records(interrupted.job_id)}
+    before = {r.key: r for r in store.trials(interrupted.job_id)}
     assert before
 
     again = FakeExecutor([node("a", ORT), node("b", OV)])
     resumed = fake_runner(store, again, job, resume_job=interrupted.job_id)
     assert resumed.run(prepared=True) == "completed"
-    records = store.trial_records(interrupted.job_id)
+    records = store.trials(interrupted.job_id)
     for target in (ORT, OV):
         numbers = [r.trial_number for r in records if r.target == target]
         assert numbers == list(range(6))  # numbering goes on; none stored twice
@@ -98,7 +98,7 @@ def test_a_built_artifact_is_cached_and_later_trials_of_it_skip_the_build(
     fake = FakeExecutor([node("a", ORT)])
     runner = fake_runner(store, fake, spec(trials_per_target=4, precision=["fp32"]))
     assert runner.run(prepared=True) == "completed"
-    records = store.trial_records(runner.job_id)
+    records = store.trials(runner.job_id)
     builds = [label for label, _ in fake.submitted if label.stage == "build"]
     assert len(builds) == 1  # one export for every fp32 trial
     assert sum(not r.cache_hit for r in records) == 1
@@ -113,7 +113,7 @@ def test_trials_of_two_targets_on_one_node_take_turns(store: MemoryStore) -> Non
     evaluated = [label.target for label in fake.evaluations()]
     assert evaluated[:2] in ([ORT, OV], [OV, ORT])  # the targets take turns from the start
     # one node: never two tasks at once, so no trial waited behind another in a queue
-    spans = sorted((r.started_at, r.finished_at) for r in store.trial_records(runner.job_id))
+    spans = sorted((r.started_at, r.finished_at) for r in store.trials(runner.job_id))
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
 
 

@@ -3,7 +3,6 @@ chain order, and one real digits job (real Ray, real ONNX Runtime) at two input 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +107,7 @@ def test_each_build_step_sees_the_data_at_its_input_size(digits_artifact, digits
 
     monkeypatch.setattr(optimizers.base, "_apply", spy)
     steps = resolve([step("resize_input", {"size": 16}), step("export_onnx")])
-    _, exported = build(digits_artifact, steps, digits.data(), seed=0)
+    _, exported = build(digits_artifact, steps, digits.data(), 0, digits.task)
     assert seen == [
         ("resize_input", (3, 32, 32), (3, 32, 32)),
         ("export_onnx", (3, 16, 16), (3, 16, 16)),
@@ -243,21 +242,20 @@ def test_digits_job_searches_two_input_sizes(results_dir: Path):
     runner = JobRunner(spec, store)
     assert runner.run() == "completed"
     trials = store.trials(runner.job_id)
-    assert [t["status"] for t in trials] == ["completed", "completed"], [t["error"] for t in trials]
-    by_size = {json.loads(t["params"])["resize_input.size"]: t for t in trials}
+    assert [t.status for t in trials] == ["completed", "completed"], [t.error for t in trials]
+    by_size = {t.params["resize_input.size"]: t for t in trials}
     assert set(by_size) == {0, 16}
-    assert by_size[0]["is_baseline"]
+    assert by_size[0].is_baseline
     for size, t in by_size.items():
-        assert t["quality_metric"] == "accuracy" and t["accuracy"] > 0.5, (size, t["accuracy"])
+        assert t.quality_metric == "accuracy" and t.quality > 0.5, (size, t.quality)
         # The artifact the trial measured takes size x size inputs (its cached meta says so).
-        params = json.loads(t["params"])
-        candidate = runner.prepared.plan(t["target"], params)
+        candidate = runner.prepared.plan(t.target, t.params)
         artifact = runner.cache.load(candidate.build_key())
         assert artifact is not None and artifact.format == "onnx"
         assert artifact.meta["input_shape"] == [3, size or 32, size or 32]
-        assert artifact.content_hash == t["artifact_hash"]
+        assert artifact.content_hash == t.artifact_hash
     # A quarter of the pixels: not slower (allowing for noise from a busy machine).
-    assert by_size[16]["latency_p50_ms"] <= 1.2 * by_size[0]["latency_p50_ms"], (
-        by_size[16]["latency_p50_ms"],
-        by_size[0]["latency_p50_ms"],
+    assert by_size[16].latency_p50_ms <= 1.2 * by_size[0].latency_p50_ms, (
+        by_size[16].latency_p50_ms,
+        by_size[0].latency_p50_ms,
     )

@@ -10,7 +10,7 @@ import pytest
 from support.factories import make_store, trial
 
 from farm.store.db import connect
-from farm.store.fronts import cost_per_1k, front, front_rows, mark_fronts, pareto_mask
+from farm.store.fronts import cost_per_1k, front, mark_fronts, pareto_mask
 
 
 def brute_force(values: np.ndarray, senses: list[int]) -> np.ndarray:
@@ -48,17 +48,6 @@ def test_the_front_ignores_failed_and_infeasible_trials() -> None:
     assert front(trials) == [kept]
 
 
-def test_the_engines_rows_get_the_same_front_until_it_records_trial_records() -> None:
-    trials = [
-        trial(0, quality=0.9, latency_p95_ms=2.0, cost_per_1k_usd=1.0),
-        trial(1, quality=0.95, latency_p95_ms=1.0, cost_per_1k_usd=0.5, feasible=False),
-        trial(2, quality=0.8, latency_p95_ms=3.0, cost_per_1k_usd=2.0),
-        trial(3, quality=0.99, latency_p95_ms=3.0, cost_per_1k_usd=2.0),
-    ]
-    rows = [t.to_row() for t in trials]
-    assert [r["trial_number"] for r in front_rows(rows)] == [t.trial_number for t in front(trials)]
-
-
 def test_the_store_marks_the_same_fronts(tmp_path: Path) -> None:
     """The set-based marking in SQL agrees with :func:`front` per target and across targets."""
     points = [
@@ -75,7 +64,7 @@ def test_the_store_marks_the_same_fronts(tmp_path: Path) -> None:
     store = make_store(tmp_path / "f.duckdb", "j1", trials)
     with connect(store.path) as con:
         mark_fronts(con, "j1")
-    marked = store.trial_records("j1")
+    marked = store.trials("j1")
     for target in ("cpu-a", "cpu-b"):
         of_target = [t for t in trials if t.target == target]
         on = {t.trial_number for t in marked if t.target == target and t.on_front}

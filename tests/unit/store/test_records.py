@@ -46,7 +46,7 @@ def test_a_trial_comes_back_from_the_store_equal_with_its_metrics(tmp_path: Path
         artifact_bytes=123,
     )
     store = make_store(tmp_path / "f.duckdb", "j1", [record])
-    (back,) = store.trial_records("j1")
+    (back,) = store.trials("j1")
     assert back == record.replace(job_id="j1")
     assert back.to_row() == record.replace(job_id="j1").to_row()
     assert back.metrics == {"accuracy": 0.97, "ece": 0.02}
@@ -63,9 +63,9 @@ def test_a_row_of_a_store_before_the_rename_reads_accuracy_as_quality() -> None:
 
 def test_jobs_come_back_as_records_with_their_counts(tmp_path: Path) -> None:
     store = make_store(tmp_path / "f.duckdb", "j1", [trial(0), trial(1, status="failed")])
-    (job,) = store.job_records()
+    (job,) = store.jobs()
     assert isinstance(job, JobRecord) and job.job_id == "j1" and job.status == "completed"
     assert (job.trials, job.completed, job.failed) == (2, 1, 1)
-    assert store.job_record("j1").spec["targets"] == ["cpu-a"]
+    assert store.resolve_job("j1").spec["targets"] == ["cpu-a"]
     assert json.loads(job.to_row()["spec"]) == dict(job.spec)
     assert [j.job_id for j in Store(store.path).jobs_named("j1")] == ["j1"]

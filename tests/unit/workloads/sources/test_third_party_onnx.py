@@ -299,13 +299,13 @@ warmup_s = 0.0
     db = tmp_path / "farm.duckdb"
     assert main(["run", str(job), "--db", str(db)]) == 0
     store = Store(db)
-    trials = store.trials(store.jobs()[0]["job_id"])
-    assert {(t["target"], t["status"]) for t in trials} == {
+    trials = store.trials(store.jobs()[0].job_id)
+    assert {(t.target, t.status) for t in trials} == {
         ("cpu-onnxruntime", "completed"),
         ("cpu-openvino", "completed"),
     }
     assert len(trials) == 4
     for t in trials:
-        if t["precision_actual"] == "fp32" or t["precision_actual"] == "f32":
-            assert t["accuracy"] == pytest.approx(1.0, abs=1e-6)
-        assert 0.9 < t["accuracy"] <= 1.0 + 1e-6
+        if t.precision_actual == "fp32" or t.precision_actual == "f32":
+            assert t.quality == pytest.approx(1.0, abs=1e-6)
+        assert 0.9 < t.quality <= 1.0 + 1e-6

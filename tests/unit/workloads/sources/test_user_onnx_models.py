@@ -144,7 +144,7 @@ def test_the_same_model_with_input_size_runs_as_a_job(tmp_path: Path) -> None:
     runner = JobRunner(load_job(job), store)
     assert runner.run() == "completed"
     (trial,) = store.trials(runner.job_id)
-    assert trial["status"] == "completed" and trial["accuracy"] == 1.0  # top-1 vs itself
+    assert trial.status == "completed" and trial.quality == 1.0  # top-1 vs itself
     assert runner.unmeasured == {}
 
 
