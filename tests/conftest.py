@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _jobs import SMALL_JOB, SmallJob
+from support.jobs import SMALL_JOB, SmallJob
 from support.tiny_models import TinyModels, build_tiny_models
 
 pytest_plugins = ["support.workload_fixtures"]

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from farm.errors import TrialError, UsageError
 from farm.search.candidate import Candidate
-from farm.search.objectives import OBJECTIVES, Objective
+from farm.search.objectives import OBJECTIVES, Objective, objectives_for
 from farm.search.space import check_baseline, check_knobs, plan, target_space
 from targets import get_target, runtime_class
 from targets.base import RuntimeOptions
+from workloads.tasks import higher_is_better
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -61,6 +62,10 @@ class PreparedJob:
     reference: Any
     objectives: tuple[Objective, ...] = OBJECTIVES
 
+    def objective(self, name: str) -> Objective:
+        """The objective called ``name`` (``quality``: its direction is the primary metric's)."""
+        return next(o for o in self.objectives if o.name == name)
+
     def plan(self, target: str, params: Mapping[str, Any]) -> Candidate:
         """The candidate a point of ``target``'s space stands for."""
         return plan(
@@ -73,7 +78,7 @@ def prepare_job(
     executor: Executor,
     cache: ArtifactCache,
     models_dir: Path,
-    objectives: tuple[Objective, ...] = OBJECTIVES,
+    objectives: tuple[Objective, ...] | None = None,
 ) -> PreparedJob:
     """Validate ``spec`` against its workload and the cluster ``executor`` reaches, and compute
     the job's inputs. Raises :class:`UsageError` (nothing stored) on bad input."""
@@ -126,7 +131,7 @@ def prepare_job(
         quality_metric=quality_metric,
         limits=tuple(limits),
         reference=reference,
-        objectives=objectives,
+        objectives=objectives or objectives_for(quality_metric, higher_is_better(quality_metric)),
     )
 
 
@@ -214,7 +219,7 @@ def job_limits(
             + ("" if data.has_labels else ", whose data has no labels: only fidelity is measured")
             + ")"
         ) from None
-    return [c.resolved(primary) for c in limits]
+    return [c.resolved(primary, higher_is_better(primary)) for c in limits]
 
 
 def task_with_contract(task: Task, spec: JobSpec) -> Task:

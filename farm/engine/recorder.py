@@ -84,6 +84,9 @@ class Recorder:
     ) -> tuple[TrialRecord, dict[str, float]]:
         """The record of a measured trial (not stored yet), and each limit's violation."""
         quality = float(ev.metrics[self.prepared.quality_metric])
+        # positive when worse: below the baseline, or above it for an error rate (CER)
+        sense = self.prepared.objective("quality").sense
+        drop = (baseline_quality - quality) * sense if baseline_quality is not None else 0.0
         violations, violated = self.judge(ev.metrics, baseline_metrics)
         m = ev.measurement
         record = self._base(run, "completed").replace(
@@ -91,8 +94,9 @@ class Recorder:
             node_host=ev.host,
             precision_actual=ev.precision_actual,
             quality=quality,
-            quality_drop=baseline_quality - quality if baseline_quality is not None else 0.0,
+            quality_drop=drop,
             quality_metric=self.prepared.quality_metric,
+            quality_higher_is_better=sense > 0,
             latency_p50_ms=m["p50_ms"],
             latency_p90_ms=m["p90_ms"],
             latency_p95_ms=m["p95_ms"],

@@ -269,7 +269,7 @@ def _quality_check(label: str, cand: TrialRecord, base: TrialRecord, tolerance: 
     metric = cand.metric_name
     if cand.quality is None or base.quality is None:
         return Check("accuracy", f"{label}: {metric}", False, f"{metric} not measured")
-    drop = float(base.quality) - float(cand.quality)
+    drop = (float(base.quality) - float(cand.quality)) * cand.quality_sense
     ok = drop <= tolerance
     return Check(
         "accuracy",

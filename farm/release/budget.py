@@ -197,6 +197,8 @@ def check(
         if name not in FIELD_LIMITS:
             continue
         field, sense, _, _ = LIMITS[canonical_limit(name)]
+        if field == "quality":
+            sense *= trial.quality_sense  # a minimum accuracy is a maximum CER
         value = getattr(trial, field)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             out.append(Violation(name, None, limit, basis, metric))
@@ -205,7 +207,7 @@ def check(
     metrics = trial.quality_metrics
     primary = trial.quality_metric or "accuracy"
     for ml in limits.metric_limits():
-        ml = ml.resolved(primary)
+        ml = ml.resolved(primary, trial.quality_sense > 0)
         if ml.violation(metrics, baseline_metrics) > 1e-12:
             value = ml.value(metrics, baseline_metrics)
             out.append(Violation(ml.field, value, ml.limit, "point", metric))

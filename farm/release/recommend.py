@@ -160,10 +160,11 @@ def judge(
 
 
 def rank_key(trial: TrialRecord) -> tuple[float, float, float, int]:
-    """Sort key of :data:`RULE`: cost, then -quality, then p95, then trial number."""
+    """Sort key of :data:`RULE`: cost, then better quality (an error rate's lower value), then
+    p95, then trial number."""
     return (
         float(trial.cost_per_1k_usd),  # type: ignore[arg-type]
-        -float(trial.quality),  # type: ignore[arg-type]
+        -float(trial.quality) * trial.quality_sense,  # type: ignore[arg-type]
         float(trial.latency_p95_ms),  # type: ignore[arg-type]
         trial.trial_number,
     )

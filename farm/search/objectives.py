@@ -46,6 +46,13 @@ OBJECTIVES: tuple[Objective, ...] = (
 )
 
 
+def objectives_for(quality_metric: str, higher_is_better: bool) -> tuple[Objective, ...]:
+    """:data:`OBJECTIVES` with the quality objective's direction that of the job's primary
+    metric (an error rate such as CER is minimised)."""
+    quality = Objective("quality", "maximize" if higher_is_better else "minimize")
+    return tuple(quality if o.name == "quality" else o for o in OBJECTIVES)
+
+
 def directions(objectives: Sequence[Objective]) -> list[Literal["maximize", "minimize"]]:
     """The study directions, in objective order."""
     return [o.direction for o in objectives]

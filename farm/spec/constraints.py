@@ -38,11 +38,16 @@ class MetricLimit:
     metric: str  # a metric name, or QUALITY
     limit: float
 
-    def resolved(self, primary: str) -> MetricLimit:
-        """This limit with ``quality`` replaced by the job's primary metric."""
+    def resolved(self, primary: str, higher_is_better: bool = True) -> MetricLimit:
+        """This limit with ``quality`` replaced by the job's primary metric. For an error rate
+        (``higher_is_better`` False: CER) a drop of quality is an increase of the metric, and a
+        minimum quality a maximum of it."""
         if self.metric != QUALITY:
             return self
-        return MetricLimit(self.field, self.kind, primary, self.limit)
+        kind = self.kind
+        if not higher_is_better:
+            kind = {"drop": "increase", "min": "max", "max": "min", "increase": "drop"}[kind]
+        return MetricLimit(self.field, kind, primary, self.limit)
 
     def value(
         self, metrics: Mapping[str, float], baseline: Mapping[str, float] | None

@@ -68,7 +68,16 @@ def front(trials: Sequence[TrialRecord]) -> list[TrialRecord]:
     eligible = [t for t in trials if t.completed and t.feasible]
     if not eligible:
         return []
-    values = np.array([[float(getattr(t, f)) for f, _ in OBJECTIVES] for t in eligible])
+    # the quality column is oriented (an error rate negated) so that +1 maximises it
+    values = np.array(
+        [
+            [
+                float(getattr(t, f)) * (t.quality_sense if f == "quality" else 1)
+                for f, _ in OBJECTIVES
+            ]
+            for t in eligible
+        ]
+    )
     mask = pareto_mask(values, [s for _, s in OBJECTIVES])
     return [t for t, keep in zip(eligible, mask, strict=True) if keep]
 
@@ -84,7 +93,10 @@ def mark_fronts(con: duckdb.DuckDBPyConnection, job_id: str) -> tuple[int, int]:
     """Recompute ``on_front`` (per target) and ``on_global_front`` of a job in one transaction;
     returns (per-target front rows, global front rows). Same eligibility as the engine:
     completed, feasible trials only."""
-    cols = ", ".join(c for c, _ in OBJECTIVES)
+    oriented = {
+        "quality": "quality * (CASE WHEN quality_higher_is_better = FALSE THEN -1 ELSE 1 END)"
+    }
+    cols = ", ".join(f"{oriented.get(c, c)} AS {c}" for c, _ in OBJECTIVES)
     senses = [s for _, s in OBJECTIVES]
     frame = con.execute(
         f"SELECT target, trial_number, {cols} FROM trials WHERE job_id = ? "

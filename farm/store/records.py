@@ -66,6 +66,9 @@ class TrialRecord:
     quality: float | None = None
     quality_drop: float | None = None
     quality_metric: str | None = None
+    #: Whether a larger ``quality`` is better (False for an error rate such as CER); None in
+    #: rows stored before the column existed, which were all higher-is-better.
+    quality_higher_is_better: bool | None = None
     latency_p50_ms: float | None = None
     latency_p90_ms: float | None = None
     latency_p95_ms: float | None = None
@@ -117,6 +120,11 @@ class TrialRecord:
     @property
     def key(self) -> tuple[str, str, int]:
         return (self.job_id, self.target, self.trial_number)
+
+    @property
+    def quality_sense(self) -> int:
+        """+1 when a larger ``quality`` is better, -1 when a smaller one is (CER)."""
+        return -1 if self.quality_higher_is_better is False else +1
 
     @property
     def completed(self) -> bool:

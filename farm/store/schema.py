@@ -156,6 +156,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE trials ADD COLUMN accuracy_drop DOUBLE;
     UPDATE trials SET accuracy = quality, accuracy_drop = quality_drop;
     """,
+    # 5: the direction of the primary metric, so that SQL and the fronts rank an error rate
+    # (CER: lower is better) the right way; ``quality_drop`` is positive when worse either way.
+    """
+    ALTER TABLE trials ADD COLUMN quality_higher_is_better BOOLEAN;
+    UPDATE trials SET quality_higher_is_better = TRUE WHERE quality IS NOT NULL;
+    """,
 ]
 
 #: The schema version a store has once migrated.

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _jobs import SmallJob
+from support.jobs import SmallJob
 
 from farm.cli import main
 

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pytest
-from _jobs import run_refused
+from support.jobs import run_refused
 
 from farm.engine.runner import JobRunner
 from farm.spec.job import parse_job

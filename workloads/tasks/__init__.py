@@ -47,6 +47,13 @@ def task_fields() -> frozenset[str]:
     return COMMON_FIELDS.union(*(cls.fields for cls in TASKS.values()))
 
 
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better (accuracy, mAP, mIoU, fidelity), False for
+    the error rates a task declares in ``lower_is_better`` (CER, a logit difference). A metric
+    no task declares is taken as higher-is-better."""
+    return not any(metric in cls.lower_is_better for cls in TASKS.values())
+
+
 def task_class(name: str) -> type[Task]:
     """The class implementing task ``name`` (KeyError for an unknown name)."""
     return TASKS[name]
@@ -109,6 +116,7 @@ __all__ = [
     "PostProcessing",
     "Segmentation",
     "Task",
+    "higher_is_better",
     "known_metrics",
     "make_task",
     "task_class",

@@ -103,6 +103,8 @@ class Task(abc.ABC):
     supports_operating_point: ClassVar[bool] = False
     #: See :class:`FineTuning`.
     can_finetune: ClassVar[bool] = False
+    #: See :class:`workloads.evidence.PerImage`: per-image evidence of every trial.
+    has_evidence: ClassVar[bool] = False
 
     @classmethod
     def from_section(cls: type[T], section: Fields, *, facts: ModelFacts) -> T:

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 import support.third_party_models as models
-from _jobs import run_refused
 from support.images import write_images
+from support.jobs import run_refused
 from support.predict import predictions
 
 from farm.errors import SpecError

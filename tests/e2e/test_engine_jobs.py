@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from _jobs import SMALL_JOB, SmallJob, start_driver, wait_for_trials
+from support.jobs import SMALL_JOB, SmallJob, start_driver, wait_for_trials
 
 from farm.engine.runner import JobRunner
 from farm.spec.job import parse_job

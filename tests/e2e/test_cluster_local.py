@@ -32,7 +32,7 @@ from farm.cluster.lifecycle import (
 from farm.errors import UsageError
 
 TOKEN = "a" * 64
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _jobs import SmallJob
+from support.jobs import SmallJob
 
 from farm.store.db import Store
 from farm.tracking import track_job, trial_metrics

@@ -25,7 +25,7 @@ import pytest
 
 from farm.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).with_name("ray")
 JOB = "farm/jobs/digits.toml"  # inside the uploaded tree, as farm submit requires
 

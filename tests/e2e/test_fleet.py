@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _jobs import start_driver, wait_for_trials
+from support.jobs import start_driver, wait_for_trials
 
 from farm.engine.runner import JobRunner
 from farm.spec.job import JobSpec, parse_job

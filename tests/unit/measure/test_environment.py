@@ -73,7 +73,7 @@ def test_fingerprint_imports_no_runtime() -> None:
         "import sys; from farm.measure.environment import fingerprint; fingerprint(); "
         "print(sorted(m for m in ('torch', 'onnxruntime', 'openvino', 'nncf') if m in sys.modules))"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[3]
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )

@@ -21,7 +21,7 @@ from support.digits import digits_cache_dir
 
 from farm.errors import NotFreshProcessError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 #: One CPU: Ray's pool has one idle worker, the one a shared-pool build would leave behind.
 BUILD_THEN_EVALUATE = """

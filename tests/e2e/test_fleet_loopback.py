@@ -32,7 +32,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).parent / "ray"
 WORKER_IP = "127.0.0.2"
 JOB = """

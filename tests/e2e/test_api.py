@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from _jobs import SMALL_JOB
+from support.jobs import SMALL_JOB
 
 import farm
 from farm.api import Job

@@ -34,7 +34,7 @@ from targets.cuda_torch_runtime import (
 )
 
 CUDA_RUNTIMES = ("cuda-torch", "onnxruntime-cuda", "tensorrt")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _reason(runtime_key: str) -> str | None:

@@ -1,0 +1,88 @@
+"""Per-image evidence: what one trial did on each eval image, keyed by the image's stable id.
+
+A quality number on a few hundred images is a point estimate; whether an int8 build is worse
+than fp32 is decided by the images it changed. A task with the :class:`PerImage` ability
+returns, for a trial's predictions on the eval split, an :class:`Evidence`: per image its own
+score, what was predicted, with what confidence and (for right/wrong outcomes) whether it was
+right, plus the task's arrays that recompute the primary metric on any multiset of the images.
+The engine stores it beside the trial; paired bootstrap intervals, McNemar's test, flips, the
+gate's image-by-image comparison of two jobs and the error gallery are computed from it
+(:mod:`farm.evidence`).
+
+This module imports numpy only (tasks travel to Ray workers and are imported when a job file is
+validated).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from workloads.data import Split
+
+
+@dataclass(frozen=True, eq=False)
+class Evidence:
+    """One trial's per-image outcomes on the eval split (row ``i`` is image ``ids[i]``)."""
+
+    #: Stable image ids: a file's path relative to its data folder, or ``<dataset>/<index>``
+    #: for an embedded data set. Two trials are compared image by image only when their ids
+    #: are the same, in the same order.
+    ids: tuple[str, ...]
+    #: The image's own score, higher is better, on the scale of the primary metric where the
+    #: task has one per image (1/0 for a right/wrong classification, the image's AP, its mIoU,
+    #: ``1 - CER`` of a text line): flips are changes of it beyond the task's
+    #: :attr:`PerImage.flip_threshold`.
+    score: np.ndarray
+    #: What the model predicted, as a short text a person reads in the gallery ("7",
+    #: "3 boxes", the decoded string).
+    predicted: tuple[str, ...]
+    #: The prediction's confidence (NaN where the task has none).
+    confidence: np.ndarray
+    #: Right/wrong per image where outcomes are binary (classification), else None: McNemar's
+    #: exact test then applies to a pair of trials.
+    correct: np.ndarray | None = None
+    #: The task's own arrays that :meth:`PerImage.resampled_quality` reads (detections' match
+    #: flags, per-image intersections and unions, edit distances); stored as they are.
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        for name in ("score", "confidence"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"evidence: {name} has {len(getattr(self, name))} rows, not {n}")
+        if len(self.predicted) != n or (self.correct is not None and len(self.correct) != n):
+            raise ValueError(f"evidence: predicted/correct must have {n} rows")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def same_images(self, other: Evidence) -> bool:
+        """Whether ``other`` was judged on the same images, in the same order."""
+        return self.ids == other.ids
+
+
+class PerImage(abc.ABC):
+    """Mix-in of tasks that keep per-image evidence (:class:`Evidence`) of every trial."""
+
+    has_evidence: ClassVar[bool] = True
+    #: How far an image's own score must fall (rise) against the baseline's for the image to
+    #: count as broken (fixed). Binary scores flip at 0.5; continuous ones state their own.
+    flip_threshold: ClassVar[float] = 0.5
+
+    @abc.abstractmethod
+    def evidence(self, predictions: Any, split: Split, reference: Any) -> Evidence:
+        """The per-image evidence of ``predictions`` on ``split``: against its ground truth when
+        it has one, else against ``reference`` (the fp32 model's predictions), matching the
+        primary metric the job optimises."""
+
+    @abc.abstractmethod
+    def resampled_quality(self, evidence: Evidence, weights: np.ndarray) -> np.ndarray:
+        """The primary metric recomputed for each row of ``weights`` (``[B, N]`` image
+        multiplicities; a row of ones gives the metric of the whole split, exactly as
+        :meth:`Task.quality` computes it). What paired bootstrap intervals resample."""
