@@ -33,6 +33,9 @@ class Split:
     y: np.ndarray | None = None
     truth: tuple[Any, ...] | None = None
     info: tuple[dict[str, Any], ...] | None = None
+    #: Stable image ids, one per sample: a file's path relative to its data folder (or as a
+    #: label file writes it), or ``<dataset>/<index>`` for generated data; None when unknown.
+    ids: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -47,6 +50,7 @@ class Split:
             None if self.y is None else self.y[idx],
             None if self.truth is None else tuple(self.truth[i] for i in idx),
             None if self.info is None else tuple(self.info[i] for i in idx),
+            None if self.ids is None else tuple(self.ids[i] for i in idx),
         )
 
     def head(self, n: int) -> Split:

@@ -30,8 +30,9 @@ from workloads.base import Workload
 from workloads.datasets.config import parse_data_config
 from workloads.tasks import Classification, task_fields, task_name
 
-#: The embedded workloads: the digits classifier and the shapes detection/segmentation demos.
-EMBEDDED = ("digits", "shapes-detect", "shapes-segment")
+#: The embedded workloads: the digits classifier, the shapes detection/segmentation demos and
+#: the OCR demos (PP-OCR's recogniser and text detector on rendered text).
+EMBEDDED = ("digits", "shapes-detect", "shapes-segment", "ocr-lines", "ocr-pages")
 #: The key that says which kind of table it is.
 KINDS = ("name", "model", "onnx")
 
@@ -90,6 +91,10 @@ def _embedded(f: Fields, results_dir: Path) -> Workload:
         from workloads.demos.digits import DigitsWorkload
 
         return DigitsWorkload()
+    if name.startswith("ocr-"):
+        from workloads.demos.ocr import OcrDemo
+
+        return OcrDemo(name, results_dir)
     from workloads.demos.shapes import ShapesWorkload
 
     return ShapesWorkload(name, results_dir)
@@ -127,4 +132,4 @@ def _onnx(f: Fields, base_dir: Path) -> Workload:
     name = task_name(f)
     cfg = parse_data_config(f.table_of("data").table or None, base_dir, name, source=f.source)
     path = f.path("onnx", base_dir, kind="file").resolve()
-    return OnnxWorkload(path, cfg, f, name)
+    return OnnxWorkload(path, cfg, f, name, base_dir)

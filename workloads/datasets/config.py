@@ -29,6 +29,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 TRUTH_KINDS = {
     "annotations": ("file", "a COCO instances JSON"),
     "masks": ("dir", "a folder of mask PNGs"),
+    "labels": (
+        "path",
+        "a PaddleOCR label file, or a folder of ICDAR 2015 gt_<image>.txt files",
+    ),
 }
 #: Ground-truth fields: ``eval_<kind>`` and ``train_<kind>`` of every kind.
 TRUTH_FIELDS = tuple(f"{split}_{kind}" for kind in TRUTH_KINDS for split in ("eval", "train"))
@@ -60,6 +64,10 @@ class DataConfig:
     #: Folders of class-index mask PNGs, one per image with the same stem (segmentation).
     eval_masks: Path | None = None
     train_masks: Path | None = None
+    #: OCR ground truth of the eval / train images: a PaddleOCR label file (``path<TAB>text``,
+    #: ``path<TAB>[{"transcription", "points"}]``) or a folder of ICDAR 2015 ``gt_*.txt`` files.
+    eval_labels: Path | None = None
+    train_labels: Path | None = None
     #: A CSV of ``file,slice`` rows naming slices of the eval images (release KPIs).
     slices: Path | None = None
     #: True when ``resize`` or ``crop`` was written in the job (a declared input size).
@@ -163,7 +171,10 @@ def _truth(f: Fields, base_dir: Path, task: type[Task]) -> dict[str, Path | None
                     f'only with `task = "{owners[0]}"` (this workload\'s task is {task.name!r})',
                     f.table[key],
                 )
-            out[key] = _resolved(f.path(key, base_dir, None, kind=file_or_dir))
+            path = f.path(key, base_dir, None, kind=None if file_or_dir == "path" else file_or_dir)
+            if path is not None and not path.exists():
+                raise f.error(key, "an existing file or directory", str(path))
+            out[key] = _resolved(path)
     return out
 
 

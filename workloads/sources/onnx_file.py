@@ -137,6 +137,7 @@ class OnnxWorkload(Workload):
         data: DataConfig,
         section: Fields,
         task_name: str,
+        base_dir: Path | None = None,
     ) -> None:
         self.path = Path(path)
         self.data_config = data
@@ -147,6 +148,8 @@ class OnnxWorkload(Workload):
         self.name = self.path.name
         self.task_name = task_name
         self.task_cls = TASKS[task_name]
+        #: Where the task's own relative paths resolve (the job file's folder).
+        self.base_dir = None if base_dir is None else Path(base_dir)
         self.declared_size = fields.input_size(section)
         self.letterbox = "letterbox" in self.task_cls.fields and fields.letterbox(section)
 
@@ -166,9 +169,8 @@ class OnnxWorkload(Workload):
     def task(self) -> Task:
         facts = self.facts
         classes = self.num_classes if self.task_cls.class_count is not None else None
-        task = make_task(
-            self.task_name, self.fields, ModelFacts(num_classes=classes, metadata=facts.metadata)
-        )
+        model = ModelFacts(num_classes=classes, metadata=facts.metadata, base_dir=self.base_dir)
+        task = make_task(self.task_name, self.fields, model)
         try:
             task.check_output_dims(
                 dict(zip(facts.outputs, facts.output_dims, strict=True)), facts.input_dims[0]
@@ -343,6 +345,12 @@ class OnnxWorkload(Workload):
                 f"and {self.path} takes {self.image_shape[0]}-channel images",
                 str(cfg.eval),
             )
+        if "labels" in truth:  # OCR: text lines or pages with their label file
+            from workloads.datasets import ocr
+
+            kind = getattr(self.task_cls, "label_kind", "text")
+            size = (self.image_shape[1], self.image_shape[2])
+            return ocr.task_data(kind, cfg, size, self.letterbox)
         from workloads.datasets import dense
 
         pre = dense.Preprocess(
@@ -439,8 +447,12 @@ def _layout_from_dims(dims: Dims) -> str | None:
 
 
 def _dims(value_info: Any) -> Dims:
-    """Static dims as ints, symbolic ones as their name (or "?")."""
+    """Static dims as ints, dynamic ones as their name (or "?"). A dim whose value is not
+    positive is dynamic too: PaddlePaddle's exporter (Paddle2ONNX) writes a dynamic batch as
+    ``dim_value = -1`` rather than as a named ``dim_param``."""
     return tuple(
-        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+        d.dim_value
+        if d.HasField("dim_value") and d.dim_value > 0
+        else (d.dim_param or "?")
         for d in value_info.type.tensor_type.shape.dim
     )

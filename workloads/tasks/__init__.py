@@ -1,6 +1,7 @@
 """Tasks: what a model's outputs mean and how they are judged (see :mod:`workloads.tasks.base`).
 
-``[workload] task = "classification" | "detection" | "segmentation" | "generic"`` in a job file
+``[workload] task = "classification" | "detection" | "segmentation" | "generic" |
+"text_recognition" | "text_detection"`` in a job file
 picks one (generic judges any outputs by their fidelity to the fp32 model's, for ONNX models
 that are none of the others). :data:`TASKS` is the registry, a fixed table (user input never
 chooses what gets imported): adding a task is one module plus one line in it. :func:`make_task`
@@ -26,6 +27,7 @@ from workloads.tasks.classification import Classification
 from workloads.tasks.detection import Detection
 from workloads.tasks.generic import Generic
 from workloads.tasks.segmentation import Segmentation
+from workloads.tasks.text_recognition import TextRecognition
 
 #: Task name -> its class: one line per task.
 TASKS: dict[str, type[Task]] = {
@@ -33,6 +35,7 @@ TASKS: dict[str, type[Task]] = {
     Detection.name: Detection,
     Segmentation.name: Segmentation,
     Generic.name: Generic,
+    TextRecognition.name: TextRecognition,
 }
 #: ``[workload] task`` of a user's model (``model`` or ``onnx``) whose job file gives none.
 DEFAULT_TASK = Classification.name
@@ -116,6 +119,7 @@ __all__ = [
     "PostProcessing",
     "Segmentation",
     "Task",
+    "TextRecognition",
     "higher_is_better",
     "known_metrics",
     "make_task",

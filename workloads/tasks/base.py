@@ -32,6 +32,7 @@ import abc
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
@@ -60,6 +61,9 @@ class ModelFacts:
     num_classes: int | None = None
     #: An ONNX file's ``metadata_props`` (empty for torch sources).
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: Where relative paths of the task's own fields resolve (the job file's folder); None:
+    #: the current directory.
+    base_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,10 @@ class Task(abc.ABC):
     normalization: ClassVar[
         tuple[tuple[float, float, float], tuple[float, float, float]] | None
     ] = None
+    #: The sets of operators int8 quantizers may quantize that the search offers as a knob
+    #: (``quantize_ort.op_types``, ``quantize_nncf.op_types``; see ``optimizers.op_types``);
+    #: empty: the knob is not offered and each quantizer keeps its default set.
+    int8_op_types: ClassVar[tuple[str, ...]] = ()
 
     # -- what the engine asks a task (declared, never inferred from its name; set by the
     #    mix-ins below) -----------------------------------------------------------------------
