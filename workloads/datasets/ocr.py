@@ -1,5 +1,6 @@
 """Data of the OCR tasks: text-line images with their strings (recognition), page images with
-their text regions (detection), read through the label files of :mod:`workloads.datasets.ocr_labels`.
+their text regions (detection), read through the label files of
+:mod:`workloads.datasets.ocr_labels`.
 
 Recognition preprocessing is PaddleOCR's (``resize_norm_img`` of its text recogniser): the line
 is resized to the model's input height ``H`` keeping its aspect ratio, its width capped at the

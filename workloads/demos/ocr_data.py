@@ -25,7 +25,7 @@ from farm._io import atomic_write
 
 #: Bump when the rendering changes: the data set's folder (and so its recipe) changes with it.
 GENERATOR_VERSION = 1
-WORDS = (
+_WORD_TEXT = (
     "account address amount answer balance bank battery board book box bridge budget camera "
     "card carbon center change charge check city client code color company contract copy "
     "cost country credit customer data date delivery design device direct document door "
@@ -40,8 +40,9 @@ WORDS = (
     "store street studio style summer supply system table target ticket total tower track "
     "train transfer travel value vector video village visit volume water weight window "
     "winter world yellow"
-).split()
-MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+)
+WORDS = tuple(_WORD_TEXT.split())
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def render_line(text: str, rng: np.random.Generator) -> Any:
     from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
     font = ImageFont.load_default(size=int(rng.integers(20, 41)))
-    left, top, right, bottom = font.getbbox(text)
+    left, top, right, bottom = (int(v) for v in font.getbbox(text))
     pad_x, pad_y = int(rng.integers(3, 12)), int(rng.integers(3, 9))
     paper, ink = _colours(rng)
     image = Image.new("RGB", (right - left + 2 * pad_x, bottom - top + 2 * pad_y), paper)
@@ -152,7 +153,7 @@ def render_page(rng: np.random.Generator, size: tuple[int, int]) -> tuple[Any, l
     while True:
         font = ImageFont.load_default(size=int(rng.integers(18, 33)))
         text = random_text(rng)
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        left, top, right, bottom = (int(v) for v in draw.textbbox((0, 0), text, font=font))
         if y + bottom - top + 4 > h or right - left + 8 > w:
             break
         x = int(rng.integers(4, max(5, w - (right - left) - 4)))

@@ -451,8 +451,6 @@ def _dims(value_info: Any) -> Dims:
     positive is dynamic too: PaddlePaddle's exporter (Paddle2ONNX) writes a dynamic batch as
     ``dim_value = -1`` rather than as a named ``dim_param``."""
     return tuple(
-        d.dim_value
-        if d.HasField("dim_value") and d.dim_value > 0
-        else (d.dim_param or "?")
+        d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or "?")
         for d in value_info.type.tensor_type.shape.dim
     )

@@ -44,7 +44,7 @@ def box_score(prob: np.ndarray, quad: np.ndarray) -> float:
     ymax = int(np.clip(np.ceil(quad[:, 1].max()), 0, h - 1))
     mask = np.zeros((ymax - ymin + 1, xmax - xmin + 1), dtype=np.uint8)
     shifted = (quad - np.asarray([xmin, ymin], dtype=np.float32)).astype(np.int32)
-    cv2.fillPoly(mask, shifted.reshape(1, -1, 2), 1)
+    cv2.fillPoly(mask, [shifted.reshape(-1, 2)], 1)  # type: ignore[call-overload]
     return float(cv2.mean(prob[ymin : ymax + 1, xmin : xmax + 1], mask)[0])
 
 
@@ -78,7 +78,7 @@ def db_quads(
     import cv2
 
     prob = np.asarray(prob, dtype=np.float32)
-    mask = (prob > threshold).astype(np.uint8)
+    mask: Any = (prob > threshold).astype(np.uint8)
     if dilation:
         mask = cv2.dilate(mask, np.ones((2, 2), dtype=np.uint8))
     contours, _ = cv2.findContours(mask * 255, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)

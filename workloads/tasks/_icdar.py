@@ -57,8 +57,10 @@ def _segments_cross(p1: np.ndarray, p2: np.ndarray, q1: np.ndarray, q2: np.ndarr
         return True
 
     def on(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: float) -> bool:
-        return d == 0 and min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and (
-            min(a[1], b[1]) <= c[1] <= max(a[1], b[1])
+        return (
+            d == 0
+            and min(a[0], b[0]) <= c[0] <= max(a[0], b[0])
+            and (min(a[1], b[1]) <= c[1] <= max(a[1], b[1]))
         )
 
     return on(q1, q2, p1, d1) or on(q1, q2, p2, d2) or on(p1, p2, q1, d3) or on(p1, p2, q2, d4)
@@ -82,10 +84,9 @@ def is_simple(poly: np.ndarray) -> bool:
 def is_convex(poly: np.ndarray) -> bool:
     """Whether every turn of the (simple) polygon goes the same way."""
     n = len(poly)
-    signs = {
-        np.sign(_cross(poly[i], poly[(i + 1) % n], poly[(i + 2) % n]))
-        for i in range(n)
-    } - {0.0}
+    signs = {np.sign(_cross(poly[i], poly[(i + 1) % n], poly[(i + 2) % n])) for i in range(n)} - {
+        0.0
+    }
     return len(signs) <= 1
 
 
