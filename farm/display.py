@@ -102,9 +102,10 @@ def print_fronts(console: Console, job: JobRecord, trials: Sequence[TrialRecord]
         by_p95 = sorted(front, key=_p95)
         console.print(front_table(title, by_p95, keys, metric))
     overall = [t for t in trials if t.on_global_front]
+    sense = "min" if any(t.quality_sense < 0 for t in trials if t.quality_metric) else "max"
     console.print(
         front_table(
-            f"Across targets: {metric} (max) × p95 latency (min) × cost per 1k (min)",
+            f"Across targets: {metric} ({sense}) × p95 latency (min) × cost per 1k (min)",
             sorted(overall, key=_p95),
             varying_keys(trials),
             metric,

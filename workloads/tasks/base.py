@@ -96,10 +96,6 @@ class Task(abc.ABC):
     normalization: ClassVar[
         tuple[tuple[float, float, float], tuple[float, float, float]] | None
     ] = None
-    #: The sets of operators int8 quantizers may quantize that the search offers as a knob
-    #: (``quantize_ort.op_types``, ``quantize_nncf.op_types``; see ``optimizers.op_types``);
-    #: empty: the knob is not offered and each quantizer keeps its default set.
-    int8_op_types: ClassVar[tuple[str, ...]] = ()
 
     # -- what the engine asks a task (declared, never inferred from its name; set by the
     #    mix-ins below) -----------------------------------------------------------------------

@@ -68,9 +68,6 @@ class TextRecognition(PostProcessing, PerImage, Task):
     label_kind: ClassVar[str] = "text"
     #: Any change of a line's edit count flips it (a line's score is 1 - its own CER).
     flip_threshold: ClassVar[float] = 1e-9
-    #: Quantized operator sets the search may offer (``quantize_*.op_types``): element-wise
-    #: operations (LayerNorm's pieces, hard-swish) break CTC recognisers when quantized.
-    int8_op_types: ClassVar[tuple[str, ...]] = ("compute", "conv")
 
     #: The character set, without the blank and the space (dictionary lines in order).
     charset: tuple[str, ...] = ()
@@ -127,14 +124,14 @@ class TextRecognition(PostProcessing, PerImage, Task):
         return True
 
     def params(self) -> dict[str, Any]:
-        digest = hashlib.sha256("\n".join(self.charset).encode()).hexdigest()[:16]
-        return {
-            "charset_size": len(self.charset),
-            "charset_sha256": digest,
-            "blank_index": self.blank_index,
-            "use_space_char": self.use_space_char,
-            "case_sensitive": self.case_sensitive,
+        """The character set's digest (a dictionary file's content is not in the job file),
+        and the settings that differ from PaddleOCR's defaults."""
+        out: dict[str, Any] = {
+            "charset_sha256": hashlib.sha256("\n".join(self.charset).encode()).hexdigest()[:16]
         }
+        defaults = {"blank_index": 0, "use_space_char": True, "case_sensitive": True}
+        out.update({k: getattr(self, k) for k, v in defaults.items() if getattr(self, k) != v})
+        return out
 
     # -- decoding ------------------------------------------------------------------------------
     def decode(
