@@ -27,6 +27,7 @@ from workloads.tasks.classification import Classification
 from workloads.tasks.detection import Detection
 from workloads.tasks.generic import Generic
 from workloads.tasks.segmentation import Segmentation
+from workloads.tasks.text_detection import TextDetection
 from workloads.tasks.text_recognition import TextRecognition
 
 #: Task name -> its class: one line per task.
@@ -36,6 +37,7 @@ TASKS: dict[str, type[Task]] = {
     Segmentation.name: Segmentation,
     Generic.name: Generic,
     TextRecognition.name: TextRecognition,
+    TextDetection.name: TextDetection,
 }
 #: ``[workload] task`` of a user's model (``model`` or ``onnx``) whose job file gives none.
 DEFAULT_TASK = Classification.name
@@ -119,6 +121,7 @@ __all__ = [
     "PostProcessing",
     "Segmentation",
     "Task",
+    "TextDetection",
     "TextRecognition",
     "higher_is_better",
     "known_metrics",
