@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# the OCR demos' models (PP-OCR, Apache-2.0): only the wheel's files are read; its declared
+	# opencv-python would clash with our opencv-python-headless, hence --no-deps
+	$(BIN)/pip install --quiet --no-deps rapidocr-onnxruntime==1.4.4
 	touch $(STAMP)
 
 demo: $(STAMP)

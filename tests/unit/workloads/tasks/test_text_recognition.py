@@ -215,3 +215,20 @@ def test_without_labels_evidence_and_fidelity_are_against_the_fp32_strings() -> 
     ev = task.evidence(cand, split, fp32)
     assert ev.ids == ("0", "1")
     assert task.resampled_quality(ev, np.ones((1, 2)))[0] == pytest.approx(1 / 5)
+
+
+def test_the_gallery_marks_the_characters_a_candidate_reads_differently() -> None:
+    from PIL import Image
+
+    from workloads.tasks.text_gallery import draw_lines, html_diff, marked
+
+    assert marked("Total 12", "Tota1 12x") == (
+        [False] * 4 + [True] + [False] * 3,
+        [False] * 4 + [True] + [False] * 3 + [True],
+    )
+    assert html_diff("a<b", "a<c") == ("a&lt;<mark>b</mark>", "a&lt;<mark>c</mark>")
+    line = Image.new("RGB", (60, 20), "white")
+    drawn = draw_lines([(line, "abc", "abd"), (np.zeros((10, 30, 3), np.uint8), "x", "x")])
+    assert drawn.width >= 60 and drawn.height > 20 + 10
+    pixels = np.asarray(drawn)
+    assert ((pixels[..., 0] > 150) & (pixels[..., 1] < 80)).any()  # something drawn in red
