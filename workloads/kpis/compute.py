@@ -82,8 +82,11 @@ def slice_quality(
         if value is not None:
             out[f"slice/{name}"] = float(value)
     if out:
+        from workloads.tasks import higher_is_better
+
         values = list(out.values())
-        out["worst_slice"] = min(values)
+        # the worst slice of an error rate (CER) is the one with the highest rate
+        out["worst_slice"] = min(values) if higher_is_better(primary) else max(values)
         out["slice_gap"] = max(values) - min(values)
     return out
 
@@ -96,12 +99,21 @@ def robustness(
     primary: str,
     predict: Predict,
 ) -> dict[str, float]:
+    """Per corruption and severity the primary metric, and ``robustness``: the mean share of
+    the clean quality kept (corrupted / clean; for an error rate such as CER, the share of the
+    clean accuracy 1 - rate kept: (1 - corrupted) / (1 - clean))."""
+    from workloads.tasks import higher_is_better
+
     out: dict[str, float] = {}
     ratios = []
+    higher = higher_is_better(primary)
     for (name, severity), split in sorted((data.corrupted or {}).items()):
         value = float(task.quality(predict(split), split, reference, data)[primary])
         out[f"robust/{name}/{severity}"] = value
-        ratios.append(value / clean if clean > 0 else 0.0)
+        if higher:
+            ratios.append(value / clean if clean > 0 else 0.0)
+        else:
+            ratios.append((1.0 - value) / (1.0 - clean) if clean < 1 else 0.0)
     if ratios:
         out["robustness"] = float(np.mean(ratios))
     return out

@@ -232,3 +232,23 @@ def test_the_gallery_marks_the_characters_a_candidate_reads_differently() -> Non
     assert drawn.width >= 60 and drawn.height > 20 + 10
     pixels = np.asarray(drawn)
     assert ((pixels[..., 0] > 150) & (pixels[..., 1] < 80)).any()  # something drawn in red
+
+
+def test_release_kpis_read_cer_as_an_error_rate() -> None:
+    from workloads.kpis.compute import robustness, slice_quality
+
+    task = TextRecognition(charset=CHARSET)
+    truth = ("abcd", "abcd", "efgh", "efgh")
+    read = ["abcd", "abcd", "efgh", "eff"]  # slice "b" has CER 2/8
+    preds = task.decode([one_hot_columns(read, task.table, 12)], [{}] * 4)
+    split = Split(np.zeros((4, 1), np.float32), truth=truth)
+    slices = {"a": np.array([0, 1]), "b": np.array([2, 3])}
+    data = WorkloadData(None, split, split, 0, (1,), True, slices=slices)
+    got = slice_quality(task, preds, split, data, "cer")
+    assert got == {"slice/a": 0.0, "slice/b": 0.25, "worst_slice": 0.25, "slice_gap": 0.25}
+    corrupted = {("blur", 1): split}
+    worse = task.decode([one_hot_columns(["abc", "abd", "efgh", "eff"], task.table, 12)], [{}] * 4)
+    data = WorkloadData(None, split, split, 0, (1,), True, corrupted=corrupted)
+    got = robustness(task, data, None, 0.125, "cer", lambda _: worse)
+    # CER 0.125 clean, 0.25 corrupted: 0.75 / 0.875 of the clean character accuracy kept
+    assert got == {"robust/blur/1": 0.25, "robustness": pytest.approx(0.75 / 0.875)}
