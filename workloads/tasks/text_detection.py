@@ -19,6 +19,7 @@ truth: ``hmean_vs_fp32``, the fp32 model's quads taken as the ground truth.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -112,9 +113,9 @@ class TextDetection(PostProcessing, PerImage, Task):
     def params(self) -> dict[str, Any]:
         """The post-processing settings that differ from the defaults."""
         return {
-            k: getattr(self, k)
-            for k, f in self.__dataclass_fields__.items()
-            if k != "measure_postprocess" and getattr(self, k) != f.default
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "measure_postprocess" and getattr(self, f.name) != f.default
         }
 
     # -- decoding ------------------------------------------------------------------------------

@@ -244,3 +244,20 @@ class TestTextDetectionContract(TaskContract):
             sub = case.split.subset(index)
             want = task.quality(task.select(preds, index), sub, None, case.data)["hmean"]
             assert task.resampled_quality(ev, row[None])[0] == pytest.approx(want, abs=1e-12)
+
+
+def test_quads_given_by_the_model_are_kept_above_the_box_threshold() -> None:
+    task = TextDetection(outputs="quads")
+    rows = np.zeros((1, 3, 9), np.float32)
+    rows[0, 0] = [10, 20, 50, 20, 50, 30, 10, 30, 0.9]
+    rows[0, 1] = [0, 0, 5, 0, 5, 5, 0, 5, 0.2]  # under box_threshold: padding
+    info = {"scale": (0.5, 0.5), "pad": (0.0, 0.0), "orig_hw": (100, 200)}
+    (got,) = task.decode([rows], [info])
+    assert len(got) == 1 and got.scores[0] == pytest.approx(0.9)
+    np.testing.assert_allclose(got.quads[0], [[20, 40], [100, 40], [100, 60], [20, 60]])
+    task.check_outputs([rows], "the model")
+    with pytest.raises(ValueError, match="the model"):
+        task.check_outputs([np.zeros((1, 1, 8, 8), np.float32)], "the model")
+    with pytest.raises(ValueError, match=r"\[N, K, 9\]"):
+        task.check_output_dims({"out": ("N", 100, 8)}, "N")
+    assert task.params() == {"outputs": "quads"}
