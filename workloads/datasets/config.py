@@ -151,6 +151,8 @@ def parse_data_config(
             if getattr(cfg, split) is not None and getattr(cfg, needed) is None:
                 what = TRUTH_KINDS[kind][1]
                 raise f.error(needed, f"{what}: required with `{split}` for task {task.name!r}")
+            if getattr(cfg, split) is None and getattr(cfg, needed) is not None:
+                raise f.error(split, f"a directory of images: required with `{needed}`")
     if cfg.crop > cfg.resize:
         raise f.error("crop", f"at most `resize` ({cfg.resize})", cfg.crop)
     return cfg

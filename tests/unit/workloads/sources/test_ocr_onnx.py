@@ -121,3 +121,28 @@ def test_labels_are_only_for_the_ocr_tasks(user_dir: Path) -> None:
     }
     with pytest.raises(SpecError, match="text_recognition"):
         load_workload(table, user_dir, source="job.toml")
+
+
+def test_labels_without_their_images_are_refused(user_dir: Path) -> None:
+    from farm.errors import SpecError
+
+    with pytest.raises(SpecError) as err:
+        load_workload(
+            {
+                "onnx": "rec.onnx",
+                "task": "text_recognition",
+                "input_size": [8, 48],
+                "data": {"eval_labels": "rec_gt.txt"},
+            },
+            user_dir,
+            source="job.toml",
+        )
+    assert err.value.field == "workload.data.eval" and "eval_labels" in err.value.expected
+
+
+def test_without_data_a_recogniser_is_judged_against_fp32(user_dir: Path) -> None:
+    table = {"onnx": "rec.onnx", "task": "text_recognition", "input_size": [8, 48]}
+    wl = load_workload(table, user_dir, source="job.toml")
+    data = wl.data()
+    assert not data.has_labels and data.eval.x.shape[1:] == (3, 8, 48)
+    assert wl.task.primary_metric(data.has_labels) == "cer_vs_fp32"
