@@ -147,9 +147,13 @@ class TextRecognition(PostProcessing, PerImage, Task):
         self, outputs: Mapping[str, tuple[int | str, ...]], batch: int | str
     ) -> None:
         dims = next(iter(outputs.values()), ())
-        if len(dims) != 3:
+        elsewhere = isinstance(batch, str) and batch != "?" and batch in dims[1:]
+        fixed = bool(dims) and isinstance(dims[0], int) and dims[0] != batch
+        if len(dims) != 3 or elsewhere or fixed:
             raise ValueError(
-                f"a CTC recogniser's first output is [N, T, C] (batch first), got dims {list(dims)}"
+                f"a CTC recogniser's first output is [N, T, C] (batch first), got dims "
+                f"{list(dims)} for an input batch of {batch!r} (a [T, N, C] output: export it "
+                "batch-first, or transpose it in the graph)"
             )
         if isinstance(dims[-1], int) and dims[-1] != self.num_classes:
             raise ValueError(self._classes_mismatch(dims[-1]))

@@ -162,6 +162,10 @@ def test_an_output_whose_class_count_disagrees_with_the_character_set_is_refused
     with pytest.raises(ValueError, match="12 classes"):
         task.check_output_dims({"out": ("N", 40, 12)}, "N")
     task.check_output_dims({"out": ("N", "T", task.num_classes)}, "N")
+    task.check_output_dims({"out": (1, 40, task.num_classes)}, 1)
+    for seq_first in (("T", "N", task.num_classes), (40, "?", task.num_classes)):
+        with pytest.raises(ValueError, match="batch first"):
+            task.check_output_dims({"out": seq_first}, "N" if "N" in seq_first else "?")
     with pytest.raises(ValueError, match="the model"):
         task.check_outputs([np.zeros((2, 4, 12), np.float32)], "the model")
 
