@@ -47,7 +47,7 @@ class LinePreprocess:
         rgb = np.asarray(image.convert("RGB"))
         h0, w0 = rgb.shape[:2]
         h, w = self.size
-        width = max(1, min(w, math.ceil(h * w0 / max(h0, 1))))
+        width = max(1, min(w, math.ceil(h * (w0 / max(h0, 1)))))  # PaddleOCR: ceil(H * ratio)
         resized = cv2.resize(rgb, (width, h), interpolation=cv2.INTER_LINEAR)
         x = resized.astype(np.float32).transpose(2, 0, 1) / 255.0
         mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]

@@ -54,7 +54,7 @@ def test_lines_are_read_with_paddleocr_preprocessing_and_stable_ids(user_dir: Pa
     # right-padded with 0
     image = np.asarray(Image.open(user_dir / "lines" / ev.ids[0]).convert("RGB"))
     h, w = image.shape[:2]
-    width = min(48, math.ceil(8 * w / h))
+    width = min(48, math.ceil(8 * (w / h)))  # resize_norm_img: ceil(imgH * ratio)
     want = cv2.resize(image, (width, 8)).astype(np.float32).transpose(2, 0, 1) / 255
     np.testing.assert_allclose(ev.x[0, :, :, :width], (want - 0.5) / 0.5, atol=1e-6)
     assert not ev.x[0, :, :, width:].any()
