@@ -57,6 +57,33 @@ class LinePreprocess:
         return out, {"orig_hw": (h0, w0), "width": width}
 
 
+@dataclass(frozen=True)
+class BgrFirst:
+    """``pre`` fed each image with its channels in BGR order, as OpenCV reads images and as
+    PaddleOCR's tools feed its models (``[workload] channels = "bgr"``)."""
+
+    pre: Any
+
+    def __call__(self, image: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        import numpy as np
+        from PIL import Image
+
+        pixels = np.asarray(image.convert("RGB"))[..., ::-1]
+        return self.pre(Image.fromarray(np.ascontiguousarray(pixels)))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.pre.size)  # type: ignore[return-value]
+
+    @property
+    def mean(self) -> tuple[float, float, float]:
+        return tuple(self.pre.mean)  # type: ignore[return-value]
+
+    @property
+    def std(self) -> tuple[float, float, float]:
+        return tuple(self.pre.std)  # type: ignore[return-value]
+
+
 def _split(items: list[tuple[str, Path, Any]], pre: Any, cfg: DataConfig, field: str) -> Split:
     """The images of ``items`` ((id, path, truth) each), preprocessed, in that order."""
     import numpy as np
@@ -115,10 +142,15 @@ def ocr_data(cfg: DataConfig, pre: Any, label_kind: str) -> WorkloadData:
 
 
 def task_data(
-    label_kind: str, cfg: DataConfig, size: tuple[int, int], letterbox: bool
+    label_kind: str,
+    cfg: DataConfig,
+    size: tuple[int, int],
+    letterbox: bool,
+    bgr: bool = False,
 ) -> WorkloadData:
     """An OCR task's data: text lines (``label_kind = "text"``) or pages (``"regions"``) with
-    their label file; seeded synthetic inputs when the job gives no data."""
+    their label file, fed in BGR order when ``bgr``; seeded synthetic inputs when the job gives
+    no data."""
     from workloads.datasets import dense
 
     pre: Any
@@ -128,4 +160,4 @@ def task_data(
         pre = dense.Preprocess(size, letterbox, cfg.mean, cfg.std)
     if cfg.synthetic:
         return dense.synthetic_data(cfg, dense.Preprocess(size, False, cfg.mean, cfg.std), 0)
-    return ocr_data(cfg, pre, label_kind)
+    return ocr_data(cfg, BgrFirst(pre) if bgr else pre, label_kind)

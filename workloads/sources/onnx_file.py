@@ -347,10 +347,12 @@ class OnnxWorkload(Workload):
             )
         if "labels" in truth:  # OCR: text lines or pages with their label file
             from workloads.datasets import ocr
+            from workloads.tasks.text_recognition import CHANNEL_ORDERS
 
             kind = getattr(self.task_cls, "label_kind", "text")
             size = (self.image_shape[1], self.image_shape[2])
-            return ocr.task_data(kind, cfg, size, self.letterbox)
+            bgr = self.fields.string("channels", "rgb", choices=CHANNEL_ORDERS) == "bgr"
+            return ocr.task_data(kind, cfg, size, self.letterbox, bgr)
         from workloads.datasets import dense
 
         pre = dense.Preprocess(

@@ -30,6 +30,7 @@ from workloads import fields
 from workloads.evidence import Evidence, PerImage
 from workloads.tasks import _icdar
 from workloads.tasks.base import ModelFacts, PostProcessing, Task
+from workloads.tasks.text_recognition import CHANNEL_ORDERS
 
 if TYPE_CHECKING:
     from farm._validate import Fields
@@ -62,6 +63,7 @@ class TextDetection(PostProcessing, PerImage, Task):
             "unclip_ratio",
             "max_candidates",
             "dilation",
+            "channels",
         }
     )
     labelled_metrics: ClassVar[tuple[str, ...]] = ("hmean", "precision", "recall")
@@ -83,6 +85,8 @@ class TextDetection(PostProcessing, PerImage, Task):
     unclip_ratio: float = 1.6
     max_candidates: int = 1000
     dilation: bool = True
+    #: The colour order the model takes (the data loader feeds it; recorded in params).
+    channels: str = "rgb"
 
     def __post_init__(self) -> None:
         if self.outputs not in OUTPUT_CONVENTIONS:
@@ -91,7 +95,8 @@ class TextDetection(PostProcessing, PerImage, Task):
     @classmethod
     def from_section(cls, section: Fields, *, facts: ModelFacts) -> TextDetection:
         """``outputs``, ``threshold``, ``box_threshold``, ``unclip_ratio``, ``max_candidates``,
-        ``dilation`` (``letterbox`` is read by the data loader)."""
+        ``dilation``, ``channels`` (``rgb``; ``bgr`` as PaddleOCR's tools feed images; read
+        by the data loader, like ``letterbox``)."""
         fields.letterbox(section)  # checked here, used by the data loader
         return cls(
             outputs=section.string("outputs", "db", choices=OUTPUT_CONVENTIONS),
@@ -100,6 +105,7 @@ class TextDetection(PostProcessing, PerImage, Task):
             unclip_ratio=section.number("unclip_ratio", 1.6, low=0),
             max_candidates=section.positive_int("max_candidates", 1000),
             dilation=section.flag("dilation", True),
+            channels=section.string("channels", "rgb", choices=CHANNEL_ORDERS),
         )
 
     @property

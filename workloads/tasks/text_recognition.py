@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from workloads.data import Split, WorkloadData
 
 OUTPUT_CONVENTIONS = ("ctc_probs", "ctc_logits")
+#: ``channels``: the colour order the model takes (PaddleOCR's tools feed BGR, as OpenCV reads).
+CHANNEL_ORDERS = ("rgb", "bgr")
 #: The ONNX metadata key PaddleOCR's exporter stores the character list under.
 METADATA_KEY = "character"
 
@@ -53,7 +55,7 @@ class Line:
 class TextRecognition(PostProcessing, PerImage, Task):
     name: ClassVar[str] = "text_recognition"
     fields: ClassVar[frozenset[str]] = frozenset(
-        {"outputs", "dictionary", "blank_index", "use_space_char", "case_sensitive"}
+        {"outputs", "dictionary", "blank_index", "use_space_char", "case_sensitive", "channels"}
     )
     labelled_metrics: ClassVar[tuple[str, ...]] = ("cer", "wer", "exact_match", "one_minus_ned")
     fidelity_metrics: ClassVar[tuple[str, ...]] = ("cer_vs_fp32", "exact_match_vs_fp32")
@@ -75,6 +77,8 @@ class TextRecognition(PostProcessing, PerImage, Task):
     blank_index: int = 0
     use_space_char: bool = True
     case_sensitive: bool = True
+    #: The colour order the model takes (the data loader feeds it; recorded in params).
+    channels: str = "rgb"
 
     def __post_init__(self) -> None:
         if self.outputs not in OUTPUT_CONVENTIONS:
@@ -86,7 +90,8 @@ class TextRecognition(PostProcessing, PerImage, Task):
     def from_section(cls, section: Fields, *, facts: ModelFacts) -> TextRecognition:
         """``dictionary`` (a file, one character per line; default: the ONNX metadata
         ``character``), ``blank_index`` (0), ``use_space_char`` (true), ``case_sensitive``
-        (true), ``outputs`` (``ctc_probs``)."""
+        (true), ``outputs`` (``ctc_probs``), ``channels`` (``rgb``; ``bgr`` as PaddleOCR's
+        tools feed images)."""
         outputs = section.string("outputs", "ctc_probs", choices=OUTPUT_CONVENTIONS)
         charset = _charset(section, facts)
         use_space = section.flag("use_space_char", True)
@@ -104,6 +109,7 @@ class TextRecognition(PostProcessing, PerImage, Task):
             blank_index=blank % classes,
             use_space_char=use_space,
             case_sensitive=section.flag("case_sensitive", True),
+            channels=section.string("channels", "rgb", choices=CHANNEL_ORDERS),
         )
 
     # -- the class table -----------------------------------------------------------------------
@@ -129,7 +135,12 @@ class TextRecognition(PostProcessing, PerImage, Task):
         out: dict[str, Any] = {
             "charset_sha256": hashlib.sha256("\n".join(self.charset).encode()).hexdigest()[:16]
         }
-        defaults = {"blank_index": 0, "use_space_char": True, "case_sensitive": True}
+        defaults = {
+            "blank_index": 0,
+            "use_space_char": True,
+            "case_sensitive": True,
+            "channels": "rgb",
+        }
         out.update({k: getattr(self, k) for k, v in defaults.items() if getattr(self, k) != v})
         return out
 

@@ -146,3 +146,18 @@ def test_without_data_a_recogniser_is_judged_against_fp32(user_dir: Path) -> Non
     data = wl.data()
     assert not data.has_labels and data.eval.x.shape[1:] == (3, 8, 48)
     assert wl.task.primary_metric(data.has_labels) == "cer_vs_fp32"
+
+
+def test_channels_bgr_feeds_lines_as_paddleocrs_tools_do(user_dir: Path) -> None:
+    rgb = _workload(user_dir)
+    table = {
+        "onnx": "rec.onnx",
+        "task": "text_recognition",
+        "input_size": [8, 48],
+        "channels": "bgr",
+        "data": {"eval": "lines", "eval_labels": "rec_gt.txt"},
+    }
+    bgr = load_workload(table, user_dir, source="job.toml")
+    assert bgr.data().eval.ids == rgb.data().eval.ids
+    np.testing.assert_array_equal(bgr.data().eval.x, rgb.data().eval.x[:, ::-1])
+    assert bgr.task.params()["channels"] == "bgr" and "channels" not in rgb.task.params()
