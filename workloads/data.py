@@ -24,9 +24,11 @@ class Split:
     ``y`` holds int64 class labels (classification). Dense tasks keep their ground truth per
     sample in ``truth`` (detection: a dict of ``boxes`` xyxy in original image pixels, ``labels``
     as category ids, ``iscrowd`` and ``area``; segmentation: the class-index mask at the original
-    image size) and what preprocessing did to each image in ``info`` (file, image id, original
-    size, scale and padding), so that predictions can be mapped back to the original image.
-    All three are None when the split has no labels (synthetic inputs, calibration images).
+    image size; text recognition: the line's string as the label file writes it; text
+    detection: its ``TextRegion`` polygons in original image pixels) and what preprocessing did
+    to each image in ``info`` (file, image id, original size, scale and padding), so that
+    predictions can be mapped back to the original image. All three are None when the split
+    has no labels (synthetic inputs, calibration images).
     """
 
     x: np.ndarray
