@@ -27,12 +27,16 @@ class Split:
     image size) and what preprocessing did to each image in ``info`` (file, image id, original
     size, scale and padding), so that predictions can be mapped back to the original image.
     All three are None when the split has no labels (synthetic inputs, calibration images).
+    ``ids`` are the images' stable ids (a file's path relative to its data folder, or
+    ``<dataset>/<index>``): what per-image evidence of two trials is matched by; None where a
+    loader does not name its images.
     """
 
     x: np.ndarray
     y: np.ndarray | None = None
     truth: tuple[Any, ...] | None = None
     info: tuple[dict[str, Any], ...] | None = None
+    ids: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -47,6 +51,7 @@ class Split:
             None if self.y is None else self.y[idx],
             None if self.truth is None else tuple(self.truth[i] for i in idx),
             None if self.info is None else tuple(self.info[i] for i in idx),
+            None if self.ids is None else tuple(self.ids[i] for i in idx),
         )
 
     def head(self, n: int) -> Split:
