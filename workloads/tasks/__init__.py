@@ -1,10 +1,11 @@
 """Tasks: what a model's outputs mean and how they are judged (see :mod:`workloads.tasks.base`).
 
-``[workload] task = "classification" | "detection" | "segmentation" | "generic"`` in a job file
-picks one (generic judges any outputs by their fidelity to the fp32 model's, for ONNX models
-that are none of the others). :data:`TASKS` is the registry, a fixed table (user input never
-chooses what gets imported): adding a task is one module plus one line in it. :func:`make_task`
-looks the class up and lets it parse its own fields (:meth:`Task.from_section`).
+``[workload] task = "classification" | "detection" | "segmentation" | "keypoints" | "generic"``
+in a job file picks one (generic judges any outputs by their fidelity to the fp32 model's, for
+ONNX models that are none of the others). :data:`TASKS` is the registry, a fixed table (user
+input never chooses what gets imported): adding a task is one module plus one line in it.
+:func:`make_task` looks the class up and lets it parse its own fields
+(:meth:`Task.from_section`).
 
 There is no default task in this package: a missing ``[workload] task`` means classification for
 a user's model (``model`` or ``onnx``), as the job file format documents, and that default is
@@ -25,6 +26,7 @@ from workloads.tasks.base import (
 from workloads.tasks.classification import Classification
 from workloads.tasks.detection import Detection
 from workloads.tasks.generic import Generic
+from workloads.tasks.keypoints import Keypoints
 from workloads.tasks.segmentation import Segmentation
 
 #: Task name -> its class: one line per task.
@@ -33,6 +35,7 @@ TASKS: dict[str, type[Task]] = {
     Detection.name: Detection,
     Segmentation.name: Segmentation,
     Generic.name: Generic,
+    Keypoints.name: Keypoints,
 }
 #: ``[workload] task`` of a user's model (``model`` or ``onnx``) whose job file gives none.
 DEFAULT_TASK = Classification.name
@@ -111,6 +114,7 @@ __all__ = [
     "Detection",
     "FineTuning",
     "Generic",
+    "Keypoints",
     "ModelFacts",
     "OperatingPoint",
     "PostProcessing",

@@ -27,12 +27,11 @@ import numpy as np
 #: COCO's person keypoint sigmas (nose, eyes, ears, shoulders, elbows, wrists, hips, knees,
 #: ankles), as pycocotools and faster-coco-eval define them.
 COCO_SIGMAS: tuple[float, ...] = tuple(
-    float(v)
-    for v in np.array(
-        [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72]
-        + [0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
+    v / 10.0
+    for v in (
+        *(0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72),
+        *(0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89),
     )
-    / 10.0
 )
 #: Detections per image COCO's keypoint evaluation scores (``maxDets = [20]``).
 MAX_DETS = 20
