@@ -20,7 +20,7 @@ from support.dense_data import SIZE, write_squares
 #: The keypoints of a square, as offsets from its top-left corner, and their sigmas.
 OFFSETS = ((0, 0), (SIZE, 0), (SIZE, SIZE), (0, SIZE), (SIZE / 2, SIZE / 2))
 NAMES = ["top_left", "top_right", "bottom_right", "bottom_left", "centre"]
-SIGMAS = [0.05, 0.05, 0.05, 0.05, 0.08]
+SIGMAS = [0.15, 0.15, 0.15, 0.15, 0.2]
 
 
 def write_square_keypoints(root: Path, n: int = 10, seed: int = 0) -> tuple[Path, Path]:
