@@ -37,7 +37,7 @@ NAME = "shapes-keypoints"
 IMAGE_SIZE = 64
 DATA_SEED = 0
 TRAIN_SEED = 0
-WIDTH = 16
+WIDTH = 8
 #: The generator's split sizes (stated for the recipe).
 SPLITS = {"n_train": 1000, "n_calib": 64, "n_eval": 150}
 #: The demo's OKS sigmas: one per keypoint (corners, centre).

@@ -335,3 +335,17 @@ class TestEnd2EndKeypointsContract(TaskContract):
     @pytest.fixture
     def case(self) -> TaskCase:
         return _case("end2end", 2)
+
+
+def test_draw_poses_marks_truth_fp32_and_candidate_keypoints_in_their_colours() -> None:
+    from workloads.tasks._keypoints_draw import CANDIDATE, REFERENCE, TRUTH, draw_poses
+
+    truth = _objects(np.random.default_rng(0), 5, 1)[0]
+    (ref,) = _predictions(np.random.default_rng(1), [truth])
+    ref = Poses(ref.boxes, np.ones(len(ref)), ref.labels, ref.keypoints)
+    moved = Poses(ref.boxes, ref.scores, ref.labels, ref.keypoints + 3)
+    image = np.zeros((200, 240, 3), np.uint8)
+    canvas = np.asarray(draw_poses(image, moved, ref, truth, scale=2))
+    assert canvas.shape == (400, 480, 3)
+    colours = {tuple(int(v) for v in px) for px in canvas.reshape(-1, 3)}
+    assert {TRUTH, REFERENCE, CANDIDATE} <= colours
