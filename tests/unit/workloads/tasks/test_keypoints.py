@@ -349,3 +349,25 @@ def test_draw_poses_marks_truth_fp32_and_candidate_keypoints_in_their_colours() 
     assert canvas.shape == (400, 480, 3)
     colours = {tuple(int(v) for v in px) for px in canvas.reshape(-1, 3)}
     assert {TRUTH, REFERENCE, CANDIDATE} <= colours
+
+
+def test_slices_and_robustness_speak_kp_map() -> None:
+    from dataclasses import replace
+
+    from workloads.kpis.compute import compute, with_kpi_data
+    from workloads.kpis.spec import EvaluationSpec
+
+    rng = np.random.default_rng(3)
+    truth = _objects(rng, 5, 8)
+    preds = _predictions(rng, truth)
+    split, data = _split(truth)
+    data = replace(data, normalization=((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
+    spec = EvaluationSpec(robustness=True, corruptions=("gaussian_noise",), severities=(1,))
+    data = with_kpi_data(data, spec, None)
+    data = replace(data, slices={"first": np.arange(4), "rest": np.arange(4, 8)})
+    task = Keypoints(oks_sigmas=FIVE_SIGMAS)
+    clean = task.quality(preds, split, None, data)
+    got = compute(task, preds, split, data, spec, None, clean, lambda s: preds)
+    first = task.quality(preds[:4], split.subset(np.arange(4)), None, data)["kp_map"]
+    assert got["slice/first"] == first and got["worst_slice"] <= first
+    assert got["robust/gaussian_noise/1"] == clean["kp_map"] and got["robustness"] == 1.0
