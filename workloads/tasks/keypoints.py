@@ -86,13 +86,6 @@ def _kpt_shape(metadata: Mapping[str, str]) -> tuple[int, int] | None:
         return None
 
 
-def _class_count(metadata: Mapping[str, str]) -> int | None:
-    """The number of classes in Ultralytics' ``names`` metadata (``{0: 'person'}``)."""
-    raw = metadata.get("names", "")
-    found = raw.count(":") if raw.startswith("{") else 0
-    return found or None
-
-
 @dataclass(frozen=True)
 class Keypoints(PostProcessing, PerImage, Task):
     name: ClassVar[str] = "keypoints"

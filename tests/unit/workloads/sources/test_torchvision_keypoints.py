@@ -74,3 +74,32 @@ def test_the_users_model_is_scored_by_kp_map_on_the_users_file(weights: Path) ->
     got = wl.task.quality(preds, ev, preds, data)
     assert {"kp_map", "kp_map50", "kp_ar", "kp_map_vs_fp32"} <= set(got)
     assert all(np.isfinite(v) for v in got.values())
+
+
+def test_the_onnx_export_runs_on_onnx_runtime_and_openvino_as_in_torch(weights: Path) -> None:
+    import onnxruntime as ort
+    import openvino as ov
+    from support.predict import raw_outputs
+
+    import optimizers
+
+    wl = load_workload(_section(weights, oks_sigmas=SIGMAS), weights.parent, source="job.toml")
+    data = wl.data()
+    source = wl.source_artifact(weights.parent)
+    exported = optimizers.apply("export_onnx", {}, source, optimizers.BuildContext(data, seed=0))
+    path = exported.write_to(weights.parent / "exported")
+    x = data.eval.x[:1]
+    infos = [data.eval.info[0]] if data.eval.info else [None]
+    (eager,) = wl.task.decode(raw_outputs(source, x), infos)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    compiled = ov.Core().compile_model(str(path), "CPU")
+    runs = {
+        "onnxruntime": session.run(None, {"input": x}),
+        "openvino": [np.asarray(v) for v in compiled(x).values()],
+    }
+    assert len(eager) > 0  # random weights still propose poses: the comparison means something
+    for name, outputs in runs.items():
+        wl.task.check_outputs(outputs, name, data)
+        (got,) = wl.task.decode(outputs, infos)
+        assert len(got) == len(eager), name
+        np.testing.assert_allclose(got.keypoints[..., :2], eager.keypoints[..., :2], atol=0.05)
