@@ -1,7 +1,7 @@
 """The contract every runtime backend passes, on real runtimes: a new target gets these checks
-by subclassing :class:`TargetContract` and setting its class attributes (``tests/test_targets_
-contract.py``, ``tests/test_cuda_targets.py``). The ``tiny`` fixture (``tests/conftest.py``) gives
-the models."""
+by subclassing :class:`TargetContract` and setting its class attributes (``tests/unit/targets/
+test_target_contract.py``, ``tests/unit/targets/test_cuda_contract.py``). The ``tiny`` fixture
+(``tests/conftest.py``) gives the models."""
 
 from __future__ import annotations
 
