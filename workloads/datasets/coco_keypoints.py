@@ -116,8 +116,8 @@ def _keypoints(f: Fields, k: int) -> list[float]:
 
 def with_keypoints(split: Split, kp: KeypointsFile) -> Split:
     """``split`` (a detection split of ``kp``'s images, in ascending id order) with each image's
-    keypoints ``[n, K, 3]``, areas (NaN where absent) and the file's category ids added to its
-    truth, and the image file names as its stable ids."""
+    keypoints ``[n, K, 3]``, areas (NaN where absent), the file's category ids and keypoint
+    names added to its truth, and the image file names as its stable ids."""
     from dataclasses import replace
 
     import numpy as np
@@ -135,6 +135,7 @@ def with_keypoints(split: Split, kp: KeypointsFile) -> Split:
                 "keypoints": kps,
                 "area": np.asarray(area, dtype=np.float64),
                 "category_ids": cats,
+                "keypoint_names": kp.names,
             }
         )
     ids = tuple(str(info["file"]) for info in split.info)

@@ -172,7 +172,8 @@ def _matches(
     )
     order = np.argsort([i for i, _, _ in images], kind="mergesort")
     n_t = len(oks.OKS_THRESHOLDS)
-    rows: dict[str, list[Any]] = {k: [] for k in ("image", "cat", "score", "match", "ignore")}
+    keys = ("image", "cat", "score", "match", "ignore", "sim")
+    rows: dict[str, list[Any]] = {k: [] for k in keys}
     gt_count = np.zeros((len(images), len(cats)), dtype=np.int64)
     for n in order:
         p, t, lab = predictions[n], truth[n], labels[n]
@@ -184,16 +185,20 @@ def _matches(
                 continue
             k = len(sigmas)
             kps = np.asarray([a["keypoints"] for a in g], dtype=np.float64).reshape(len(g), k, 3)
+            xy = np.asarray(p.keypoints, dtype=np.float64)[d][:, :, :2].reshape(len(d), k, 2)
+            areas = np.asarray([a["area"] for a in g], dtype=np.float64)
+            ignore = np.asarray([a["num_keypoints"] == 0 or a["iscrowd"] for a in g], dtype=bool)
             m = match.match_image(
                 np.asarray(p.scores, dtype=np.float64)[d],
-                np.asarray(p.keypoints, dtype=np.float64)[d][:, :, :2].reshape(len(d), k, 2),
+                xy,
                 kps,
                 np.asarray([a["bbox"] for a in g], dtype=np.float64).reshape(-1, 4),
-                np.asarray([a["area"] for a in g], dtype=np.float64),
-                np.asarray([a["num_keypoints"] == 0 or a["iscrowd"] for a in g], dtype=bool),
+                areas,
+                ignore,
                 np.asarray([a["iscrowd"] for a in g], dtype=bool),
                 sigmas,
             )
+            rows["sim"].append(_matched_similarity(m, xy, kps, areas, ignore, sigmas))
             gt_count[n, ci] = m.gt_count
             rows["image"].append(np.full(len(m.scores), n))
             rows["cat"].append(np.full(len(m.scores), ci))
@@ -209,6 +214,49 @@ def _matches(
         "det_ignore": cat("ignore", (0, n_t)).astype(bool),
         "gt_count": gt_count,
         "categories": np.asarray(cats, dtype=np.int64),
+        "kp_similarity": cat("sim", (0, len(sigmas))).astype(np.float64),
+    }
+
+
+def _matched_similarity(
+    m: match.ImageMatch,
+    xy: np.ndarray,
+    kps: np.ndarray,
+    areas: np.ndarray,
+    ignore: np.ndarray,
+    sigmas: np.ndarray,
+) -> np.ndarray:
+    """``[n, K]``: per detection matched at OKS 0.5 with a counted ground truth, its keypoints'
+    similarities to that ground truth's (NaN where not labelled)."""
+    out = [
+        match.keypoint_similarity(xy[m.order[j]], kps[g], float(areas[g]), sigmas)
+        for j, g in enumerate(m.partner[0])
+        if g >= 0 and not ignore[g]
+    ]
+    return np.asarray(out, dtype=np.float64).reshape(len(out), len(sigmas))
+
+
+def per_keypoint(
+    task: Keypoints, predictions: list[Poses], split: Split, names: Sequence[str]
+) -> dict[str, float]:
+    """``kp_oks/<keypoint name>``: the mean similarity of each keypoint over the detections
+    matched at OKS 0.5 (1 = where the ground truth has it): which keypoints a candidate moves."""
+    assert split.truth is not None
+    truth = list(split.truth)
+    k = int(np.asarray(truth[0]["keypoints"]).shape[1]) if truth else 0
+    if not k:
+        return {}
+    labels = [category_map(task.class_ids, _category_ids(truth))(p.labels) for p in predictions]
+    arrays = _matches(
+        predictions, labels, truth, image_table(split), np.asarray(task.sigmas(k)), task.use_area
+    )
+    sims = arrays["kp_similarity"]
+    counted = (~np.isnan(sims)).sum(axis=0)
+    total = np.nansum(sims, axis=0)
+    return {
+        f"kp_oks/{names[j] if j < len(names) else f'kp{j}'}": float(total[j] / counted[j])
+        for j in range(k)
+        if counted[j]
     }
 
 

@@ -65,7 +65,10 @@ class ImageMatch:
     matched: np.ndarray  # [T, D] bool
     ignored: np.ndarray  # [T, D] bool
     gt_count: int
-    best_oks: np.ndarray  # [D]: each detection's best OKS with any counted ground truth
+    #: Per threshold and detection, the index of the ground truth it matched (-1: none), and
+    #: which of the given detections each scored one is (best first).
+    partner: np.ndarray  # [T, D] int
+    order: np.ndarray  # [D] int
 
 
 def match_image(
@@ -89,6 +92,7 @@ def match_image(
     n_t, n_d, n_g = len(OKS_THRESHOLDS), len(order), len(gt_order)
     matched = np.zeros((n_t, n_d), dtype=bool)
     ignored = np.zeros((n_t, n_d), dtype=bool)
+    partner = np.full((n_t, n_d), -1, dtype=np.int64)
     for t, thr in enumerate(OKS_THRESHOLDS):
         taken = np.zeros(n_g, dtype=bool)
         for d in range(n_d):
@@ -104,9 +108,20 @@ def match_image(
             if m == -1:
                 continue
             matched[t, d], ignored[t, d], taken[m] = True, bool(g_ig[m]), True
-    counted = sim[:, ~g_ig] if n_g else sim
-    best_oks = counted.max(axis=1) if counted.shape[1] else np.zeros(n_d)
-    return ImageMatch(scores, matched, ignored, int(np.count_nonzero(~gt_ignore)), best_oks)
+            partner[t, d] = gt_order[m]
+    counted = int(np.count_nonzero(~gt_ignore))
+    return ImageMatch(scores, matched, ignored, counted, partner, order)
+
+
+def keypoint_similarity(
+    dt_xy: np.ndarray, gt_kps: np.ndarray, area: float, sigmas: np.ndarray
+) -> np.ndarray:
+    """Per keypoint, ``exp(-e)`` of one detection (``[K, 2]``) against one ground truth
+    (``[K, 3]``): the terms OKS averages (NaN where the keypoint is not labelled)."""
+    var = (np.asarray(sigmas, dtype=np.float64) * 2) ** 2
+    d2 = ((dt_xy - gt_kps[:, :2]) ** 2).sum(axis=1)
+    sim = np.exp(-d2 / var / (area + EPS) / 2)
+    return np.where(gt_kps[:, 2] > 0, sim, np.nan)
 
 
 def accumulate(

@@ -110,6 +110,8 @@ class Keypoints(PostProcessing, PerImage, Task):
         "kp_map_large",
     )
     fidelity_metrics: ClassVar[tuple[str, ...]] = ("kp_map_vs_fp32",)
+    #: Per keypoint, its mean similarity in the detections matched at OKS 0.5.
+    per_class_prefixes: ClassVar[tuple[str, ...]] = ("kp_oks/",)
     truth: ClassVar[tuple[str, ...]] = ("annotations", "keypoints")
     class_count: ClassVar[str | None] = "data"
     normalization: ClassVar[tuple[tuple[float, float, float], tuple[float, float, float]]] = (
@@ -343,6 +345,8 @@ class Keypoints(PostProcessing, PerImage, Task):
                 [to_category(p.labels) for p in predictions],
             )
             out.update(oks.evaluate_keypoints(gt, dets, self.sigmas(k) if k else ()))
+            kp_names = next((t["keypoint_names"] for t in split.truth if "keypoint_names" in t), ())
+            out.update(kev.per_keypoint(self, predictions, split, kp_names))
         if reference is not None:
             out["kp_map_vs_fp32"] = self._fidelity(predictions, reference, images)
         return out

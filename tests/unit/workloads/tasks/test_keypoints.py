@@ -371,3 +371,25 @@ def test_slices_and_robustness_speak_kp_map() -> None:
     first = task.quality(preds[:4], split.subset(np.arange(4)), None, data)["kp_map"]
     assert got["slice/first"] == first and got["worst_slice"] <= first
     assert got["robust/gaussian_noise/1"] == clean["kp_map"] and got["robustness"] == 1.0
+
+
+def test_per_keypoint_similarity_shows_which_keypoint_a_candidate_moved() -> None:
+    rng = np.random.default_rng(6)
+    truth = _objects(rng, 5, 10)
+    for t in truth:
+        t["keypoint_names"] = ("a", "b", "c", "d", "centre")
+    exact = [
+        Poses(t["boxes"], np.ones(len(t["boxes"])), t["labels"], t["keypoints"].astype(np.float32))
+        for t in truth
+    ]
+    moved = []
+    for p in exact:
+        kps = p.keypoints.copy()
+        kps[:, 2, :2] += 4.0  # only keypoint "c" moves
+        moved.append(Poses(p.boxes, p.scores, p.labels, kps))
+    split, data = _split(truth)
+    task = Keypoints(oks_sigmas=FIVE_SIGMAS)
+    same = task.quality(exact, split, None, data)
+    got = task.quality(moved, split, None, data)
+    assert all(same[f"kp_oks/{n}"] == pytest.approx(1.0) for n in ("a", "b", "c", "d", "centre"))
+    assert got["kp_oks/c"] < 0.9 and got["kp_oks/a"] == pytest.approx(1.0)
