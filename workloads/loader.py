@@ -30,9 +30,16 @@ from workloads.base import Workload
 from workloads.datasets.config import parse_data_config
 from workloads.tasks import Classification, task_fields, task_name
 
-#: The embedded workloads: the digits classifier, the shapes detection/segmentation demos and
-#: the OCR demos (PP-OCR's recogniser and text detector on rendered text).
-EMBEDDED = ("digits", "shapes-detect", "shapes-segment", "ocr-lines", "ocr-pages")
+#: The embedded workloads: the digits classifier, the shapes detection, segmentation and
+#: keypoints demos and the OCR demos (PP-OCR's recogniser and text detector on rendered text).
+EMBEDDED = (
+    "digits",
+    "shapes-detect",
+    "shapes-segment",
+    "shapes-keypoints",
+    "ocr-lines",
+    "ocr-pages",
+)
 #: The key that says which kind of table it is.
 KINDS = ("name", "model", "onnx")
 
@@ -95,6 +102,10 @@ def _embedded(f: Fields, results_dir: Path) -> Workload:
         from workloads.demos.ocr import OcrDemo
 
         return OcrDemo(name, results_dir)
+    if name == "shapes-keypoints":
+        from workloads.demos.shapes_keypoints import ShapesKeypointsWorkload
+
+        return ShapesKeypointsWorkload(results_dir)
     from workloads.demos.shapes import ShapesWorkload
 
     return ShapesWorkload(name, results_dir)
@@ -110,7 +121,7 @@ def _torchvision(f: Fields, base_dir: Path) -> Workload:
     )
 
     f.only(dense.FIELDS | task_fields())
-    known = (*ARCHITECTURES, *dense.DETECTORS, *dense.SEGMENTERS)
+    known = (*ARCHITECTURES, *dense.DETECTORS, *dense.SEGMENTERS, *dense.KEYPOINT_DETECTORS)
     arch, weights, num_classes = check_model_section(f, base_dir, known)
     data = f.table_of("data").table
     if arch in ARCHITECTURES:
@@ -120,6 +131,11 @@ def _torchvision(f: Fields, base_dir: Path) -> Workload:
             raise f.error(field, f"no task fields: {arch} is a classifier (task classification)")
         cfg = parse_data_config(data or None, base_dir, Classification.name, source=f.source)
         return TorchvisionWorkload(arch, weights, num_classes, cfg, str(f.source))
+    if arch in dense.KEYPOINT_DETECTORS:
+        from workloads.sources.torchvision_keypoints import TorchvisionKeypointsWorkload
+
+        cfg = parse_data_config(data or None, base_dir, "keypoints", source=f.source)
+        return TorchvisionKeypointsWorkload(arch, weights, num_classes, cfg, f)
     task = "detection" if arch in dense.DETECTORS else "segmentation"
     cfg = parse_data_config(data or None, base_dir, task, source=f.source)
     return dense.TorchvisionDenseWorkload(arch, weights, num_classes, cfg, f)

@@ -1,6 +1,6 @@
-"""The embedded detection and segmentation demos, run as a user runs them (`farm run` on the
-shipped job files): data written, model trained on first use, every trial scored by the task's
-metrics on the target runtime, fronts by the task's primary metric."""
+"""The embedded detection, segmentation and keypoints demos, run as a user runs them (`farm
+run` on the shipped job files): data written, model trained on first use, every trial scored by
+the task's metrics on the target runtime, fronts by the task's primary metric."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
     [
         ("shapes_detect.toml", "map", ("map50", "map75", "ar100", "ap/circle")),
         ("shapes_segment.toml", "miou", ("pixel_accuracy", "iou/background")),
+        ("shapes_keypoints.toml", "kp_map", ("kp_map50", "kp_map75", "kp_ar", "kp_map_vs_fp32")),
     ],
 )
 def test_a_shapes_demo_runs_and_scores_every_trial_by_its_task(
@@ -44,8 +45,8 @@ def test_a_shapes_demo_runs_and_scores_every_trial_by_its_task(
         assert {primary, *others} <= set(t.metrics), t.metrics.keys()
         assert t.quality == pytest.approx(t.metrics[primary])  # the front's quality
     baselines = [t for t in trials if t.is_baseline]
-    # Good enough that quantization effects show (map50 / miou >= 0.7 at fp32).
-    quality = "map50" if primary == "map" else "miou"
+    # Good enough that quantization effects show (map50 / miou / kp_map50 >= 0.7 at fp32).
+    quality = {"map": "map50", "miou": "miou", "kp_map": "kp_map50"}[primary]
     assert all(t.metrics[quality] >= 0.7 for t in baselines), baselines
     assert any(t.params["precision"] != "fp32" for t in trials)
     assert (tmp_path / "datasets").is_dir() and list((tmp_path / "models").rglob("*.pt"))

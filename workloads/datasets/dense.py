@@ -186,6 +186,32 @@ def detection_data(cfg: DataConfig, pre: Preprocess, num_classes: int) -> Worklo
     )
 
 
+def keypoints_data(cfg: DataConfig, pre: Preprocess, num_classes: int) -> WorkloadData:
+    """Eval images with their boxes and keypoints (a COCO person-keypoints file, see
+    :mod:`workloads.datasets.coco_keypoints`), and calibration images (a folder, or carved from
+    the eval images); stable ids are the images' file names."""
+    from dataclasses import replace
+
+    from workloads.datasets.coco_keypoints import read_keypoints, with_keypoints
+
+    assert cfg.eval is not None and cfg.eval_annotations is not None
+    kp = read_keypoints(cfg.eval_annotations, "workload.data.eval_annotations", cfg.source)
+    ev = with_keypoints(coco_split(cfg.eval, kp.coco, pre, cfg, "eval"), kp)
+    ev, calib = _with_calibration(ev, cfg, pre)
+    if calib.ids is None:
+        calib = replace(calib, ids=tuple(str(i["file"]) for i in calib.info or ()))
+    return WorkloadData(
+        None,
+        calib,
+        ev,
+        num_classes or len(kp.coco.categories),
+        (3, *pre.size),
+        has_labels=True,
+        class_names=kp.coco.categories,
+        normalization=(pre.mean, pre.std),
+    )
+
+
 def _with_calibration(ev: Split, cfg: DataConfig, pre: Preprocess) -> tuple[Split, Split]:
     """(eval, calibration): the calib folder's images, or a random part carved from eval."""
     if cfg.calib is not None:
@@ -320,6 +346,8 @@ def task_data(
     alone; seeded synthetic images when there is no data."""
     if cfg.synthetic:
         return synthetic_data(cfg, pre, num_classes, class_names)
+    if "keypoints" in truth:  # a COCO person-keypoints file (boxes and keypoints)
+        return keypoints_data(cfg, pre, num_classes)
     if "annotations" in truth:
         return detection_data(cfg, pre, num_classes)
     if "masks" in truth:

@@ -37,7 +37,9 @@ BUILDER_MODULES = (
     "workloads.demos.digits",
     "workloads.sources.torchvision",
     "workloads.sources.torchvision_dense",
+    "workloads.sources.torchvision_keypoints",
     "workloads.demos.shapes",
+    "workloads.demos.shapes_keypoints",
 )
 
 

@@ -81,6 +81,12 @@ SEGMENTERS: dict[str, DenseSpec] = {
     "deeplabv3_mobilenet_v3_large": DenseSpec((520, 520), "classifier.4.weight", has_aux=True),
     "fcn_resnet50": DenseSpec((520, 520), "classifier.4.weight", has_aux=True),
 }
+#: Keypoint detectors (task keypoints), built by :mod:`workloads.sources.torchvision_keypoints`.
+KEYPOINT_DETECTORS: dict[str, DenseSpec] = {
+    "keypointrcnn_resnet50_fpn": DenseSpec(
+        (320, 320), "roi_heads.box_predictor.cls_score.weight", frozen_bn_when_pretrained=True
+    ),
+}
 DETECTION_BUILDER = "torchvision_detection"
 SEGMENTATION_BUILDER = "torchvision_segmentation"
 #: The ``[workload]`` fields of a torchvision dense source (besides the task's).
@@ -92,7 +98,7 @@ def num_classes_from_state(
 ) -> int | None:
     """Classes of the classifier in a plain torchvision ``state_dict`` (background included for
     the detectors, as torchvision counts them), or None when the key is absent."""
-    spec = DETECTORS.get(arch) or SEGMENTERS[arch]
+    spec = {**DETECTORS, **SEGMENTERS, **KEYPOINT_DETECTORS}[arch]
     weight = state.get(spec.classes_key)
     if weight is None:
         return None
@@ -353,9 +359,10 @@ class TorchvisionDenseWorkload(Workload):
         self.fields = section
         self.source = str(section.source)
         self.name = arch
-        self.detector = arch in DETECTORS
-        self.spec = DETECTORS.get(arch) or SEGMENTERS[arch]
-        self.task_name = "detection" if self.detector else "segmentation"
+        self.detector = arch in DETECTORS or arch in KEYPOINT_DETECTORS
+        self.spec = {**DETECTORS, **SEGMENTERS, **KEYPOINT_DETECTORS}[arch]
+        kinds = ("keypoints", KEYPOINT_DETECTORS), ("detection", DETECTORS)
+        self.task_name = next((t for t, known in kinds if arch in known), "segmentation")
         given = section.string("task", self.task_name)
         if given != self.task_name:
             raise section.error(

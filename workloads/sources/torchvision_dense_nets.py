@@ -7,6 +7,8 @@ torchvision's detectors and segmenters tensor-only inputs and outputs.
   and FCOS only if their weights score that column). ``N`` varies per image.
   Normalisation happens inside the model (torchvision's ``GeneralizedRCNNTransform``); resizing
   does not: the input must already be the model's input size (the task layer letterboxes).
+- :class:`KeypointWrapper`: the detector wrapper for a Keypoint R-CNN, returning also
+  ``keypoints`` ``[N, K, 3]`` (x, y, 1 in input pixels) and ``keypoints_scores`` ``[N, K]``.
 - :class:`SegmenterWrapper`: ``(B, 3, H, W)`` float32 normalised with the ImageNet mean/std ->
   logits ``(B, num_classes, H, W)`` (the ``out`` head; an auxiliary head is dropped).
 
@@ -67,3 +69,19 @@ class SegmenterWrapper(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)["out"]
+
+
+class KeypointWrapper(DetectorWrapper):
+    """``(1, 3, H, W)`` in [0, 1] -> (boxes ``[N, 4]``, scores ``[N]``, labels ``[N]``,
+    keypoints ``[N, K, 3]``, keypoints_scores ``[N, K]``): a Keypoint R-CNN's outputs."""
+
+    OUTPUTS = ("boxes", "scores", "labels", "keypoints", "keypoints_scores")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        if x.dim() != 4 or x.shape[0] != 1 or tuple(x.shape[2:]) != self.input_size:
+            raise ValueError(
+                f"expected an input of shape (1, 3, {self.input_size[0]}, "
+                f"{self.input_size[1]}), got {tuple(x.shape)}"
+            )
+        found = self.model([x[0]])[0]
+        return tuple(found[name] for name in self.OUTPUTS)

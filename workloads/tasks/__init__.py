@@ -1,6 +1,6 @@
 """Tasks: what a model's outputs mean and how they are judged (see :mod:`workloads.tasks.base`).
 
-``[workload] task = "classification" | "detection" | "segmentation" | "generic" |
+``[workload] task = "classification" | "detection" | "segmentation" | "keypoints" | "generic" |
 "text_recognition" | "text_detection"`` in a job file
 picks one (generic judges any outputs by their fidelity to the fp32 model's, for ONNX models
 that are none of the others). :data:`TASKS` is the registry, a fixed table (user input never
@@ -26,6 +26,7 @@ from workloads.tasks.base import (
 from workloads.tasks.classification import Classification
 from workloads.tasks.detection import Detection
 from workloads.tasks.generic import Generic
+from workloads.tasks.keypoints import Keypoints
 from workloads.tasks.segmentation import Segmentation
 from workloads.tasks.text_detection import TextDetection
 from workloads.tasks.text_recognition import TextRecognition
@@ -38,6 +39,7 @@ TASKS: dict[str, type[Task]] = {
     Generic.name: Generic,
     TextRecognition.name: TextRecognition,
     TextDetection.name: TextDetection,
+    Keypoints.name: Keypoints,
 }
 #: ``[workload] task`` of a user's model (``model`` or ``onnx``) whose job file gives none.
 DEFAULT_TASK = Classification.name
@@ -116,6 +118,7 @@ __all__ = [
     "Detection",
     "FineTuning",
     "Generic",
+    "Keypoints",
     "ModelFacts",
     "OperatingPoint",
     "PostProcessing",
