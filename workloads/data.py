@@ -27,12 +27,33 @@ class Split:
     image size) and what preprocessing did to each image in ``info`` (file, image id, original
     size, scale and padding), so that predictions can be mapped back to the original image.
     All three are None when the split has no labels (synthetic inputs, calibration images).
+
+    ``ids`` names each image stably: its file's path relative to its data folder
+    (``cat/0042.png``, ``000000139.jpg``), or ``<dataset>/<index>`` for embedded and generated
+    data (``digits/0042``, ``synthetic/7``). Per-image evidence is keyed by it, so two trials,
+    in one job or in two, are compared image by image only when their ids agree.
     """
 
     x: np.ndarray
     y: np.ndarray | None = None
     truth: tuple[Any, ...] | None = None
     info: tuple[dict[str, Any], ...] | None = None
+    ids: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.ids is not None and len(self.ids) != len(self.x):
+            raise ValueError(f"a split of {len(self.x)} images has {len(self.ids)} ids")
+
+    def image_ids(self, dataset: str = "image") -> tuple[str, ...]:
+        """The images' stable ids: :attr:`ids`, else each ``info``'s ``file``, else
+        ``<dataset>/<index>``."""
+        if self.ids is not None:
+            return self.ids
+        infos = self.info or (None,) * len(self)
+        return tuple(
+            str(info["file"]) if info and "file" in info else f"{dataset}/{i}"
+            for i, info in enumerate(infos)
+        )
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -47,6 +68,7 @@ class Split:
             None if self.y is None else self.y[idx],
             None if self.truth is None else tuple(self.truth[i] for i in idx),
             None if self.info is None else tuple(self.info[i] for i in idx),
+            None if self.ids is None else tuple(self.ids[i] for i in idx),
         )
 
     def head(self, n: int) -> Split:
@@ -89,6 +111,9 @@ class WorkloadData:
     #: The layout of every split's ``x`` and of ``input_shape``: ``NCHW`` (C, H, W) or, for a
     #: channels-last model, ``NHWC`` (H, W, C).
     layout: str = "NCHW"
+    #: How the calibration images were chosen, in words the card prints ("the folder
+    #: data/calib", "carved from the eval images: 20 %, seeded"); empty when not said.
+    calib_origin: str = ""
 
     @property
     def image_size(self) -> tuple[int, int]:

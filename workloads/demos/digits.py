@@ -86,7 +86,7 @@ class DigitsWorkload(Workload):
         # every image is named by its index in scikit-learn's data set ("digits/0042"), which is
         # what a slices CSV (`[workload.data] slices`) refers to
         info = tuple({"file": f"digits/{i:04d}"} for i in range(len(y)))
-        whole = Split(x, y, None, info)
+        whole = Split(x, y, None, info, tuple(i["file"] for i in info))
         train_idx, calib_idx, eval_idx = split_indices(y, SPLIT_FRACTIONS, SPLIT_SEED)
         return WorkloadData(
             train=whole.subset(train_idx),
@@ -97,6 +97,11 @@ class DigitsWorkload(Workload):
             has_labels=True,
             class_names=tuple(str(d) for d in range(10)),
             normalization=((MEAN,) * 3, (STD,) * 3),
+            calib_origin=(
+                f"{len(calib_idx)} images, a fixed stratified split of scikit-learn's digits "
+                f"({SPLIT_FRACTIONS[1]:.0%}, seed {SPLIT_SEED}), apart from the train and eval "
+                "images; none repeats an eval image (checked by content)"
+            ),
         )
 
     def source_artifact(self, cache_dir: Path) -> Artifact:
