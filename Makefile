@@ -29,6 +29,8 @@ test-all: test test-slow
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy farm targets workloads optimizers dashboards
+	$(BIN)/lint-imports
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/harness_overhead.py

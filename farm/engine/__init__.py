@@ -17,8 +17,9 @@ stays importable where Optuna and DuckDB are not installed (the GPU check script
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from farm._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from farm.engine.executor import Executor, RayExecutor
@@ -51,11 +52,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'farm.engine' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports("farm.engine", _EXPORTS)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from types import SimpleNamespace
@@ -152,16 +150,6 @@ def test_load_job_from_a_path_a_dict_or_nothing_sensible(tmp_path: Path) -> None
         farm.load_job(42)  # type: ignore[arg-type]
     with pytest.raises(UsageError, match=r"trials: expected a positive integer"):
         farm.run(job_file, trials=0, progress=False)
-
-
-def test_import_farm_stays_cheap() -> None:
-    code = (
-        "import sys, farm; print(sorted(m for m in ('torch', 'ray', 'duckdb', 'pandas', "
-        "'farm.api') if m in sys.modules)); print('run' in dir(farm))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:2] == ["[]", "True"]
 
 
 def test_run_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> None:
