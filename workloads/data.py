@@ -111,9 +111,6 @@ class WorkloadData:
     #: The layout of every split's ``x`` and of ``input_shape``: ``NCHW`` (C, H, W) or, for a
     #: channels-last model, ``NHWC`` (H, W, C).
     layout: str = "NCHW"
-    #: How the calibration images were chosen, in words the card prints ("the folder
-    #: data/calib", "carved from the eval images: 20 %, seeded"); empty when not said.
-    calib_origin: str = ""
 
     @property
     def image_size(self) -> tuple[int, int]:

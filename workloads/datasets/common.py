@@ -4,7 +4,6 @@ off the eval images, and seeded synthetic inputs for a workload without data.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,48 +32,6 @@ def open_image(path: Path, cfg: DataConfig, field: str) -> Any:
     except OSError as exc:
         raise cfg.error(field, "readable images", f"{path}: {exc}") from None
     return img
-
-
-def content_keys(split: Split) -> list[bytes]:
-    """One digest per image of ``split``, of its preprocessed pixels: equal images (the same
-    file twice, or a copy under another name) have equal keys."""
-    import hashlib
-
-    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in split.x]
-
-
-def duplicates(calib: Split, ev: Split) -> list[tuple[str, str]]:
-    """(calibration id, eval id) of every calibration image whose content repeats an eval
-    image, in calibration order."""
-    seen: dict[bytes, str] = {}
-    for key, image in zip(content_keys(ev), ev.image_ids("eval"), strict=True):
-        seen.setdefault(key, image)
-    calib_ids = calib.image_ids("calib")
-    return [(calib_ids[i], seen[k]) for i, k in enumerate(content_keys(calib)) if k in seen]
-
-
-def check_calibration(calib: Split, ev: Split, cfg: DataConfig, origin: str) -> str:
-    """Refuse calibration images that repeat eval images (checked by content, not by name):
-    a model calibrated on the images it is judged on looks better than it is. Returns how the
-    calibration set was chosen, for the card (``origin`` plus what the check found).
-    ``[workload.data] allow_calib_overlap = true`` accepts an overlap, and the card says so."""
-    found = duplicates(calib, ev)
-    size = f"{len(calib)} images, {origin}"
-    if not found:
-        return f"{size}; no calibration image repeats an eval image (checked by content)"
-    if cfg.allow_calib_overlap:
-        return (
-            f"{size}; {len(found)} calibration image(s) repeat eval images "
-            "(allowed by `allow_calib_overlap = true`)"
-        )
-    first = ", ".join(f"{c} repeats eval image {e}" for c, e in found[:5])
-    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
-    raise cfg.error(
-        "calib" if cfg.calib is not None else "eval",
-        "calibration images that are not eval images (compared by content; "
-        "`allow_calib_overlap = true` in [workload.data] accepts an overlap)",
-        f"{len(found)} calibration image(s) that repeat eval images: {first}{more}",
-    )
 
 
 def carve(
@@ -128,27 +85,15 @@ def synthetic_splits(
     rng = np.random.default_rng(cfg.seed)
     n = cfg.synthetic_samples
 
-    def draw() -> Split:
+    def draw(name: str) -> Split:
+        ids = tuple(f"{name}/{i}" for i in range(n))
         if pixels is None:
-            return Split(rng.standard_normal((n, *shape), dtype=np.float32))
+            return Split(rng.standard_normal((n, *shape), dtype=np.float32), ids=ids)
         mean = np.asarray(pixels[0], dtype=np.float32)[:, None, None]
         std = np.asarray(pixels[1], dtype=np.float32)[:, None, None]
         x = (rng.random((n, *shape), dtype=np.float32) - mean) / std
-        return Split(x.astype(np.float32), None, None, tuple({"image_id": i} for i in range(n)))
+        infos = tuple({"image_id": i} for i in range(n))
+        return Split(x.astype(np.float32), None, None, infos, ids)
 
-    calib = draw()
-    ev = draw()
-    return (
-        replace(calib, ids=tuple(f"synthetic-calib/{i}" for i in range(n))),
-        replace(ev, ids=tuple(f"synthetic/{i}" for i in range(n))),
-    )
-
-
-#: How errors and the card describe seeded synthetic inputs.
-SYNTHETIC_ORIGIN = "seeded synthetic inputs (the job gives no data), drawn apart from the eval inputs"
-
-
-def carved_origin(cfg: DataConfig, stratified: bool) -> str:
-    """How :func:`carve` chose the calibration images, in words."""
-    how = "stratified by class" if stratified else "at random"
-    return f"carved from the eval images: {cfg.calib_fraction:.0%} {how}, seed {cfg.seed}"
+    calib = draw("synthetic-calib")
+    return calib, draw("synthetic")

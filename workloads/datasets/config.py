@@ -62,9 +62,6 @@ class DataConfig:
     train_masks: Path | None = None
     #: A CSV of ``file,slice`` rows naming slices of the eval images (release KPIs).
     slices: Path | None = None
-    #: Accept calibration images that repeat eval images (by default such a job is refused,
-    #: naming them). Not part of the data's identity.
-    allow_calib_overlap: bool = False
     #: True when ``resize`` or ``crop`` was written in the job (a declared input size).
     crop_given: bool = False
     #: The job file, named by every error about this data (not part of the data's identity).
@@ -139,7 +136,6 @@ def parse_data_config(
             what = "3 numbers (one per channel)" + (", all > 0" if low else "")
             values[key] = f.numbers(key, length=3, low=low, expected=what)
     values["calib_fraction"] = f.fraction("calib_fraction", 0.2, low_open=True)
-    values["allow_calib_overlap"] = f.flag("allow_calib_overlap", False)
     cfg = DataConfig(**values)
     for split in ("eval", "train"):
         for kind in (k for k in task.truth if k in TRUTH_KINDS):

@@ -19,10 +19,7 @@ from farm.errors import SpecError
 from workloads.data import Split, WorkloadData
 from workloads.datasets.common import (
     IMAGE_SUFFIXES,
-    SYNTHETIC_ORIGIN,
     carve,
-    carved_origin,
-    check_calibration,
     list_images,
     open_image,
     synthetic_splits,
@@ -77,7 +74,6 @@ class Preprocess:
 
 
 def _stack(xs: list[Any], infos: list[dict[str, Any]], truth: list[Any] | None) -> Split:
-    """The split, each image named by its file (the path relative to its folder)."""
     import numpy as np
 
     return Split(
@@ -178,7 +174,7 @@ def detection_data(cfg: DataConfig, pre: Preprocess, num_classes: int) -> Worklo
     assert cfg.eval is not None
     coco = read_eval_coco(cfg)
     ev = coco_split(cfg.eval, coco, pre, cfg, "eval")
-    ev, calib, origin = _with_calibration(ev, cfg, pre)
+    ev, calib = _with_calibration(ev, cfg, pre)
     return WorkloadData(
         None,
         calib,
@@ -188,23 +184,14 @@ def detection_data(cfg: DataConfig, pre: Preprocess, num_classes: int) -> Worklo
         has_labels=True,
         class_names=coco.categories,
         normalization=(pre.mean, pre.std),
-        calib_origin=origin,
     )
 
 
-def _with_calibration(
-    ev: Split, cfg: DataConfig, pre: Preprocess
-) -> tuple[Split, Split, str]:
-    """(eval, calibration, how it was chosen): the calib folder's images, or a random part
-    carved from eval; calibration images that repeat eval images are refused
-    (:func:`~workloads.datasets.common.check_calibration`)."""
+def _with_calibration(ev: Split, cfg: DataConfig, pre: Preprocess) -> tuple[Split, Split]:
+    """(eval, calibration): the calib folder's images, or a random part carved from eval."""
     if cfg.calib is not None:
-        calib = image_split(cfg.calib, pre, cfg, "calib")
-        origin = f"the folder {cfg.calib}"
-    else:
-        ev, calib = carve(ev, cfg)
-        origin = carved_origin(cfg, stratified=False)
-    return ev, calib, check_calibration(calib, ev, cfg, origin)
+        return ev, image_split(cfg.calib, pre, cfg, "calib")
+    return carve(ev, cfg)
 
 
 # -- segmentation ----------------------------------------------------------------------------
@@ -278,7 +265,7 @@ def segmentation_data(
     """Eval images with their masks, and calibration images (a folder, or carved from eval)."""
     assert cfg.eval is not None and cfg.eval_masks is not None
     ev = mask_split(cfg.eval, cfg.eval_masks, pre, num_classes, cfg, "eval")
-    ev, calib, origin = _with_calibration(ev, cfg, pre)
+    ev, calib = _with_calibration(ev, cfg, pre)
     return WorkloadData(
         None,
         calib,
@@ -288,7 +275,6 @@ def segmentation_data(
         has_labels=True,
         class_names=class_names,
         normalization=(pre.mean, pre.std),
-        calib_origin=origin,
     )
 
 
@@ -309,7 +295,6 @@ def synthetic_data(
         has_labels=False,
         class_names=class_names,
         normalization=(pre.mean, pre.std),
-        calib_origin=f"{len(calib)} images, {SYNTHETIC_ORIGIN}",
     )
 
 
@@ -317,16 +302,9 @@ def unlabelled_data(cfg: DataConfig, pre: Preprocess) -> WorkloadData:
     """A folder of images without ground truth (the generic task): eval images, and calibration
     images from their own folder or carved from the eval ones."""
     assert cfg.eval is not None
-    ev, calib, origin = _with_calibration(image_split(cfg.eval, pre, cfg, "eval"), cfg, pre)
+    ev, calib = _with_calibration(image_split(cfg.eval, pre, cfg, "eval"), cfg, pre)
     return WorkloadData(
-        None,
-        calib,
-        ev,
-        0,
-        (3, *pre.size),
-        has_labels=False,
-        normalization=(pre.mean, pre.std),
-        calib_origin=origin,
+        None, calib, ev, 0, (3, *pre.size), has_labels=False, normalization=(pre.mean, pre.std)
     )
 
 

@@ -12,15 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from workloads.data import Split, WorkloadData
-from workloads.datasets.common import (
-    IMAGE_SUFFIXES,
-    SYNTHETIC_ORIGIN,
-    carve,
-    carved_origin,
-    check_calibration,
-    list_images,
-    synthetic_splits,
-)
+from workloads.datasets.common import IMAGE_SUFFIXES, carve, list_images, synthetic_splits
 from workloads.datasets.config import DataConfig
 
 
@@ -100,7 +92,7 @@ def load_folder(
         np.asarray(ys, dtype=np.int64),
         None,
         tuple(infos),
-        tuple(info["file"] for info in infos),
+        tuple(str(info["file"]) for info in infos),
     )
 
 
@@ -117,14 +109,7 @@ def load_data(
     if cfg.eval is None:
         calib, ev = synthetic_splits(cfg, shape)
         return WorkloadData(
-            None,
-            calib,
-            ev,
-            num_classes,
-            shape,
-            has_labels=False,
-            normalization=normalization,
-            calib_origin=f"{len(calib)} images, {SYNTHETIC_ORIGIN}",
+            None, calib, ev, num_classes, shape, has_labels=False, normalization=normalization
         )
     classes = class_names(cfg.eval, cfg, "eval")
     if len(classes) != num_classes:
@@ -143,11 +128,8 @@ def load_data(
         )
     if cfg.calib is not None:
         calib = load_folder(cfg.calib, "calib", cfg, classes, size)
-        origin = f"the folder {cfg.calib}"
     else:
         ev, calib = carve(ev, cfg, stratify=ev.y)
-        origin = carved_origin(cfg, stratified=True)
-    origin = check_calibration(calib, ev, cfg, origin)
     train = load_folder(cfg.train, "train", cfg, classes, size) if cfg.train else None
     return WorkloadData(
         train,
@@ -158,5 +140,4 @@ def load_data(
         has_labels=True,
         class_names=tuple(classes),
         normalization=normalization,
-        calib_origin=origin,
     )

@@ -97,11 +97,6 @@ class DigitsWorkload(Workload):
             has_labels=True,
             class_names=tuple(str(d) for d in range(10)),
             normalization=((MEAN,) * 3, (STD,) * 3),
-            calib_origin=(
-                f"{len(calib_idx)} images, a fixed stratified split of scikit-learn's digits "
-                f"({SPLIT_FRACTIONS[1]:.0%}, seed {SPLIT_SEED}), apart from the train and eval "
-                "images; none repeats an eval image (checked by content)"
-            ),
         )
 
     def source_artifact(self, cache_dir: Path) -> Artifact:
