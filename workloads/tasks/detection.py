@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from workloads.evidence import Evidence, PerImage
 from workloads.tasks import _coco_eval as coco
 from workloads.tasks.base import Calibrated, ModelFacts, PostProcessing, Task
 
@@ -66,7 +67,7 @@ class Detections:
 
 
 @dataclass(frozen=True)
-class Detection(PostProcessing, Calibrated, Task):
+class Detection(PerImage, PostProcessing, Calibrated, Task):
     name: ClassVar[str] = "detection"
     fields: ClassVar[frozenset[str]] = frozenset(
         {"outputs", "letterbox", "nms_iou", "score_threshold", "max_detections", "class_ids"}
@@ -286,6 +287,54 @@ class Detection(PostProcessing, Calibrated, Task):
         s = np.concatenate(scores) if scores else np.zeros(0)
         c = np.concatenate(correct) if correct else np.zeros(0, dtype=bool)
         return {"ece": ece(s, c), "ece_adaptive": adaptive_ece(s, c)}
+
+    # -- per-image evidence ----------------------------------------------------------------------
+    #: An image whose own mAP falls (rises) by more than this counts as broken (fixed).
+    flip_threshold: ClassVar[float] = 0.1
+
+    def evidence(
+        self, predictions: Any, split: Split, reference: Any, data: WorkloadData
+    ) -> Evidence:
+        """COCO's matching of every image (:mod:`workloads.tasks._coco_boot`), against the
+        ground truth, else against fp32's confident detections (as ``map_vs_fp32``); an
+        image's own score is its mAP (NaN for an image without a box that counts)."""
+        from workloads.tasks import _coco_boot
+
+        infos = split.info or tuple({"image_id": i} for i in range(len(split)))
+        ids = [int(info.get("image_id", i)) for i, info in enumerate(infos)]
+        if split.truth is not None:
+            names = dict(data.class_names) if isinstance(data.class_names, dict) else {}
+            categories = sorted(names or {c for t in split.truth for c in t["labels"]})
+            truth: list[Any] = list(split.truth)
+            to_category = self._category_map(categories)
+            dets = [(d.boxes, d.scores, to_category(d.labels)) for d in predictions]
+        elif reference is not None:
+            confident = [r.above(FIDELITY_SCORE) for r in reference]
+            truth = [{"boxes": r.boxes, "labels": r.labels} for r in confident]
+            categories = sorted({int(c) for t in confident for c in t.labels} | {0})
+            dets = [(d.boxes, d.scores, d.labels) for d in predictions]
+        else:
+            raise ValueError("evidence needs ground truth or the fp32 model's detections")
+        arrays = _coco_boot.match(ids, truth, dets, categories)
+        if not arrays["gt_count"].any():  # nothing to find (fidelity): agreement, as quality()
+            agree = float(all(len(p.above(FIDELITY_SCORE)) == 0 for p in predictions))
+            arrays["agree"] = np.array(agree)
+        shown = [d.above(FIDELITY_SCORE) for d in predictions]
+        return Evidence(
+            ids=split.image_ids(),
+            score=_coco_boot.per_image_map(arrays),
+            predicted=tuple(f"{len(d)} boxes" for d in shown),
+            confidence=np.array([float(d.scores.max()) if len(d) else np.nan for d in shown]),
+            arrays=arrays,
+        )
+
+    def resampled_quality(self, evidence: Evidence, weights: np.ndarray) -> np.ndarray:
+        """COCO mAP@[.5:.95] of the resampled images (:func:`_coco_boot.resampled_map`)."""
+        from workloads.tasks import _coco_boot
+
+        if "agree" in evidence.arrays:
+            return np.full(len(np.atleast_2d(weights)), float(evidence.arrays["agree"]))
+        return _coco_boot.resampled_map(evidence.arrays, weights)
 
     def _category_map(self, category_ids: list[int]) -> Any:
         if self.class_ids == "category_id":
