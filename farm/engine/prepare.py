@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from farm.errors import TrialError, UsageError
+from farm.evidence.settings import EvidenceSettings
 from farm.search.candidate import Candidate
 from farm.search.objectives import OBJECTIVES, Objective, objectives_for
 from farm.search.space import check_baseline, check_knobs, plan, target_space
@@ -61,6 +62,8 @@ class PreparedJob:
     #: The fp32 model's predictions on the eval split: what fidelity is measured against.
     reference: Any
     objectives: tuple[Objective, ...] = OBJECTIVES
+    #: How candidates' paired intervals are computed (confidence, resamples, seed).
+    evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
 
     def objective(self, name: str) -> Objective:
         """The objective called ``name`` (``quality``: its direction is the primary metric's)."""

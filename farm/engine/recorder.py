@@ -20,8 +20,10 @@ from farm.store.records import TrialRecord
 if TYPE_CHECKING:
     from farm.engine.prepare import PreparedJob
     from farm.engine.studies import TrialRun
+    from farm.evidence.paired import Comparison
     from farm.store.db import Store
     from farm.worker.evaluate import Evaluation
+    from workloads.evidence import Evidence
 
 #: The parts of a trial's time the worker accounts for; the rest is orchestration.
 TRIAL_PARTS = ("build_s", "compile_s", "eval_s", "measure_s")
@@ -54,6 +56,44 @@ class Recorder:
         self.progress = progress
         #: Every trial of the job so far (stored ones of a resumed job first).
         self.records: list[TrialRecord] = []
+        #: Per target, its baseline's trial number and per-image evidence.
+        self.baselines: dict[str, tuple[int, Evidence]] = {}
+        #: (target, trial_number) -> the candidate's paired comparison with its baseline.
+        self.comparisons: dict[tuple[str, int], Comparison] = {}
+
+    def resume(self, stored: Sequence[TrialRecord]) -> None:
+        """Take a resumed job's stored trials, and its baselines' evidence from the store."""
+        self.records = list(stored)
+        for r in stored:
+            if r.is_baseline and r.completed:
+                evidence = self.store.evidence(self.job_id, r.target, r.trial_number)
+                if evidence is not None:
+                    self.baselines[r.target] = (r.trial_number, evidence)
+
+    def compared(self, run: TrialRun, evidence: Evidence | None) -> Comparison | None:
+        """The candidate's primary metric against its target's baseline, image by image (a
+        baseline's evidence is kept for the candidates that follow it). None without evidence
+        or when the two were judged on different images."""
+        from farm.evidence.paired import compare
+
+        if evidence is None:
+            return None
+        if run.is_baseline:
+            self.baselines[run.target] = (run.number, evidence)
+            return None
+        base = self.baselines.get(run.target)
+        if base is None or not base[1].same_images(evidence):
+            return None
+        comparison = compare(
+            self.prepared.task,  # type: ignore[arg-type]  # a task with evidence is PerImage
+            base[1],
+            evidence,
+            metric=self.prepared.quality_metric,
+            higher_is_better=self.prepared.objective("quality").sense > 0,
+            settings=self.prepared.evidence,
+        )
+        self.comparisons[(run.target, run.number)] = comparison
+        return comparison
 
     def price(self, run: TrialRun, ev: Evaluation) -> Price:
         """What the trial is charged: by the hardware that ran it (raises
@@ -167,11 +207,26 @@ class Recorder:
         record: TrialRecord,
         samples: Sequence[float] = (),
         environment: tuple[str, dict[str, Any]] | None = None,
+        evidence: Evidence | None = None,
     ) -> TrialRecord:
-        """Store a finished trial (with its raw samples, metrics and environment), re-mark the
-        fronts, and report it to the progress callback."""
+        """Store a finished trial (with its raw samples, metrics, environment, per-image
+        evidence and comparison with its baseline), re-mark the fronts, and report it to the
+        progress callback."""
         record = record.replace(orchestration_s=orchestration_s(record))
-        self.store.record_trial(record, samples, dict(record.metrics), environment)
+        comparison = self.comparisons.get((record.target, record.trial_number))
+        base = self.baselines.get(record.target)
+        self.store.record_trial(
+            record,
+            samples,
+            dict(record.metrics),
+            environment,
+            evidence=(self.prepared.quality_metric, evidence) if evidence is not None else None,
+            comparison=(
+                ((self.job_id, record.target, base[0]), comparison)
+                if comparison is not None and base is not None
+                else None
+            ),
+        )
         self.records.append(record)
         self.mark_fronts()
         if self.progress is not None:

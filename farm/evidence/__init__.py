@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING
 from farm._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from farm.evidence.paired import Comparison, EvidenceSettings, compare
+    from farm.evidence.paired import Comparison, compare
+    from farm.evidence.settings import EvidenceSettings
     from farm.evidence.words import describe
 
 _EXPORTS = {
     "Comparison": "farm.evidence.paired",
-    "EvidenceSettings": "farm.evidence.paired",
+    "EvidenceSettings": "farm.evidence.settings",
     "compare": "farm.evidence.paired",
     "describe": "farm.evidence.words",
 }

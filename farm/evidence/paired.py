@@ -15,20 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from farm.evidence.settings import EvidenceSettings
 from farm.evidence.stats import bootstrap_weights, mcnemar_exact, percentile_interval
 from workloads.evidence import Evidence, PerImage
-
-
-@dataclass(frozen=True)
-class EvidenceSettings:
-    """How intervals are computed (``[constraints] quality_confidence``, ``[evidence]``)."""
-
-    #: The interval's coverage.
-    confidence: float = 0.95
-    #: Bootstrap resamples.
-    resamples: int = 1000
-    #: The resampling seed (stored with each interval: it reproduces it exactly).
-    seed: int = 0
 
 
 @dataclass(frozen=True)

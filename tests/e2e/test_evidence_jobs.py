@@ -1,0 +1,68 @@
+"""A real job keeps per-image evidence of every trial and compares each candidate with its
+target's fp32 baseline image by image (real Ray, runtimes and DuckDB)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support.jobs import SmallJob
+
+from farm.evidence import compare
+from farm.store.db import Store
+from workloads.demos.digits import DigitsWorkload
+from workloads.tasks import Classification
+
+
+def test_every_trial_keeps_evidence_keyed_by_the_digits_ids(small_job: SmallJob) -> None:
+    store = Store(small_job.db)
+    ids = DigitsWorkload().data().eval.ids
+    for r in store.trials(small_job.job_id):
+        if not r.completed:
+            continue
+        ev = store.evidence(small_job.job_id, r.target, r.trial_number)
+        assert ev is not None and ev.ids == ids
+        assert ev.correct is not None and ev.correct.mean() == pytest.approx(r.quality)
+
+
+def test_every_candidate_is_compared_with_its_targets_baseline(small_job: SmallJob) -> None:
+    store = Store(small_job.db)
+    job = small_job.job_id
+    compared = store.comparisons(job)
+    for r in store.trials(job):
+        if not r.completed or r.is_baseline:
+            assert (r.target, r.trial_number) not in compared
+            continue
+        (base_job, base_target, base_number), c = compared[(r.target, r.trial_number)]
+        assert (base_job, base_target) == (job, r.target)
+        assert c.value == pytest.approx(r.quality) and c.drop == pytest.approx(r.quality_drop)
+        assert c.low <= c.delta <= c.high and (c.confidence, c.resamples) == (0.95, 1000)
+        # reproduced from the stored evidence alone
+        base = store.evidence(job, r.target, base_number)
+        mine = store.evidence(job, r.target, r.trial_number)
+        assert base is not None and mine is not None
+        again = compare(Classification(), base, mine, metric="accuracy", higher_is_better=True)
+        assert (again.low, again.high, again.broken, again.fixed) == (
+            c.low,
+            c.high,
+            c.broken,
+            c.fixed,
+        )
+        assert c.broken == int(np.sum(base.correct & ~mine.correct))  # type: ignore[operator]
+
+
+def test_per_image_outcomes_read_back_in_sql(small_job: SmallJob) -> None:
+    """The query docs/store.md shows: one row per image of two trials side by side."""
+    store = Store(small_job.db)
+    rows = store.query(
+        """
+        SELECT unnest(s.ids) AS image, unnest(b.correct) AS fp32, unnest(c.correct) AS cand
+        FROM evidence b
+        JOIN evidence c USING (job_id, target, image_set)
+        JOIN image_sets s USING (image_set)
+        WHERE b.job_id = ? AND b.trial_number = 0 AND c.trial_number = 1
+          AND b.target = 'cpu-onnxruntime'
+        """,
+        [small_job.job_id],
+    )
+    assert len(rows) == len(DigitsWorkload().data().eval)
+    assert rows[0]["image"].startswith("digits/")
