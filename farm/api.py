@@ -276,6 +276,14 @@ class StoreView:
 
         return pd.DataFrame(self.job_list(), columns=list(JOB_COLUMNS))
 
+    def evidence(self, job: str, target: str, trial: int) -> Any:
+        """A trial's per-image :class:`~workloads.evidence.Evidence` (ids, scores, outcomes)."""
+        return self.store.evidence(self.store.resolve_job(job).job_id, target, trial)
+
+    def comparisons(self, job: str) -> dict[tuple[str, int], Any]:
+        """(target, trial) -> (baseline key, :class:`~farm.evidence.Comparison`)."""
+        return self.store.comparisons(self.store.resolve_job(job).job_id)
+
     def job(self, ref: str) -> Job:
         """A job by id, unique id prefix, or name (the newest job of that name)."""
         return Job(self.store, self.store.resolve_job(ref).job_id)

@@ -66,3 +66,13 @@ def test_per_image_outcomes_read_back_in_sql(small_job: SmallJob) -> None:
     )
     assert len(rows) == len(DigitsWorkload().data().eval)
     assert rows[0]["image"].startswith("digits/")
+
+
+def test_open_store_reads_evidence_and_comparisons(small_job: SmallJob) -> None:
+    import farm
+
+    view = farm.open_store(small_job.db)
+    compared = view.comparisons(small_job.job_id)
+    (target, number), (_, c) = next(iter(compared.items()))
+    ev = view.evidence(small_job.job_id, target, number)
+    assert ev is not None and len(ev) == c.n_images
