@@ -103,15 +103,29 @@ class Recorder:
         return price_trial(self.prepared.targets[run.target], spec.prices, cpu_model, ev.gpu_model)
 
     def judge(
-        self, metrics: Mapping[str, float], baseline: Mapping[str, float]
+        self,
+        metrics: Mapping[str, float],
+        baseline: Mapping[str, float],
+        comparison: Comparison | None = None,
     ) -> tuple[dict[str, float], list[str]]:
         """How far the metrics are past each of the job's limits (> 0: violated), and a
-        sentence for each violated one."""
+        sentence for each violated one. Under ``quality_confidence`` the limits on the primary
+        metric judge the worst end of the candidate's paired interval (``comparison``)."""
+        from farm.spec.constraints import at_worst_end
+
+        judged, basis = metrics, ""
+        c = comparison
+        if self.prepared.quality_confidence is not None and c is not None:
+            judged = at_worst_end(metrics, c.metric, c.low, c.high, c.delta, c.higher_is_better)
+            basis = f" (worst end of the {c.confidence:.0%} interval)".replace("%", " %")
         violations, violated = {}, []
-        for c in self.prepared.limits:
-            violations[c.field] = c.violation(metrics, baseline)
-            if violations[c.field] > 1e-12:
-                violated.append(c.describe(c.value(metrics, baseline)))
+        for limit in self.prepared.limits:
+            on_primary = limit.metric == self.prepared.quality_metric
+            values = judged if on_primary else metrics
+            violations[limit.field] = limit.violation(values, baseline)
+            if violations[limit.field] > 1e-12:
+                said = limit.describe(limit.value(values, baseline))
+                violated.append(said + (basis if on_primary else ""))
         return violations, violated
 
     def completed(
@@ -127,7 +141,8 @@ class Recorder:
         # positive when worse: below the baseline, or above it for an error rate (CER)
         sense = self.prepared.objective("quality").sense
         drop = (baseline_quality - quality) * sense if baseline_quality is not None else 0.0
-        violations, violated = self.judge(ev.metrics, baseline_metrics)
+        comparison = self.comparisons.get((run.target, run.number))
+        violations, violated = self.judge(ev.metrics, baseline_metrics, comparison)
         m = ev.measurement
         record = self._base(run, "completed").replace(
             node_id=ev.node_id,
