@@ -128,7 +128,8 @@ def load(
     data.card_html = to_html(build_card(store, job_id, budget, trials=candidates))
     data.history = release_history(store, job.name, budget, until=job_id, last=HISTORY_JOBS)
     if budget is not None:
-        data.recommendation = recommend(job_id, candidates, budget)
+        paired = {k: c for k, (_, c) in store.comparisons(job_id).items()}
+        data.recommendation = recommend(job_id, candidates, budget, None, paired)
     if not with_importances:
         return data
     from dashboards.importance import param_importances

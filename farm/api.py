@@ -428,7 +428,8 @@ class Job:
         limits = _budget(budget)
         if limits is None:
             raise UsageError("recommend: expected a budget file or a Budget, got None")
-        return recommend(self.id, self.records(), limits, self.targets)
+        paired = {k: c for k, (_, c) in self.store.comparisons(self.id).items()}
+        return recommend(self.id, self.records(), limits, self.targets, paired)
 
     def report(
         self,

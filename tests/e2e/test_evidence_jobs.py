@@ -76,3 +76,16 @@ def test_open_store_reads_evidence_and_comparisons(small_job: SmallJob) -> None:
     (target, number), (_, c) = next(iter(compared.items()))
     ev = view.evidence(small_job.job_id, target, number)
     assert ev is not None and len(ev) == c.n_images
+
+
+def test_the_release_card_says_the_change_image_by_image(small_job: SmallJob) -> None:
+    from farm.release.card import build_card, to_markdown
+
+    store = Store(small_job.db)
+    text = to_markdown(build_card(store, small_job.job_id))
+    compared = store.comparisons(small_job.job_id)
+    picks_compared = "Against fp32, image by image:" in text
+    # a pick that is a candidate (not the baseline itself) carries its sentence
+    assert picks_compared or not compared
+    if picks_compared:
+        assert " at 95 %, " in text and " fixed; " in text
