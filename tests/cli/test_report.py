@@ -95,6 +95,28 @@ def test_report_is_one_self_contained_file(report: Path, small_job: SmallJob) ->
         assert needle in text, needle
 
 
+def test_report_opens_on_what_would_ship_with_its_paired_change(
+    report: Path, small_job: SmallJob
+) -> None:
+    from farm.store.db import Store
+
+    text = report.read_text()
+    first = text.index("<h2>")
+    assert text[first:].startswith("<h2>What would ship</h2>")
+    decision = text[first : text.index("<h2>", first + 1)]
+    assert 'id="fig-accuracy"' in decision  # the fronts' chart on the first screen
+    store = Store(small_job.db)
+    compared = store.comparisons(small_job.job_id)
+    picks = re.findall(r"<td>#(\d+) ", decision)
+    targets = sorted({t.target for t in store.trials(small_job.job_id)})
+    assert len(picks) == len(targets)
+    for target, number in zip(targets, picks, strict=True):
+        if (target, int(number)) in compared:
+            c = compared[(target, int(number))][1]
+            assert f"{c.broken} broken, {c.fixed} fixed" in decision
+            assert c.verdict in decision
+
+
 def test_report_renders_in_headless_chromium(report: Path, small_job: SmallJob) -> None:
     chromium()
     from farm.store.db import Store
