@@ -90,3 +90,23 @@ def test_the_release_card_says_the_change_image_by_image(small_job: SmallJob) ->
         assert said == ((t.target, number) in compared), t.summary
         if said:
             assert " at 95 %, " in t.summary and " fixed; " in t.summary
+
+
+def test_the_gate_judges_quality_image_by_image_when_both_jobs_saw_the_same_images(
+    small_job: SmallJob,
+) -> None:
+    from farm.gate.checks import regression_checks
+    from farm.gate.options import GateOptions
+    from farm.gate.snapshot import Snapshot
+
+    store = Store(small_job.db)
+    snap = Snapshot.from_store(store, small_job.job_id)
+    checks, _ = regression_checks(snap, snap, GateOptions())
+    quality = [c for c in checks if c.kind == "accuracy"]
+    assert quality and all(c.passed for c in quality)
+    assert all("[paired over the same images, " in c.message for c in quality)
+    assert all("0 images broken, 0 fixed; no significant change" in c.message for c in quality)
+    # an export file keeps no evidence: the fixed tolerance decides, and the check says so
+    snap_without = Snapshot(snap.source, snap.job, snap.trials, snap.samples)
+    checks, _ = regression_checks(snap_without, snap, GateOptions())
+    assert all("[fixed tolerance: " in c.message for c in checks if c.kind == "accuracy")
