@@ -110,3 +110,23 @@ def test_the_gate_judges_quality_image_by_image_when_both_jobs_saw_the_same_imag
     snap_without = Snapshot(snap.source, snap.job, snap.trials, snap.samples)
     checks, _ = regression_checks(snap_without, snap, GateOptions())
     assert all("[fixed tolerance: " in c.message for c in checks if c.kind == "accuracy")
+
+
+def test_pareto_marks_each_front_candidates_paired_change(
+    small_job: SmallJob, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from farm.cli import main
+
+    assert main(["pareto", small_job.job_id, "--db", str(small_job.db), "--json"]) == 0
+    fronts = json.loads(capsys.readouterr().out)["per_target"]
+    compared = Store(small_job.db).comparisons(small_job.job_id)
+    for target, rows in fronts.items():
+        for row in rows:
+            change = row.get("quality_change")
+            assert (change is not None) == ((target, row["trial_number"]) in compared)
+            if change is not None:
+                assert change["significant"] == (change["low"] > 0 or change["high"] < 0)
+    assert main(["pareto", small_job.job_id, "--db", str(small_job.db)]) == 0
+    assert "vs fp32 (paired)" in capsys.readouterr().out
