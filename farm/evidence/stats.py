@@ -11,17 +11,19 @@ from collections.abc import Iterator
 
 import numpy as np
 
-#: Resamples drawn at once (bounds the memory of the ``[chunk, N]`` weights).
-CHUNK = 250
+#: Weights drawn at once, resamples × images (bounds the memory of a ``[chunk, N]`` block).
+CHUNK_CELLS = 2_000_000
 
 
 def bootstrap_weights(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
-    """Chunks of ``[b, n]`` image multiplicities: each row draws ``n`` images with replacement
-    (a multinomial), ``resamples`` rows in all, from ``seed``."""
+    """Chunks of ``[b, n]`` image multiplicities: each row draws ``n`` images with replacement,
+    ``resamples`` rows in all, from ``seed`` (the same seed and sizes give the same rows)."""
     rng = np.random.default_rng(seed)
-    p = np.full(n, 1.0 / n)
-    for start in range(0, resamples, CHUNK):
-        yield rng.multinomial(n, p, size=min(CHUNK, resamples - start)).astype(np.float64)
+    rows = max(1, CHUNK_CELLS // max(n, 1))
+    for start in range(0, resamples, rows):
+        b = min(rows, resamples - start)
+        drawn = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        yield np.bincount(drawn.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
 
 
 def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:

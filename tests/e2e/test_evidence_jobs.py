@@ -3,6 +3,8 @@ target's fp32 baseline image by image (real Ray, runtimes and DuckDB)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from support.jobs import SmallJob
@@ -130,3 +132,43 @@ def test_pareto_marks_each_front_candidates_paired_change(
                 assert change["significant"] == (change["low"] > 0 or change["high"] < 0)
     assert main(["pareto", small_job.job_id, "--db", str(small_job.db)]) == 0
     assert "vs fp32 (paired)" in capsys.readouterr().out
+
+
+def test_flips_and_mcnemar_equal_an_independent_onnxruntime_run_of_the_stored_artifacts(
+    small_job: SmallJob, tmp_path: Path
+) -> None:
+    """Anyone can check the recorded flips: run the stored fp32 and int8 ONNX artifacts with
+    ONNX Runtime on the digits eval images, count what each got right, test with scipy."""
+    import onnxruntime as ort
+    from scipy.stats import binomtest
+
+    from farm.store.artifacts import ArtifactCache
+
+    store = Store(small_job.db)
+    compared = store.comparisons(small_job.job_id)
+    trials = {(t.target, t.trial_number): t for t in store.trials(small_job.job_id)}
+    ort_keys = sorted(k for k in compared if k[0] == "cpu-onnxruntime")
+    int8 = [k for k in ort_keys if trials[k].params.get("precision") == "int8"]
+    key = (int8 or ort_keys)[0]
+    (_, target, base_number), c = compared[key]
+    cache = ArtifactCache(small_job.db.parent / "artifacts")
+    data = DigitsWorkload().data().eval
+    assert data.y is not None
+
+    def right(number: int) -> np.ndarray:
+        artifact = cache.load(trials[(target, number)].build_key or "")
+        assert artifact is not None and artifact.format == "onnx"
+        folder = tmp_path / str(number)
+        artifact.write_to(folder)
+        (model,) = folder.glob("*.onnx")
+        session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        top1 = [int(session.run(None, {name: x[None]})[0].argmax()) for x in data.x]
+        return np.asarray(top1) == data.y
+
+    base, cand = right(base_number), right(key[1])
+    broken, fixed = int(np.sum(base & ~cand)), int(np.sum(~base & cand))
+    assert (c.broken, c.fixed) == (broken, fixed)
+    expected = binomtest(broken, broken + fixed, 0.5).pvalue if broken + fixed else 1.0
+    assert c.p_value == pytest.approx(expected, rel=1e-9)
+    assert c.value - c.baseline == pytest.approx(cand.mean() - base.mean(), abs=1e-12)

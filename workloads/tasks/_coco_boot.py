@@ -173,6 +173,7 @@ def resampled_map(arrays: Mapping[str, np.ndarray], weights: np.ndarray) -> np.n
     (image multiplicities); NaN for a row whose images hold no box that counts."""
     w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     npig = w @ arrays["gt_count"].astype(np.float64)  # [B, K]
+    by_image = np.ascontiguousarray(w.T)  # [N, B]: gathering detections' rows stays contiguous
     cats = arrays["det_cat"]
     bounds = np.searchsorted(cats, np.arange(npig.shape[1] + 1))
     total, counted = np.zeros(len(w)), np.zeros(len(w))
@@ -187,38 +188,62 @@ def resampled_map(arrays: Mapping[str, np.ndarray], weights: np.ndarray) -> np.n
             tp, ig = arrays["det_tp"][lo:hi], arrays["det_ig"][lo:hi]
             step = max(1, CHUNK_CELLS // (hi - lo))
             for b in range(0, len(w), step):
-                rows = slice(b, b + step)
-                ap[rows] = category_ap(w[rows][:, img], tp, ig, npig[rows, k])
+                cols = slice(b, b + step)
+                ap[cols] = category_ap(by_image[img, cols], tp, ig, npig[cols, k])
         total += np.where(valid, ap, 0.0)
         counted += valid
     with np.errstate(invalid="ignore"):
         return np.where(counted > 0, total / np.maximum(counted, 1), np.nan)
 
 
+#: The recall thresholds with a sentinel, for counting the thresholds at or below a recall.
+_THRS = np.append(REC_THRS, np.inf)
+
+
+def thresholds_at_or_below(rc: np.ndarray) -> np.ndarray:
+    """How many of :data:`REC_THRS` are <= each recall (``searchsorted(..., "right")``, exact,
+    without a binary search: a guess from ``rc * 100`` corrected against the thresholds)."""
+    k = np.clip(np.floor(rc * 100).astype(np.int64) - 1, 0, len(REC_THRS))
+    for _ in range(3):
+        k += _THRS[k] <= rc
+    return k
+
+
 def category_ap(w: np.ndarray, tp: np.ndarray, ig: np.ndarray, npig: np.ndarray) -> np.ndarray:
-    """One category's AP averaged over the IoU thresholds, for each row of ``w`` ``[B, D]``
-    (each detection's image multiplicity, detections in accumulation order)."""
-    n_b, n_r = len(w), len(REC_THRS)
+    """One category's AP averaged over the IoU thresholds, for each column of ``w`` ``[D, B]``
+    (each detection's image multiplicity per resample, detections in accumulation order)."""
+    n_b, n_r = w.shape[1], len(REC_THRS)
     out = np.zeros(n_b)
-    denom = np.where(npig > 0, npig, 1.0)[:, None]
+    denom = np.where(npig > 0, npig, 1.0)
+    columns = np.arange(n_b)
     for t in range(tp.shape[1]):
-        counts = tp[:, t] & ~ig[:, t]
-        pos = np.flatnonzero(counts)
+        pos = np.flatnonzero(tp[:, t] & ~ig[:, t])
         if len(pos) == 0:
             continue
-        tps = np.cumsum(w[:, pos], axis=1)
-        fps = np.cumsum(w * (~tp[:, t] & ~ig[:, t]), axis=1)[:, pos]
+        false = np.flatnonzero(~tp[:, t] & ~ig[:, t])
+        tps = np.cumsum(w[pos], axis=0)  # [P, B]: recall rises only at true positives
+        # false positives ranked before each true positive, summed with their weights
+        fps = np.zeros((len(pos) + 1, n_b))
+        if len(false):
+            before = np.searchsorted(pos, false)  # the true positive each one precedes
+            _add_rows(fps, before, w[false])
+        fps = np.cumsum(fps[:-1], axis=0)
         rc = tps / denom
         pr = tps / (fps + tps + np.spacing(1))
-        env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+        env = np.maximum.accumulate(pr[::-1], axis=0)[::-1]
         # first point whose recall reaches each threshold: #points below it
-        k = np.searchsorted(REC_THRS, rc, side="right")
-        offsets = (np.arange(n_b) * (n_r + 1))[:, None]
-        hist = np.bincount((k + offsets).ravel(), minlength=n_b * (n_r + 1))
-        inds = np.cumsum(hist.reshape(n_b, n_r + 1), axis=1)[:, :n_r]
-        padded = np.concatenate([env, np.zeros((n_b, 1))], axis=1)
-        out += np.take_along_axis(padded, inds, axis=1).mean(axis=1)
+        k = thresholds_at_or_below(rc)
+        hist = np.bincount((k * n_b + columns).ravel(), minlength=(n_r + 1) * n_b)
+        inds = np.cumsum(hist.reshape(n_r + 1, n_b), axis=0)[:n_r]
+        padded = np.concatenate([env, np.zeros((1, n_b))], axis=0)
+        out += np.take_along_axis(padded, inds, axis=0).mean(axis=0)
     return out / tp.shape[1]
+
+
+def _add_rows(into: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+    """``into[rows[i]] += values[i]`` for sorted ``rows`` (segment sums, no Python loop)."""
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    into[rows[starts]] += np.add.reduceat(values, starts, axis=0)
 
 
 def per_image_map(arrays: Mapping[str, np.ndarray]) -> np.ndarray:

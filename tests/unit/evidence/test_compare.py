@@ -28,9 +28,10 @@ def _right_wrong(correct: list[bool] | np.ndarray, ids: tuple[str, ...] | None =
 
 
 def test_bootstrap_weights_draw_n_images_per_row_and_are_seeded() -> None:
-    chunks = list(bootstrap_weights(7, 600, seed=3))
-    w = np.concatenate(chunks)
-    assert w.shape == (600, 7) and np.all(w.sum(axis=1) == 7) and len(chunks) == 3
+    w = np.concatenate(list(bootstrap_weights(7, 600, seed=3)))
+    assert w.shape == (600, 7) and np.all(w.sum(axis=1) == 7)
+    big = list(bootstrap_weights(1_000_000, 5, seed=3))  # chunked: memory stays bounded
+    assert len(big) == 3 and sum(len(c) for c in big) == 5
     np.testing.assert_array_equal(w, np.concatenate(list(bootstrap_weights(7, 600, seed=3))))
     assert not np.array_equal(w, np.concatenate(list(bootstrap_weights(7, 600, seed=4))))
 
