@@ -60,6 +60,8 @@ class Recorder:
         self.baselines: dict[str, tuple[int, Evidence]] = {}
         #: (target, trial_number) -> the candidate's paired comparison with its baseline.
         self.comparisons: dict[tuple[str, int], Comparison] = {}
+        #: (target, trial_number) -> the same for KPIs that are per-image means (per class).
+        self.kpi_comparisons: dict[tuple[str, int], list[Comparison]] = {}
 
     def resume(self, stored: Sequence[TrialRecord]) -> None:
         """Take a resumed job's stored trials, and its baselines' evidence from the store."""
@@ -93,7 +95,24 @@ class Recorder:
             settings=self.prepared.evidence,
         )
         self.comparisons[(run.target, run.number)] = comparison
+        self.kpi_comparisons[(run.target, run.number)] = self._per_class(base[1], evidence)
         return comparison
+
+    def _per_class(self, base: Evidence, evidence: Evidence) -> list[Comparison]:
+        """Per-class accuracy (``acc/<class>``), a mean over the images of each class, judged
+        like the primary metric (right/wrong evidence with labels only)."""
+        from farm.evidence.paired import compare_groups
+
+        truth = evidence.arrays.get("truth")
+        if truth is None or "acc/" not in self.prepared.task.per_class_prefixes:
+            return []
+        names = self.prepared.data.class_names
+        named = names if isinstance(names, tuple | list) else ()
+        groups = {
+            f"acc/{named[c] if c < len(named) else c}": truth == c
+            for c in np.unique(truth).tolist()
+        }
+        return compare_groups(base, evidence, groups, settings=self.prepared.evidence)
 
     def price(self, run: TrialRun, ev: Evaluation) -> Price:
         """What the trial is charged: by the hardware that ran it (raises
@@ -228,17 +247,19 @@ class Recorder:
         evidence and comparison with its baseline), re-mark the fronts, and report it to the
         progress callback."""
         record = record.replace(orchestration_s=orchestration_s(record))
-        comparison = self.comparisons.get((record.target, record.trial_number))
+        key = (record.target, record.trial_number)
+        comparison = self.comparisons.get(key)
         base = self.baselines.get(record.target)
+        compared = [comparison, *self.kpi_comparisons.get(key, [])] if comparison else []
         self.store.record_trial(
             record,
             samples,
             dict(record.metrics),
             environment,
             evidence=(self.prepared.quality_metric, evidence) if evidence is not None else None,
-            comparison=(
-                ((self.job_id, record.target, base[0]), comparison)
-                if comparison is not None and base is not None
+            comparisons=(
+                ((self.job_id, record.target, base[0]), compared)
+                if compared and base is not None
                 else None
             ),
         )

@@ -171,3 +171,54 @@ def flipped(
     return broken[np.argsort(change[broken], kind="stable")], fixed[
         np.argsort(-change[fixed], kind="stable")
     ]
+
+
+def compare_groups(
+    baseline: Evidence,
+    candidate: Evidence,
+    groups: dict[str, np.ndarray],
+    *,
+    settings: EvidenceSettings | None = None,
+) -> list[Comparison]:
+    """For right/wrong evidence, each KPI that is a mean over a group of images (``acc/<class>``
+    over the images of a class, a slice's accuracy): its change with the paired interval from
+    the same resamples as the primary metric (the group's images as they are drawn), its flips
+    and McNemar's test within the group."""
+    if baseline.correct is None or candidate.correct is None:
+        return []
+    settings = settings or EvidenceSettings()
+    a, b = baseline.correct.astype(np.float64), candidate.correct.astype(np.float64)
+    start = time.perf_counter()
+    masks = np.array([np.asarray(m, dtype=np.float64) for m in groups.values()]).reshape(-1, len(a))
+    deltas: list[np.ndarray] = []  # per chunk: [groups, resamples]; one draw serves every group
+    for w in bootstrap_weights(len(a), settings.resamples, settings.seed):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            drawn = w[None, :, :] * masks[:, None, :]  # [groups, B, N]
+            deltas.append((drawn @ b - drawn @ a) / drawn.sum(axis=2))
+    spent = (time.perf_counter() - start) / max(len(groups), 1)
+    out = []
+    for g, (name, mask) in enumerate(groups.items()):
+        low, high = percentile_interval(np.concatenate([d[g] for d in deltas]), settings.confidence)
+        inside = np.asarray(mask, dtype=bool)
+        broken = int(np.sum(inside & baseline.correct & ~candidate.correct))
+        fixed = int(np.sum(inside & ~baseline.correct & candidate.correct))
+        out.append(
+            Comparison(
+                metric=name,
+                higher_is_better=True,
+                baseline=float(a[inside].mean()) if inside.any() else math.nan,
+                value=float(b[inside].mean()) if inside.any() else math.nan,
+                low=low,
+                high=high,
+                confidence=settings.confidence,
+                resamples=settings.resamples,
+                seed=settings.seed,
+                n_images=int(inside.sum()),
+                broken=broken,
+                fixed=fixed,
+                flip_threshold=0.5,
+                p_value=mcnemar_exact(broken, fixed),
+                seconds=spent,
+            )
+        )
+    return out

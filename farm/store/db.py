@@ -169,11 +169,12 @@ class Store:
         metrics: dict[str, float] | None = None,
         environment: tuple[str, dict[str, Any]] | None = None,
         evidence: tuple[str, Evidence] | None = None,
-        comparison: tuple[Key, Comparison] | None = None,
+        comparisons: tuple[Key, Sequence[Comparison]] | None = None,
     ) -> None:
         """Store one finished trial, its raw samples, metrics and environment atomically, with
-        its per-image evidence (the metric it recomputes, the evidence) and its comparison
-        with a baseline (the baseline's key, the comparison) when given.
+        its per-image evidence (the metric it recomputes, the evidence) and its comparisons
+        with a baseline (the baseline's key; the primary metric's, then per-class KPIs') when
+        given.
 
         ``metrics`` default to the record's own."""
         row = record.to_row()
@@ -198,13 +199,14 @@ class Store:
                 )
             for name, value in (metrics if metrics is not None else record.metrics).items():
                 con.execute("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", [*key, name, value])
-            if evidence is not None or comparison is not None:
+            if evidence is not None or comparisons is not None:
                 from farm.store import evidence as stored
 
                 if evidence is not None:
                     stored.write_evidence(con, record.key, *evidence)
-                if comparison is not None:
-                    stored.write_comparison(con, record.key, *comparison)
+                if comparisons is not None:
+                    for c in comparisons[1]:
+                        stored.write_comparison(con, record.key, comparisons[0], c)
 
     def set_fronts(
         self, job_id: str, per_target: dict[str, list[int]], global_front: list[tuple[str, int]]
@@ -291,13 +293,16 @@ class Store:
         with connect(self.path, read_only=True) as con:
             return read_evidence(con, (job_id, target, trial_number))
 
-    def comparisons(self, job_id: str) -> dict[tuple[str, int], tuple[Key, Comparison]]:
-        """(target, trial_number) -> (its baseline's key, the paired comparison) of every
-        candidate of the job that has one."""
+    def comparisons(
+        self, job_id: str, kpis: bool = False
+    ) -> dict[tuple[str, int], tuple[Key, Comparison]]:
+        """(target, trial_number) -> (its baseline's key, the paired comparison of its primary
+        metric) of every candidate of the job that has one; with ``kpis``, keyed by (target,
+        trial_number, metric) for every compared metric (per-class accuracy included)."""
         from farm.store.evidence import read_comparisons
 
         with connect(self.path, read_only=True) as con:
-            return read_comparisons(con, job_id)
+            return read_comparisons(con, job_id, kpis)
 
     def samples(self, job_id: str, target: str, trial_number: int) -> list[float]:
         rows = self.query(

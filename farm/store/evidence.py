@@ -104,18 +104,27 @@ def write_comparison(
 
 
 def read_comparisons(
-    con: duckdb.DuckDBPyConnection, job_id: str
-) -> dict[tuple[str, int], tuple[Key, Comparison]]:
-    """(target, trial_number) -> (the baseline's key, the comparison) of the job's candidates
-    against the primary metric's baseline."""
+    con: duckdb.DuckDBPyConnection, job_id: str, kpis: bool = False
+) -> dict[Any, tuple[Key, Comparison]]:
+    """(target, trial_number) -> (the baseline's key, the comparison of the primary metric) of
+    the job's candidates; with ``kpis`` every compared metric, keyed (target, trial, metric)."""
+    primary = (
+        ""
+        if kpis
+        else "AND c.metric = (SELECT quality_metric FROM trials t WHERE t.job_id = "
+        "c.job_id AND t.target = c.target AND t.trial_number = c.trial_number)"
+    )
     cur = con.execute(
-        "SELECT * FROM comparisons WHERE job_id = ? ORDER BY target, trial_number", [job_id]
+        f"SELECT * FROM comparisons c WHERE job_id = ? {primary} "
+        "ORDER BY target, trial_number, metric",
+        [job_id],
     )
     names = [d[0] for d in cur.description]
-    out: dict[tuple[str, int], tuple[Key, Comparison]] = {}
+    out: dict[Any, tuple[Key, Comparison]] = {}
     for values in cur.fetchall():
         row = dict(zip(names, values, strict=True))
         row = {k: (np.nan if v is None and k in ("low", "high") else v) for k, v in row.items()}
         base = (row["baseline_job_id"], row["baseline_target"], int(row["baseline_trial_number"]))
-        out[(row["target"], int(row["trial_number"]))] = (base, Comparison.from_dict(row))
+        key = (row["target"], int(row["trial_number"]))
+        out[(*key, row["metric"]) if kpis else key] = (base, Comparison.from_dict(row))
     return out

@@ -172,3 +172,12 @@ def test_flips_and_mcnemar_equal_an_independent_onnxruntime_run_of_the_stored_ar
     expected = binomtest(broken, broken + fixed, 0.5).pvalue if broken + fixed else 1.0
     assert c.p_value == pytest.approx(expected, rel=1e-9)
     assert c.value - c.baseline == pytest.approx(cand.mean() - base.mean(), abs=1e-12)
+
+
+def test_per_class_accuracy_is_compared_for_every_candidate(small_job: SmallJob) -> None:
+    store = Store(small_job.db)
+    primary = store.comparisons(small_job.job_id)
+    every = store.comparisons(small_job.job_id, kpis=True)
+    for target, number in primary:
+        names = {m for t, n, m in every if (t, n) == (target, number)}
+        assert names == {"accuracy", *(f"acc/{d}" for d in range(10))}

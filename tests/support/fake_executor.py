@@ -324,7 +324,7 @@ class MemoryStore:
         metrics: dict[str, float] | None = None,
         environment: Any = None,
         evidence: Any = None,
-        comparison: Any = None,
+        comparisons: Any = None,
     ) -> None:
         if record.key in self.records:
             raise AssertionError(f"trial {record.key} stored twice")

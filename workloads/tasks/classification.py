@@ -102,7 +102,11 @@ class Classification(PerImage, Calibrated, OperatingPoint, FineTuning, Task):
             predicted=tuple(names(int(c)) for c in top1),
             confidence=softmax(logits).max(axis=1).astype(np.float64),
             correct=correct,
-            arrays={"correct": correct, "label": np.asarray(top1, dtype=np.int32)},
+            arrays={
+                "correct": correct,
+                "label": np.asarray(top1, dtype=np.int32),
+                **({} if split.y is None else {"truth": np.asarray(split.y, dtype=np.int32)}),
+            },
         )
 
     def resampled_quality(self, evidence: Evidence, weights: np.ndarray) -> np.ndarray:

@@ -117,3 +117,15 @@ def test_the_sentence_a_lead_reads() -> None:
         "no significant change"
     )
     assert Comparison.from_dict(c.to_dict()) == c
+
+
+def test_per_class_accuracy_is_judged_within_its_class() -> None:
+    from farm.evidence.paired import compare_groups
+
+    truth = np.array([0] * 50 + [1] * 50)
+    base = _right_wrong(np.ones(100, bool))
+    cand = _right_wrong(np.r_[np.ones(50, bool), np.zeros(10, bool), np.ones(40, bool)])
+    a, b = compare_groups(base, cand, {"acc/cat": truth == 0, "acc/dog": truth == 1})
+    assert (a.metric, a.delta, a.broken, a.n_images, a.significant) == ("acc/cat", 0, 0, 50, False)
+    assert b.delta == pytest.approx(-0.2) and b.broken == 10 and b.significant
+    assert b.p_value == pytest.approx(2 / 2**10) and b.low <= -0.2 <= b.high
