@@ -95,3 +95,25 @@ def test_a_drop_within_the_limit_whose_interval_is_not_fails_only_under_confiden
             "accuracy drop vs baseline 0.02 > 0.01 (max_quality_drop) "
             "(worst end of the 95 % interval)"
         ]
+
+
+def test_a_job_keeps_quality_confidence_and_its_intervals_use_it() -> None:
+    import tomllib
+
+    from farm.engine.prepare import evidence_settings
+    from farm.spec.job import parse_job
+
+    text = (
+        'name = "qc"\ntargets = ["cpu-onnxruntime"]\n[workload]\nname = "digits"\n'
+        "[constraints]\nmax_quality_drop = 0.01\nmin_quality_ratio = 0.99\n"
+        "quality_confidence = 0.9\n"
+    )
+    spec = parse_job(tomllib.loads(text), source="qc.toml")
+    assert spec.constraints == {
+        "max_quality_drop": 0.01,
+        "min_quality_ratio": 0.99,
+        "quality_confidence": 0.9,
+    }
+    assert evidence_settings(spec).confidence == 0.9
+    plain = parse_job(tomllib.loads(text.replace("quality_confidence = 0.9\n", "")), "qc.toml")
+    assert evidence_settings(plain).confidence == 0.95
