@@ -59,6 +59,8 @@ class ReportData:
     #: What would ship per target (the budget's recommendation, else the recommend rule among
     #: the feasible trials): the report's first screen.
     decision: Recommendation | None = None
+    #: The error gallery of what would ship (dashboards/gallery.py) as HTML.
+    gallery_html: str = ""
 
     @property
     def metric(self) -> str:
@@ -140,6 +142,7 @@ def load(
     data.decision = data.recommendation or recommend(
         job_id, candidates, no_budget, targets, data.comparisons
     )
+    data.gallery_html = _gallery(store, job_id, data.decision)
     if not with_importances:
         return data
     from dashboards.importance import param_importances
@@ -151,6 +154,17 @@ def load(
         else:
             data.importances[target] = result
     return data
+
+
+def _gallery(store: Store, job_id: str, decision: Recommendation | None) -> str:
+    from dashboards.gallery import gallery, html_section
+
+    picks = [
+        (c.pick.trial.target, c.pick.trial.trial_number)
+        for c in (decision.per_target.values() if decision else ())
+        if c.pick is not None and not c.pick.trial.is_baseline
+    ]
+    return html_section(*gallery(store, job_id, picks))
 
 
 def _completed_candidates(

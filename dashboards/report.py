@@ -283,6 +283,7 @@ table{border-collapse:collapse;margin:8px 0 18px;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f4f4f4} td:nth-child(2){text-align:left}
 table.kv td{text-align:left} .muted{color:#666} .warn{color:#b00}
+.gallery figure{display:inline-block;margin:4px 8px 8px 0;font-size:12px}
 """
 
 
@@ -323,6 +324,7 @@ on the whole eval split; latency is per query (one batch); cost per 1k inference
 speed-ups and its changes are against each target's fp32 batch-1 baseline on the same
 hardware.</p>{note}
 <h2>What would ship</h2>{decision_section(data, divs["fig-accuracy"])}
+<h2>Images the candidates that would ship broke and fixed</h2>{data.gallery_html}
 <h2>Recommended configuration</h2>{recommendation_section(data)}
 <h2>Release note</h2>{data.card_html}
 <h2>Cost vs latency</h2>{divs["fig-cost"]}

@@ -84,6 +84,18 @@ class PerImage(abc.ABC):
         primary metric the job optimises. The arguments are :meth:`Task.quality`'s (``data``
         names the classes and categories); ``Evidence.ids`` are ``split.image_ids()``."""
 
+    def draw(self, image: np.ndarray, evidence: Evidence, index: int) -> np.ndarray:
+        """The gallery's drawing hook: ``image`` (``[H, W, 3]`` uint8, the eval image as the
+        model saw it) with what this trial predicted for image ``index`` of ``evidence`` drawn
+        on it; the gallery puts fp32's and the candidate's side by side. The default writes
+        ``evidence.predicted[index]`` and its confidence (a label, a decoded string); tasks
+        with geometry override it (boxes, masks, keypoints) from their ``arrays``."""
+        from workloads.drawing import caption
+
+        conf = float(evidence.confidence[index])
+        text = evidence.predicted[index] + ("" if np.isnan(conf) else f" {conf:.2f}")
+        return caption(image, text)
+
     @abc.abstractmethod
     def resampled_quality(self, evidence: Evidence, weights: np.ndarray) -> np.ndarray:
         """The primary metric recomputed for each row of ``weights`` (``[B, N]`` image

@@ -3,7 +3,9 @@ with its paired bootstrap interval, the images it broke and fixed, McNemar's exa
 
 Paired: each resample draws images, and both trials are scored on the *same* draw, so what
 the interval measures is the candidate's change, not the spread of either score. The point
-estimate is the change on the whole split (a row of ones, exactly the stored qualities).
+estimate is the change on the whole split (a row of ones, exactly the stored qualities); the
+interval is the bias-corrected percentile interval (a plain percentile interval for a mean such
+as accuracy; corrected for a ratio such as COCO mAP, whose resamples lean to one side).
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ from typing import Any
 import numpy as np
 
 from farm.evidence.settings import EvidenceSettings
-from farm.evidence.stats import bootstrap_weights, mcnemar_exact, percentile_interval
+from farm.evidence.stats import (
+    bias_corrected_interval,
+    bootstrap_weights,
+    mcnemar_exact,
+    percentile_interval,
+)
 from workloads.evidence import Evidence, PerImage
 
 
@@ -121,8 +128,8 @@ def compare(
         task.resampled_quality(candidate, w) - task.resampled_quality(baseline, w)
         for w in bootstrap_weights(n, settings.resamples, settings.seed)
     ]
-    low, high = percentile_interval(
-        np.concatenate(deltas) if deltas else np.zeros(0), settings.confidence
+    low, high = bias_corrected_interval(
+        np.concatenate(deltas) if deltas else np.zeros(0), value - base_value, settings.confidence
     )
     broken, fixed = flips(baseline, candidate, task.flip_threshold)
     p_value = None

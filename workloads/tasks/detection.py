@@ -320,12 +320,24 @@ class Detection(PerImage, PostProcessing, Calibrated, Task):
             agree = float(all(len(p.above(FIDELITY_SCORE)) == 0 for p in predictions))
             arrays["agree"] = np.array(agree)
         shown = [d.above(FIDELITY_SCORE) for d in predictions]
+        arrays.update(_drawable(shown, infos))
         return Evidence(
             ids=split.image_ids(),
             score=_coco_boot.per_image_map(arrays),
             predicted=tuple(f"{len(d)} boxes" for d in shown),
             confidence=np.array([float(d.scores.max()) if len(d) else np.nan for d in shown]),
             arrays=arrays,
+        )
+
+    def draw(self, image: np.ndarray, evidence: Evidence, index: int) -> np.ndarray:
+        """The image's confident detections (score >= :data:`FIDELITY_SCORE`), boxed."""
+        from workloads.drawing import boxes
+
+        a = evidence.arrays
+        mine = a["draw_image"] == index
+        text = f"{evidence.predicted[index]}, own mAP {evidence.score[index]:.2f}"
+        return boxes(
+            image, a["draw_boxes"][mine], a["draw_labels"][mine], a["draw_scores"][mine], text
         )
 
     def resampled_quality(self, evidence: Evidence, weights: np.ndarray) -> np.ndarray:
@@ -408,6 +420,27 @@ def to_original(dets: Detections, info: dict[str, Any] | None) -> Detections:
     boxes[:, [0, 2]] = np.clip((boxes[:, [0, 2]] - px) / sx, 0, w)
     boxes[:, [1, 3]] = np.clip((boxes[:, [1, 3]] - py) / sy, 0, h)
     return Detections(boxes, dets.scores, dets.labels)
+
+
+def _drawable(shown: list[Detections], infos: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The confident detections of every image in the model input's pixels (preprocessing's
+    scale and padding applied again), for the gallery."""
+    rows, found, labels, scores = [], [], [], []
+    for i, (d, info) in enumerate(zip(shown, infos, strict=True)):
+        b = np.asarray(d.boxes, np.float32).reshape(-1, 4).copy()
+        if "scale" in info:
+            (sy, sx), (py, px) = info["scale"], info.get("pad", (0.0, 0.0))
+            b[:, [0, 2]], b[:, [1, 3]] = b[:, [0, 2]] * sx + px, b[:, [1, 3]] * sy + py
+        rows.append(np.full(len(b), i, np.int32))
+        found.append(b)
+        labels.append(np.asarray(d.labels, np.int32))
+        scores.append(np.asarray(d.scores, np.float32))
+    return {
+        "draw_image": np.concatenate(rows) if rows else np.zeros(0, np.int32),
+        "draw_boxes": np.concatenate(found) if found else np.zeros((0, 4), np.float32),
+        "draw_labels": np.concatenate(labels) if labels else np.zeros(0, np.int32),
+        "draw_scores": np.concatenate(scores) if scores else np.zeros(0, np.float32),
+    }
 
 
 def _image_shape(info: dict[str, Any], split: Split) -> tuple[int, int]:

@@ -113,6 +113,8 @@ class Segmentation(PerImage, PostProcessing, Task):
             "predicted": np.array([cm.sum(axis=0) for cm in cms], dtype=np.int64).reshape(-1, k),
             "truth": np.array([cm.sum(axis=1) for cm in cms], dtype=np.int64).reshape(-1, k),
             "empty": np.array(0.0 if split.truth is not None else 1.0),
+            # the label maps at (at most) 96 pixels, for the gallery
+            "draw_masks": np.stack([_small(np.asarray(p)) for p in predictions]),
         }
         score = np.array([_miou(cm, float(arrays["empty"])) for cm in cms])
         present = [
@@ -125,6 +127,13 @@ class Segmentation(PerImage, PostProcessing, Task):
             confidence=np.full(len(score), np.nan),
             arrays=arrays,
         )
+
+    def draw(self, image: np.ndarray, evidence: Evidence, index: int) -> np.ndarray:
+        """The predicted label map blended over the image."""
+        from workloads.drawing import mask
+
+        text = f"classes {evidence.predicted[index]}, own mIoU {evidence.score[index]:.2f}"
+        return mask(image, evidence.arrays["draw_masks"][index], text)
 
     def resampled_quality(self, evidence: Evidence, weights: np.ndarray) -> np.ndarray:
         """mIoU of the resampled images: per-class sums of intersections and unions, as one
@@ -140,6 +149,13 @@ class Segmentation(PerImage, PostProcessing, Task):
         if some.any():
             out[some] = np.nanmean(iou[some], axis=1)
         return out
+
+
+def _small(label_map: np.ndarray, side: int = 96) -> np.ndarray:
+    """A label map scaled (nearest neighbour) to ``side`` × ``side`` pixels."""
+    rows = np.arange(side) * label_map.shape[0] // side
+    cols = np.arange(side) * label_map.shape[1] // side
+    return label_map[rows[:, None], cols[None, :]].astype(np.uint8)
 
 
 def _miou(cm: np.ndarray, empty: float) -> float:

@@ -129,3 +129,14 @@ def test_per_class_accuracy_is_judged_within_its_class() -> None:
     assert (a.metric, a.delta, a.broken, a.n_images, a.significant) == ("acc/cat", 0, 0, 50, False)
     assert b.delta == pytest.approx(-0.2) and b.broken == 10 and b.significant
     assert b.p_value == pytest.approx(2 / 2**10) and b.low <= -0.2 <= b.high
+
+
+def test_the_bias_corrected_interval_moves_only_when_resamples_lean_to_one_side() -> None:
+    from farm.evidence.stats import bias_corrected_interval
+
+    values = np.arange(1001.0)
+    assert bias_corrected_interval(values, 500.0, 0.9) == pytest.approx(
+        percentile_interval(values, 0.9)
+    )
+    low, high = bias_corrected_interval(values, 400.0, 0.9)  # most resamples above the estimate
+    assert low < 50 and high < 950

@@ -93,7 +93,7 @@ def _subset(arrays: dict[str, np.ndarray], rows: np.ndarray) -> Evidence:
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_map_intervals_cover_the_true_difference_95_percent_of_the_time() -> None:
-    """Each run: 100 images drawn from a population of 6,000 whose mAP difference is the
+    """Each run: 250 images drawn from a population of 6,000 whose mAP difference is the
     truth; 500 resamples per interval (the percentile interval's coverage does not depend on
     the resample count; its ends are only less noisy with more)."""
     base, cand = _population(6000, seed=0)
@@ -102,7 +102,7 @@ def test_map_intervals_cover_the_true_difference_95_percent_of_the_time() -> Non
     assert truth < -0.01  # the candidate is worse, by a known amount
     covered = 0
     for run in range(RUNS):
-        rows = np.sort(np.random.default_rng(run).choice(6000, 100, replace=False))
+        rows = np.sort(np.random.default_rng(run).choice(6000, 250, replace=False))
         c = compare(
             Detection(),
             _subset(base, rows),
