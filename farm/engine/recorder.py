@@ -60,6 +60,8 @@ class Recorder:
         self.baselines: dict[str, tuple[int, Evidence]] = {}
         #: (target, trial_number) -> the candidate's paired comparison with its baseline.
         self.comparisons: dict[tuple[str, int], Comparison] = {}
+        #: Per target, its baseline's metric on each bootstrap resample (drawn once).
+        self.baseline_draws: dict[str, np.ndarray] = {}
         #: (target, trial_number) -> the same for KPIs that are per-image means (per class).
         self.kpi_comparisons: dict[tuple[str, int], list[Comparison]] = {}
 
@@ -76,7 +78,7 @@ class Recorder:
         """The candidate's primary metric against its target's baseline, image by image (a
         baseline's evidence is kept for the candidates that follow it). None without evidence
         or when the two were judged on different images."""
-        from farm.evidence.paired import compare
+        from farm.evidence.paired import compare, resampled
 
         if evidence is None:
             return None
@@ -86,13 +88,17 @@ class Recorder:
         base = self.baselines.get(run.target)
         if base is None or not base[1].same_images(evidence):
             return None
+        task: Any = self.prepared.task  # a task with evidence is PerImage
+        if run.target not in self.baseline_draws:  # the same resamples for every candidate
+            self.baseline_draws[run.target] = resampled(task, base[1], self.prepared.evidence)
         comparison = compare(
-            self.prepared.task,  # type: ignore[arg-type]  # a task with evidence is PerImage
+            task,
             base[1],
             evidence,
             metric=self.prepared.quality_metric,
             higher_is_better=self.prepared.objective("quality").sense > 0,
             settings=self.prepared.evidence,
+            baseline_draws=self.baseline_draws[run.target],
         )
         self.comparisons[(run.target, run.number)] = comparison
         self.kpi_comparisons[(run.target, run.number)] = self._per_class(base[1], evidence)

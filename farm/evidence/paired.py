@@ -112,8 +112,12 @@ def compare(
     metric: str,
     higher_is_better: bool,
     settings: EvidenceSettings | None = None,
+    baseline_draws: np.ndarray | None = None,
 ) -> Comparison:
-    """``candidate`` against ``baseline`` (the same images, in the same order)."""
+    """``candidate`` against ``baseline`` (the same images, in the same order).
+    ``baseline_draws``: the baseline's :func:`resampled` metric under the same settings, when
+    the caller keeps it (a job compares every candidate of a target with one baseline, and the
+    same seed draws the same resamples: the baseline's share is paid once)."""
     if not baseline.same_images(candidate):
         raise ValueError(
             "the two trials were judged on different images: they cannot be compared image by image"
@@ -124,13 +128,10 @@ def compare(
     whole = np.ones((1, n))
     base_value = float(task.resampled_quality(baseline, whole)[0])
     value = float(task.resampled_quality(candidate, whole)[0])
-    deltas = [
-        task.resampled_quality(candidate, w) - task.resampled_quality(baseline, w)
-        for w in bootstrap_weights(n, settings.resamples, settings.seed)
-    ]
-    low, high = bias_corrected_interval(
-        np.concatenate(deltas) if deltas else np.zeros(0), value - base_value, settings.confidence
-    )
+    if baseline_draws is None:
+        baseline_draws = resampled(task, baseline, settings)
+    deltas = resampled(task, candidate, settings) - baseline_draws
+    low, high = bias_corrected_interval(deltas, value - base_value, settings.confidence)
     broken, fixed = flips(baseline, candidate, task.flip_threshold)
     p_value = None
     if baseline.correct is not None and candidate.correct is not None:
@@ -154,6 +155,15 @@ def compare(
         p_value=p_value,
         seconds=time.perf_counter() - start,
     )
+
+
+def resampled(task: PerImage, evidence: Evidence, settings: EvidenceSettings) -> np.ndarray:
+    """The primary metric of each bootstrap resample (``settings``: how many, which seed)."""
+    draws = [
+        task.resampled_quality(evidence, w)
+        for w in bootstrap_weights(len(evidence), settings.resamples, settings.seed)
+    ]
+    return np.concatenate(draws) if draws else np.zeros(0)
 
 
 def flips(baseline: Evidence, candidate: Evidence, threshold: float) -> tuple[int, int]:

@@ -15,8 +15,10 @@ inside any interval's width, and a row of ones is exact either way.
 
 Speed: detections are sorted once per category. Precision's envelope only needs the points of
 the curve where a true positive lands (recall rises only there, and precision falls between
-them), so per resample the work is two cumulative sums over the category's detections and a
-few array operations over its true positives, vectorised over resamples in chunks.
+them); the false positives ranked before each of those points are per-image counts (computed
+once) times the resamples' weights, one matrix product. So a resample costs work in the number
+of true positives and images, not of detections (a detector keeps hundreds of low-score boxes
+per image).
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ import numpy as np
 IOU_THRS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
 REC_THRS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
 MAX_DETS = 100
-#: Resample rows × detections handled at once (bounds the memory of a chunk).
-CHUNK_CELLS = 4_000_000
 
 
 def box_iou(d: np.ndarray, g: np.ndarray, crowd: np.ndarray) -> np.ndarray:
@@ -173,7 +173,7 @@ def resampled_map(arrays: Mapping[str, np.ndarray], weights: np.ndarray) -> np.n
     (image multiplicities); NaN for a row whose images hold no box that counts."""
     w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     npig = w @ arrays["gt_count"].astype(np.float64)  # [B, K]
-    by_image = np.ascontiguousarray(w.T)  # [N, B]: gathering detections' rows stays contiguous
+    by_image = np.ascontiguousarray(w.T)  # [N, B]
     cats = arrays["det_cat"]
     bounds = np.searchsorted(cats, np.arange(npig.shape[1] + 1))
     total, counted = np.zeros(len(w)), np.zeros(len(w))
@@ -186,10 +186,7 @@ def resampled_map(arrays: Mapping[str, np.ndarray], weights: np.ndarray) -> np.n
         if hi > lo:
             img = arrays["det_image"][lo:hi]
             tp, ig = arrays["det_tp"][lo:hi], arrays["det_ig"][lo:hi]
-            step = max(1, CHUNK_CELLS // (hi - lo))
-            for b in range(0, len(w), step):
-                cols = slice(b, b + step)
-                ap[cols] = category_ap(by_image[img, cols], tp, ig, npig[cols, k])
+            ap = category_ap(img, tp, ig, by_image, npig[:, k])
         total += np.where(valid, ap, 0.0)
         counted += valid
     with np.errstate(invalid="ignore"):
@@ -209,10 +206,20 @@ def thresholds_at_or_below(rc: np.ndarray) -> np.ndarray:
     return k
 
 
-def category_ap(w: np.ndarray, tp: np.ndarray, ig: np.ndarray, npig: np.ndarray) -> np.ndarray:
-    """One category's AP averaged over the IoU thresholds, for each column of ``w`` ``[D, B]``
-    (each detection's image multiplicity per resample, detections in accumulation order)."""
-    n_b, n_r = w.shape[1], len(REC_THRS)
+def category_ap(
+    img: np.ndarray, tp: np.ndarray, ig: np.ndarray, by_image: np.ndarray, npig: np.ndarray
+) -> np.ndarray:
+    """One category's AP averaged over the IoU thresholds for each resample: detections in
+    accumulation order (their image ``img``, flags ``tp``/``ig`` per threshold),
+    ``by_image`` ``[N, B]`` each image's multiplicity per resample, ``npig`` ``[B]`` the boxes
+    that count.
+
+    Only the points where a true positive lands matter (recall rises there; precision falls
+    between them), so per threshold: the true positives' weights summed in order, and the false
+    positives ranked before each true positive as per-image counts times the weights (one
+    matrix product; no pass over every detection per resample)."""
+    n_img, n_b = by_image.shape
+    n_r = len(REC_THRS)
     out = np.zeros(n_b)
     denom = np.where(npig > 0, npig, 1.0)
     columns = np.arange(n_b)
@@ -221,13 +228,11 @@ def category_ap(w: np.ndarray, tp: np.ndarray, ig: np.ndarray, npig: np.ndarray)
         if len(pos) == 0:
             continue
         false = np.flatnonzero(~tp[:, t] & ~ig[:, t])
-        tps = np.cumsum(w[pos], axis=0)  # [P, B]: recall rises only at true positives
-        # false positives ranked before each true positive, summed with their weights
-        fps = np.zeros((len(pos) + 1, n_b))
-        if len(false):
-            before = np.searchsorted(pos, false)  # the true positive each one precedes
-            _add_rows(fps, before, w[false])
-        fps = np.cumsum(fps[:-1], axis=0)
+        tps = np.cumsum(by_image[img[pos]], axis=0)  # [P, B]
+        # per image, its false positives ranked before each true positive
+        counts = np.zeros((len(pos) + 1, n_img))
+        np.add.at(counts, (np.searchsorted(pos, false), img[false]), 1.0)
+        fps = np.cumsum(counts[:-1], axis=0) @ by_image  # [P, B]
         rc = tps / denom
         pr = tps / (fps + tps + np.spacing(1))
         env = np.maximum.accumulate(pr[::-1], axis=0)[::-1]
@@ -238,12 +243,6 @@ def category_ap(w: np.ndarray, tp: np.ndarray, ig: np.ndarray, npig: np.ndarray)
         padded = np.concatenate([env, np.zeros((1, n_b))], axis=0)
         out += np.take_along_axis(padded, inds, axis=0).mean(axis=0)
     return out / tp.shape[1]
-
-
-def _add_rows(into: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
-    """``into[rows[i]] += values[i]`` for sorted ``rows`` (segment sums, no Python loop)."""
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    into[rows[starts]] += np.add.reduceat(values, starts, axis=0)
 
 
 def per_image_map(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
