@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from farm._io import json_mapping
-from farm.release.budget import Budget
+from farm.release.budget import Budget, Limits
 from farm.release.history import History, release_history
 from farm.release.recommend import Recommendation, recommend
 from farm.store.db import Store, connect
@@ -54,6 +54,13 @@ class ReportData:
     metrics: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
     #: The release note (farm/release/card.py) as HTML.
     card_html: str = ""
+    #: (target, trial_number) -> the candidate's paired comparison with its baseline.
+    comparisons: dict[tuple[str, int], Any] = field(default_factory=dict)
+    #: What would ship per target (the budget's recommendation, else the recommend rule among
+    #: the feasible trials): the report's first screen.
+    decision: Recommendation | None = None
+    #: The error gallery of what would ship (dashboards/gallery.py) as HTML.
+    gallery_html: str = ""
 
     @property
     def metric(self) -> str:
@@ -127,8 +134,15 @@ def load(
 
     data.card_html = to_html(build_card(store, job_id, budget, trials=candidates))
     data.history = release_history(store, job.name, budget, until=job_id, last=HISTORY_JOBS)
+    data.comparisons = {k: c for k, (_, c) in store.comparisons(job_id).items()}
     if budget is not None:
-        data.recommendation = recommend(job_id, candidates, budget)
+        data.recommendation = recommend(job_id, candidates, budget, None, data.comparisons)
+    targets = sorted({t.target for t in candidates})
+    no_budget = Budget("(no budget)", Limits(), {t: Limits() for t in targets})
+    data.decision = data.recommendation or recommend(
+        job_id, candidates, no_budget, targets, data.comparisons
+    )
+    data.gallery_html = _gallery(store, job_id, data.decision)
     if not with_importances:
         return data
     from dashboards.importance import param_importances
@@ -140,6 +154,17 @@ def load(
         else:
             data.importances[target] = result
     return data
+
+
+def _gallery(store: Store, job_id: str, decision: Recommendation | None) -> str:
+    from dashboards.gallery import gallery, html_section
+
+    picks = [
+        (c.pick.trial.target, c.pick.trial.trial_number)
+        for c in (decision.per_target.values() if decision else ())
+        if c.pick is not None and not c.pick.trial.is_baseline
+    ]
+    return html_section(*gallery(store, job_id, picks))
 
 
 def _completed_candidates(

@@ -1,6 +1,9 @@
 """The job report: one self-contained HTML file (plotly.js inlined once, no CDN, opens offline).
 
-Sections: the recommendation under a budget (if given); quality vs p95 latency per target (front
+It opens on one screen a lead can decide from: quality vs p95 latency (the fronts) and one row
+per target of what would ship, with its quality change against fp32, the paired interval, the
+images it broke and fixed and whether the change is significant. Then: the recommendation under
+a budget (if given); the release note; quality vs p95 latency per target (front
 highlighted, infeasible greyed, budget lines); cost per 1k vs p95 latency; throughput vs batch
 size; each target's front as a table with speed-up and quality change against its baseline;
 parameter importances; the environment and the measurement contract of each target.
@@ -65,6 +68,7 @@ def front_section(data: ReportData) -> str:
                     r.precision_actual or "—",
                     cell(r.quality, ".4f"),
                     cell(dacc, "+.4f"),
+                    *change_cells(data.comparisons.get((target, r.trial_number)))[::2],
                     cell(r.latency_p50_ms, ".3f"),
                     cell(r.latency_p95_ms, ".3f"),
                     cell(r.latency_p99_ms, ".3f"),
@@ -95,6 +99,8 @@ def front_section(data: ReportData) -> str:
                     "precision used",
                     data.metric,
                     f"Δ {data.metric} vs baseline",
+                    "paired interval",
+                    "verdict",
                     "p50 ms",
                     "p95 ms",
                     "p99 ms",
@@ -143,6 +149,57 @@ def excluded_table(trials: pd.DataFrame) -> str:
         for r in done.itertuples()
     ]
     return "<p>excluded by a job constraint</p>" + _table(["#", "config", "constraint"], rows)
+
+
+def change_cells(comparison: Any) -> list[str]:
+    """Δ with its paired interval, flips, verdict (dashes without a comparison)."""
+    if comparison is None:
+        return ["—", "—", "—"]
+    from farm.evidence.words import points
+
+    c = comparison
+    pct = f"{c.confidence:.0%}".replace("%", " %")
+    return [
+        f"{points(c.delta)} pt [{points(c.low)}, {points(c.high)}] at {pct}",
+        f"{c.broken} broken, {c.fixed} fixed",
+        c.verdict,
+    ]
+
+
+def decision_section(data: ReportData, chart: str) -> str:
+    """The first screen: the fronts' chart and one row per target of what would ship."""
+    rec = data.decision
+    rows = []
+    for target, choice in (rec.per_target if rec else {}).items():
+        if choice.pick is None:
+            rows.append([target, "NOTHING passes", "", "", "—", "—", "—", "", ""])
+            continue
+        p = choice.pick.trial
+        rows.append(
+            [
+                target,
+                f"#{p.trial_number} {short_params(p.params)}",
+                p.precision_actual or "—",
+                cell(p.quality, ".4f"),
+                *change_cells(choice.pick.comparison),
+                cell(p.latency_p95_ms, ".3f"),
+                cell(p.cost_per_1k_usd, ".3g"),
+            ]
+        )
+    basis = (
+        f"budget {data.recommendation.budget.path}"
+        if data.recommendation
+        else "no budget: the cheapest feasible trial per target"
+    )
+    headers = [
+        "target", "would ship", "precision", data.metric, f"Δ {data.metric} vs fp32",
+        "images", "verdict", "p95 ms", "USD / 1k",
+    ]  # fmt: skip
+    return (
+        f"<p class='muted'>What would ship ({html.escape(basis)}); the change is judged image "
+        "by image against the target's fp32 baseline on the same eval images (seeded paired "
+        "bootstrap).</p>" + _table(headers, rows, "front") + chart
+    )
 
 
 def recommendation_section(data: ReportData) -> str:
@@ -226,6 +283,7 @@ table{border-collapse:collapse;margin:8px 0 18px;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f4f4f4} td:nth-child(2){text-align:left}
 table.kv td{text-align:left} .muted{color:#666} .warn{color:#b00}
+.gallery figure{display:inline-block;margin:4px 8px 8px 0;font-size:12px}
 """
 
 
@@ -265,9 +323,10 @@ on the whole eval split; latency is per query (one batch); cost per 1k inference
 ÷ (measured throughput × 3600) × 1000. The quality metric is <b>{html.escape(data.metric)}</b>;
 speed-ups and its changes are against each target's fp32 batch-1 baseline on the same
 hardware.</p>{note}
+<h2>What would ship</h2>{decision_section(data, divs["fig-accuracy"])}
+<h2>Images the candidates that would ship broke and fixed</h2>{data.gallery_html}
 <h2>Recommended configuration</h2>{recommendation_section(data)}
 <h2>Release note</h2>{data.card_html}
-<h2>{html.escape(data.metric)} vs latency</h2>{divs["fig-accuracy"]}
 <h2>Cost vs latency</h2>{divs["fig-cost"]}
 <h2>Throughput vs batch size</h2>{divs["fig-throughput"]}
 <h2>Pareto fronts per target</h2>{front_section(data)}

@@ -276,6 +276,14 @@ class StoreView:
 
         return pd.DataFrame(self.job_list(), columns=list(JOB_COLUMNS))
 
+    def evidence(self, job: str, target: str, trial: int) -> Any:
+        """A trial's per-image :class:`~workloads.evidence.Evidence` (ids, scores, outcomes)."""
+        return self.store.evidence(self.store.resolve_job(job).job_id, target, trial)
+
+    def comparisons(self, job: str) -> dict[tuple[str, int], Any]:
+        """(target, trial) -> (baseline key, :class:`~farm.evidence.Comparison`)."""
+        return self.store.comparisons(self.store.resolve_job(job).job_id)
+
     def job(self, ref: str) -> Job:
         """A job by id, unique id prefix, or name (the newest job of that name)."""
         return Job(self.store, self.store.resolve_job(ref).job_id)
@@ -420,7 +428,8 @@ class Job:
         limits = _budget(budget)
         if limits is None:
             raise UsageError("recommend: expected a budget file or a Budget, got None")
-        return recommend(self.id, self.records(), limits, self.targets)
+        paired = {k: c for k, (_, c) in self.store.comparisons(self.id).items()}
+        return recommend(self.id, self.records(), limits, self.targets, paired)
 
     def report(
         self,

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("resume", "continue an interrupted job from the store"),
     "history": ("history", "how a job name's p95, cost and quality moved over its jobs"),
     "card": ("card", "write a job's release note: every KPI of what would ship, per target"),
+    "gallery": ("gallery", "draw the images a candidate broke and fixed against fp32"),
 }
 
 

@@ -69,24 +69,47 @@ def front_table(
     rows: Sequence[TrialRecord],
     keys: set[str] | None = None,
     metric: str = "quality",
+    changes: Mapping[tuple[str, int], Any] | None = None,
 ) -> Table:
-    """A front as a table; the quality column is headed by the task's metric (``map``, …)."""
+    """A front as a table; the quality column is headed by the task's metric (``map``, …).
+    With ``changes`` (each candidate's paired comparison with its baseline) a column says
+    whether its quality change is significant, with the interval and flips."""
     table = Table(title=title, title_justify="left")
     for header, _, _ in FRONT_COLUMNS:
         justify: Literal["left", "right"] = "left" if header in ("target", "params") else "right"
         table.add_column(metric if header == "quality" else header, justify=justify)
+    if changes is not None:
+        table.add_column("vs fp32 (paired)", justify="left")
     for r in rows:
-        table.add_row(
-            *(
-                short_params(r.params, keys) if key == "params" else cell(fmt, getattr(r, key))
-                for _, key, fmt in FRONT_COLUMNS
-            )
-        )
+        cells = [
+            short_params(r.params, keys) if key == "params" else cell(fmt, getattr(r, key))
+            for _, key, fmt in FRONT_COLUMNS
+        ]
+        if changes is not None:
+            cells.append(_change(changes.get((r.target, r.trial_number))))
+        table.add_row(*cells)
     return table
 
 
-def print_fronts(console: Console, job: JobRecord, trials: Sequence[TrialRecord]) -> None:
-    """Each target's front, then the front across targets, with how cost is computed."""
+def _change(c: Any) -> str:
+    if c is None:
+        return "—"
+    from farm.evidence.words import points
+
+    return (
+        f"{c.verdict}: {points(c.delta)} pt [{points(c.low)}, {points(c.high)}], "
+        f"{c.broken} broken, {c.fixed} fixed"
+    )
+
+
+def print_fronts(
+    console: Console,
+    job: JobRecord,
+    trials: Sequence[TrialRecord],
+    changes: Mapping[tuple[str, int], Any] | None = None,
+) -> None:
+    """Each target's front, then the front across targets, with how cost is computed (and each
+    candidate's paired quality change, ``changes``)."""
     targets = sorted({t.target for t in trials})
     metric = next((t.quality_metric for t in trials if t.quality_metric), "quality")
     for target in targets:
@@ -100,7 +123,7 @@ def print_fronts(console: Console, job: JobRecord, trials: Sequence[TrialRecord]
         )
         keys = varying_keys(of_target)
         by_p95 = sorted(front, key=_p95)
-        console.print(front_table(title, by_p95, keys, metric))
+        console.print(front_table(title, by_p95, keys, metric, changes))
     overall = [t for t in trials if t.on_global_front]
     sense = "min" if any(t.quality_sense < 0 for t in trials if t.quality_metric) else "max"
     console.print(
@@ -109,6 +132,7 @@ def print_fronts(console: Console, job: JobRecord, trials: Sequence[TrialRecord]
             sorted(overall, key=_p95),
             varying_keys(trials),
             metric,
+            changes,
         )
     )
     console.print(

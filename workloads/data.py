@@ -29,15 +29,33 @@ class Split:
     to each image in ``info`` (file, image id, original size, scale and padding), so that
     predictions can be mapped back to the original image. All three are None when the split
     has no labels (synthetic inputs, calibration images).
+
+    ``ids`` names each image stably: its file's path relative to its data folder
+    (``cat/0042.png``, ``000000139.jpg``), or ``<dataset>/<index>`` for embedded and generated
+    data (``digits/0042``, ``synthetic/7``). Per-image evidence is keyed by it, so two trials,
+    in one job or in two, are compared image by image only when their ids agree.
     """
 
     x: np.ndarray
     y: np.ndarray | None = None
     truth: tuple[Any, ...] | None = None
     info: tuple[dict[str, Any], ...] | None = None
-    #: Stable image ids, one per sample: a file's path relative to its data folder (or as a
-    #: label file writes it), or ``<dataset>/<index>`` for generated data; None when unknown.
     ids: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.ids is not None and len(self.ids) != len(self.x):
+            raise ValueError(f"a split of {len(self.x)} images has {len(self.ids)} ids")
+
+    def image_ids(self, dataset: str = "image") -> tuple[str, ...]:
+        """The images' stable ids: :attr:`ids`, else each ``info``'s ``file``, else
+        ``<dataset>/<index>``."""
+        if self.ids is not None:
+            return self.ids
+        infos = self.info or (None,) * len(self)
+        return tuple(
+            str(info["file"]) if info and "file" in info else f"{dataset}/{i}"
+            for i, info in enumerate(infos)
+        )
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 if TYPE_CHECKING:
-    from workloads.data import Split
+    from workloads.data import Split, WorkloadData
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,13 +76,36 @@ class PerImage(abc.ABC):
     flip_threshold: ClassVar[float] = 0.5
 
     @abc.abstractmethod
-    def evidence(self, predictions: Any, split: Split, reference: Any) -> Evidence:
+    def evidence(
+        self, predictions: Any, split: Split, reference: Any, data: WorkloadData
+    ) -> Evidence:
         """The per-image evidence of ``predictions`` on ``split``: against its ground truth when
         it has one, else against ``reference`` (the fp32 model's predictions), matching the
-        primary metric the job optimises."""
+        primary metric the job optimises. The arguments are :meth:`Task.quality`'s (``data``
+        names the classes and categories); ``Evidence.ids`` are ``split.image_ids()``."""
+
+    def draw(self, image: np.ndarray, evidence: Evidence, index: int) -> np.ndarray:
+        """The gallery's drawing hook: ``image`` (``[H, W, 3]`` uint8, the eval image as the
+        model saw it) with what this trial predicted for image ``index`` of ``evidence`` drawn
+        on it; the gallery puts fp32's and the candidate's side by side. The default writes
+        ``evidence.predicted[index]`` and its confidence (a label, a decoded string); tasks
+        with geometry override it (boxes, masks, keypoints) from their ``arrays``."""
+        from workloads.drawing import caption
+
+        conf = float(evidence.confidence[index])
+        text = evidence.predicted[index] + ("" if np.isnan(conf) else f" {conf:.2f}")
+        return caption(image, text)
 
     @abc.abstractmethod
     def resampled_quality(self, evidence: Evidence, weights: np.ndarray) -> np.ndarray:
         """The primary metric recomputed for each row of ``weights`` (``[B, N]`` image
         multiplicities; a row of ones gives the metric of the whole split, exactly as
         :meth:`Task.quality` computes it). What paired bootstrap intervals resample."""
+
+
+def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The mean of per-image ``values`` for each row of ``weights`` ``[B, N]`` (what a metric
+    that is a mean over images, such as accuracy, is on a resample)."""
+    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (w @ np.asarray(values, dtype=np.float64)) / w.sum(axis=1)

@@ -69,7 +69,8 @@ def finish(job: Job) -> int:
     from farm.display import make_console, print_fronts
 
     console = make_console()
-    print_fronts(console, job.record, job.records())
+    changes = {k: c for k, (_, c) in job.store.comparisons(job.id).items()}
+    print_fronts(console, job.record, job.records(), changes)
     printed = tuple(f"{t}: nothing measured" for t in job.unmeasured)
     notes = [m for m in job.messages if not m.startswith(printed)]
     for message in notes:

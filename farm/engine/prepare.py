@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from farm.errors import TrialError, UsageError
+from farm.evidence.settings import EvidenceSettings
 from farm.search.candidate import Candidate
 from farm.search.objectives import OBJECTIVES, Objective, objectives_for
 from farm.search.space import check_baseline, check_knobs, plan, target_space
@@ -61,6 +62,11 @@ class PreparedJob:
     #: The fp32 model's predictions on the eval split: what fidelity is measured against.
     reference: Any
     objectives: tuple[Objective, ...] = OBJECTIVES
+    #: How candidates' paired intervals are computed (confidence, resamples, seed).
+    evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
+    #: ``[constraints] quality_confidence``: the limits on the primary metric judge the worst
+    #: end of a candidate's paired interval (None: its point estimate).
+    quality_confidence: float | None = None
 
     def objective(self, name: str) -> Objective:
         """The objective called ``name`` (``quality``: its direction is the primary metric's)."""
@@ -132,7 +138,21 @@ def prepare_job(
         limits=tuple(limits),
         reference=reference,
         objectives=objectives or objectives_for(quality_metric, higher_is_better(quality_metric)),
+        evidence=evidence_settings(spec),
+        quality_confidence=_confidence(spec),
     )
+
+
+def _confidence(spec: JobSpec) -> float | None:
+    """``[constraints] quality_confidence`` (None: the limits judge point estimates)."""
+    raw = spec.constraints.get("quality_confidence")
+    return None if raw is None else float(raw)
+
+
+def evidence_settings(spec: JobSpec) -> EvidenceSettings:
+    """Paired intervals at ``quality_confidence`` (95 % when not written), 1000 resamples,
+    seeded by the job's search seed."""
+    return EvidenceSettings(confidence=_confidence(spec) or 0.95, seed=spec.search.seed)
 
 
 def check_transforms_and_targets(

@@ -20,8 +20,10 @@ from farm.store.records import TrialRecord
 if TYPE_CHECKING:
     from farm.engine.prepare import PreparedJob
     from farm.engine.studies import TrialRun
+    from farm.evidence.paired import Comparison
     from farm.store.db import Store
     from farm.worker.evaluate import Evaluation
+    from workloads.evidence import Evidence
 
 #: The parts of a trial's time the worker accounts for; the rest is orchestration.
 TRIAL_PARTS = ("build_s", "compile_s", "eval_s", "measure_s")
@@ -54,6 +56,69 @@ class Recorder:
         self.progress = progress
         #: Every trial of the job so far (stored ones of a resumed job first).
         self.records: list[TrialRecord] = []
+        #: Per target, its baseline's trial number and per-image evidence.
+        self.baselines: dict[str, tuple[int, Evidence]] = {}
+        #: (target, trial_number) -> the candidate's paired comparison with its baseline.
+        self.comparisons: dict[tuple[str, int], Comparison] = {}
+        #: Per target, its baseline's metric on each bootstrap resample (drawn once).
+        self.baseline_draws: dict[str, np.ndarray] = {}
+        #: (target, trial_number) -> the same for KPIs that are per-image means (per class).
+        self.kpi_comparisons: dict[tuple[str, int], list[Comparison]] = {}
+
+    def resume(self, stored: Sequence[TrialRecord]) -> None:
+        """Take a resumed job's stored trials, and its baselines' evidence from the store."""
+        self.records = list(stored)
+        for r in stored:
+            if r.is_baseline and r.completed:
+                evidence = self.store.evidence(self.job_id, r.target, r.trial_number)
+                if evidence is not None:
+                    self.baselines[r.target] = (r.trial_number, evidence)
+
+    def compared(self, run: TrialRun, evidence: Evidence | None) -> Comparison | None:
+        """The candidate's primary metric against its target's baseline, image by image (a
+        baseline's evidence is kept for the candidates that follow it). None without evidence
+        or when the two were judged on different images."""
+        from farm.evidence.paired import compare, resampled
+
+        if evidence is None:
+            return None
+        if run.is_baseline:
+            self.baselines[run.target] = (run.number, evidence)
+            return None
+        base = self.baselines.get(run.target)
+        if base is None or not base[1].same_images(evidence):
+            return None
+        task: Any = self.prepared.task  # a task with evidence is PerImage
+        if run.target not in self.baseline_draws:  # the same resamples for every candidate
+            self.baseline_draws[run.target] = resampled(task, base[1], self.prepared.evidence)
+        comparison = compare(
+            task,
+            base[1],
+            evidence,
+            metric=self.prepared.quality_metric,
+            higher_is_better=self.prepared.objective("quality").sense > 0,
+            settings=self.prepared.evidence,
+            baseline_draws=self.baseline_draws[run.target],
+        )
+        self.comparisons[(run.target, run.number)] = comparison
+        self.kpi_comparisons[(run.target, run.number)] = self._per_class(base[1], evidence)
+        return comparison
+
+    def _per_class(self, base: Evidence, evidence: Evidence) -> list[Comparison]:
+        """Per-class accuracy (``acc/<class>``), a mean over the images of each class, judged
+        like the primary metric (right/wrong evidence with labels only)."""
+        from farm.evidence.paired import compare_groups
+
+        truth = evidence.arrays.get("truth")
+        if truth is None or "acc/" not in self.prepared.task.per_class_prefixes:
+            return []
+        names = self.prepared.data.class_names
+        named = names if isinstance(names, tuple | list) else ()
+        groups = {
+            f"acc/{named[c] if c < len(named) else c}": truth == c
+            for c in np.unique(truth).tolist()
+        }
+        return compare_groups(base, evidence, groups, settings=self.prepared.evidence)
 
     def price(self, run: TrialRun, ev: Evaluation) -> Price:
         """What the trial is charged: by the hardware that ran it (raises
@@ -63,15 +128,29 @@ class Recorder:
         return price_trial(self.prepared.targets[run.target], spec.prices, cpu_model, ev.gpu_model)
 
     def judge(
-        self, metrics: Mapping[str, float], baseline: Mapping[str, float]
+        self,
+        metrics: Mapping[str, float],
+        baseline: Mapping[str, float],
+        comparison: Comparison | None = None,
     ) -> tuple[dict[str, float], list[str]]:
         """How far the metrics are past each of the job's limits (> 0: violated), and a
-        sentence for each violated one."""
+        sentence for each violated one. Under ``quality_confidence`` the limits on the primary
+        metric judge the worst end of the candidate's paired interval (``comparison``)."""
+        from farm.spec.constraints import at_worst_end
+
+        judged, basis = metrics, ""
+        c = comparison
+        if self.prepared.quality_confidence is not None and c is not None:
+            judged = at_worst_end(metrics, c.metric, c.low, c.high, c.delta, c.higher_is_better)
+            basis = f" (worst end of the {c.confidence:.0%} interval)".replace("%", " %")
         violations, violated = {}, []
-        for c in self.prepared.limits:
-            violations[c.field] = c.violation(metrics, baseline)
-            if violations[c.field] > 1e-12:
-                violated.append(c.describe(c.value(metrics, baseline)))
+        for limit in self.prepared.limits:
+            on_primary = limit.metric == self.prepared.quality_metric
+            values = judged if on_primary else metrics
+            violations[limit.field] = limit.violation(values, baseline)
+            if violations[limit.field] > 1e-12:
+                said = limit.describe(limit.value(values, baseline))
+                violated.append(said + (basis if on_primary else ""))
         return violations, violated
 
     def completed(
@@ -87,7 +166,8 @@ class Recorder:
         # positive when worse: below the baseline, or above it for an error rate (CER)
         sense = self.prepared.objective("quality").sense
         drop = (baseline_quality - quality) * sense if baseline_quality is not None else 0.0
-        violations, violated = self.judge(ev.metrics, baseline_metrics)
+        comparison = self.comparisons.get((run.target, run.number))
+        violations, violated = self.judge(ev.metrics, baseline_metrics, comparison)
         m = ev.measurement
         record = self._base(run, "completed").replace(
             node_id=ev.node_id,
@@ -167,11 +247,28 @@ class Recorder:
         record: TrialRecord,
         samples: Sequence[float] = (),
         environment: tuple[str, dict[str, Any]] | None = None,
+        evidence: Evidence | None = None,
     ) -> TrialRecord:
-        """Store a finished trial (with its raw samples, metrics and environment), re-mark the
-        fronts, and report it to the progress callback."""
+        """Store a finished trial (with its raw samples, metrics, environment, per-image
+        evidence and comparison with its baseline), re-mark the fronts, and report it to the
+        progress callback."""
         record = record.replace(orchestration_s=orchestration_s(record))
-        self.store.record_trial(record, samples, dict(record.metrics), environment)
+        key = (record.target, record.trial_number)
+        comparison = self.comparisons.get(key)
+        base = self.baselines.get(record.target)
+        compared = [comparison, *self.kpi_comparisons.get(key, [])] if comparison else []
+        self.store.record_trial(
+            record,
+            samples,
+            dict(record.metrics),
+            environment,
+            evidence=(self.prepared.quality_metric, evidence) if evidence is not None else None,
+            comparisons=(
+                ((self.job_id, record.target, base[0]), compared)
+                if compared and base is not None
+                else None
+            ),
+        )
         self.records.append(record)
         self.mark_fronts()
         if self.progress is not None:

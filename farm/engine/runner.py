@@ -133,7 +133,7 @@ class JobRunner:
         if self.resuming:
             stored = self.store.trials(self.job_id)
             self.messages.extend(replay(prepared, self.studies, stored))
-            self.recorder.records = list(stored)
+            self.recorder.resume(stored)
         for s in self.studies.values():
             enqueue_first_points(prepared, s)
         self._data = self.executor.put(prepared.data)
@@ -342,11 +342,12 @@ class JobRunner:
             return
         if run.is_baseline:
             s.baseline_measured(float(ev.metrics[self.prepared.quality_metric]), ev.metrics)
+        self.recorder.compared(run, ev.evidence)
         record, violations = self.recorder.completed(
             run, ev, price, s.baseline_quality, s.baseline_metrics
         )
         tell_completed(self.prepared, s, run, record, violations)
-        self.recorder.record(record, ev.samples_ms, (ev.env_id, ev.environment))
+        self.recorder.record(record, ev.samples_ms, (ev.env_id, ev.environment), ev.evidence)
 
     def _fail(self, run: TrialRun, error: str) -> None:
         assert self.recorder is not None

@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from farm.display import short_params
 from farm.errors import UsageError
+from farm.evidence.words import describe
 from farm.gate.decision import STATISTIC, NotConfirmed, wants_confirmation
 from farm.gate.kpi import kpi_checks
 from farm.gate.options import GateOptions
+from farm.gate.paired import FIXED, PAIRED, paired_comparison
 from farm.gate.snapshot import Snapshot, canonical
 from farm.release.budget import LATENCY_PERCENTILE, LIMITS, Budget, Limits, check
 from farm.release.comparable import IGNORED_ENV_KEYS, differences
@@ -38,6 +40,7 @@ from farm.release.significance import Comparison, compare, min_rounds, percentil
 from farm.store.records import TrialRecord
 
 if TYPE_CHECKING:
+    from farm.evidence.paired import Comparison as PairedComparison
     from farm.gate.confirm import Confirmer
     from farm.gate.decision import Confirmation
 
@@ -239,7 +242,8 @@ def regression_checks(
                 message = outcome.describe()
                 passed = not outcome.regression
                 checks.append(Check("latency", name, passed, message, BASIS_CONFIRMED, outcome))
-        checks.append(_quality_check(label, cand, base, options.quality_tolerance))
+        paired = paired_comparison(candidate, baseline, cand, base)
+        checks.append(_quality_check(label, cand, base, options.quality_tolerance, paired))
         checks += [
             Check("kpi", f"{label}: {k.name}", k.passed, k.message)
             for k in kpi_checks(cand.metrics, base.metrics, options.kpi_tolerances)
@@ -263,20 +267,33 @@ def _stored_comparison(
     return compare(a, b, options.threshold, options.alpha, method=method)
 
 
-def _quality_check(label: str, cand: TrialRecord, base: TrialRecord, tolerance: float) -> Check:
+def _quality_check(
+    label: str,
+    cand: TrialRecord,
+    base: TrialRecord,
+    tolerance: float,
+    paired: PairedComparison | None = None,
+) -> Check:
     """The primary quality metric may not drop by more than ``tolerance`` (named by the task's
-    own metric: ``accuracy``, ``map``…)."""
+    own metric: ``accuracy``, ``map``…): judged on the paired interval where both jobs were
+    judged on the same images (``paired``; a regression is a drop whose whole interval lies
+    beyond the tolerance), else on the point estimates, labelled as a fixed tolerance."""
     metric = cand.metric_name
     if cand.quality is None or base.quality is None:
         return Check("accuracy", f"{label}: {metric}", False, f"{metric} not measured")
     drop = (float(base.quality) - float(cand.quality)) * cand.quality_sense
-    ok = drop <= tolerance
+    if paired is not None:
+        ok = paired.drop_interval[0] <= tolerance
+        basis = f"{PAIRED}, {paired.n_images} images"
+    else:
+        ok, basis = drop <= tolerance, FIXED
+    said = "" if paired is None else f"; {describe(paired)}"
     return Check(
         "accuracy",
         f"{label}: {metric}",
         ok,
         f"{'REGRESSION' if not ok else 'ok'}: {metric} {base.quality:.4f} → "
-        f"{cand.quality:.4f} ({-drop:+.4f}; tolerance {tolerance:g})",
+        f"{cand.quality:.4f} ({-drop:+.4f}; tolerance {tolerance:g}{said}) [{basis}]",
     )
 
 

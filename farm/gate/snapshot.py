@@ -49,6 +49,9 @@ class Snapshot:
     #: Folder of the job's artifacts, laid out as the artifact cache (``<build_key>/``): the
     #: store's ``artifacts/`` folder, or what ``farm export --with-artifacts`` recorded.
     artifacts_dir: Path | None = None
+    #: The store it was read from (None for an export file): per-image evidence is read from
+    #: it when the gate compares two jobs judged on the same images.
+    store: Store | None = None
 
     @property
     def job_id(self) -> str:
@@ -73,6 +76,7 @@ class Snapshot:
             samples,
             store.environments(job.job_id),
             store.path.parent / "artifacts",
+            store,
         )
 
     @classmethod

@@ -35,7 +35,15 @@ from typing import Any
 
 from farm._validate import Fields
 from farm.errors import SpecError
-from farm.spec.constraints import MetricLimit, is_known, parse_limit_key, parse_limits
+from farm.spec.constraints import (
+    CONFIDENCE,
+    MetricLimit,
+    at_worst_end,
+    is_known,
+    parse_confidence,
+    parse_limit_key,
+    parse_limits,
+)
 from farm.store.records import TrialRecord
 
 #: Limits on trial fields: name -> (TrialRecord field, sense, unit, human label). sense +1: the
@@ -185,12 +193,19 @@ def check(
     trial: TrialRecord,
     baseline_metrics: Mapping[str, float] | None = None,
     basis: str = "point",
+    comparison: Any = None,
 ) -> list[Violation]:
     """The limits that ``trial`` fails; ``baseline_metrics`` (its target's baseline's quality
-    metrics) are what ``_drop`` / ``_increase`` limits compare with.
+    metrics) are what ``_drop`` / ``_increase`` limits compare with. With ``quality_confidence``
+    in the limits and the trial's paired ``comparison`` with its baseline
+    (:class:`farm.evidence.Comparison`), the limits on the primary metric judge the worst end of
+    its interval instead of the point estimate.
 
     A missing value fails its limit: a configuration is never passed on a number nobody measured.
     """
+    if limits.get(CONFIDENCE) is not None and comparison is not None:
+        trial, baseline_metrics = _at_worst_end(trial, comparison), baseline_metrics
+        basis = f"worst end of the {comparison.confidence:.0%} interval".replace("%", " %")
     out = []
     metric = trial.metric_name
     for name, limit in limits.items():
@@ -210,8 +225,23 @@ def check(
         ml = ml.resolved(primary, trial.quality_sense > 0)
         if ml.violation(metrics, baseline_metrics) > 1e-12:
             value = ml.value(metrics, baseline_metrics)
-            out.append(Violation(ml.field, value, ml.limit, "point", metric))
+            on_primary = ml.metric == primary
+            out.append(
+                Violation(ml.field, value, ml.limit, basis if on_primary else "point", metric)
+            )
     return out
+
+
+def _at_worst_end(trial: TrialRecord, c: Any) -> TrialRecord:
+    """``trial`` with its primary metric (quality, quality_drop, the metric itself) at the worst
+    end of its paired interval ``c``."""
+    metrics = at_worst_end(
+        trial.quality_metrics, c.metric, c.low, c.high, c.delta, c.higher_is_better
+    )
+    worst = metrics.get(c.metric, trial.quality)
+    shift = (worst - trial.quality) if worst is not None and trial.quality is not None else 0.0
+    drop = None if trial.quality_drop is None else trial.quality_drop - shift * trial.quality_sense
+    return trial.replace(quality=worst, quality_drop=drop, metrics=metrics)
 
 
 @dataclass(frozen=True)
@@ -298,6 +328,8 @@ def _parse_limits(parent: Fields, key: str) -> Limits:
     f = Fields(table, parent.source, where)
     values: dict[str, float] = {}
     for name in table:
+        if name == CONFIDENCE:
+            values[name] = parse_confidence(f.source, f"{where}.{name}", table[name])
         if name not in FIELD_LIMITS:
             continue
         if canonical_limit(name) in FRACTIONS:

@@ -89,7 +89,8 @@ def build_card(
         basis = f"no budget: the recommend rule ({RULE}) among the feasible trials"
     else:
         basis = f"budget {budget.path}: {RULE}"
-    rec = recommend(job.job_id, trials, budget, targets)
+    paired = {k: c for k, (_, c) in store.comparisons(job.job_id).items()}
+    rec = recommend(job.job_id, trials, budget, targets, paired)
     metric = next((t.quality_metric for t in trials if t.quality_metric), "accuracy")
     cards = []
     for target, choice in rec.per_target.items():
@@ -117,6 +118,11 @@ def _target_card(
         f"Ship trial #{pick.trial_number}: `{short_params(pick.params)}` "
         f"(runs as {pick.precision_actual or '—'})"
     )
+    if choice.pick is not None and choice.pick.comparison is not None:
+        from farm.evidence.words import describe
+
+        label = pick.precision_actual or pick.precision or f"#{pick.trial_number}"
+        summary += f". Against fp32, image by image: {describe(choice.pick.comparison, label)}"
     card = TargetCard(target, summary)
     mine, theirs = pick.quality_metrics, base.quality_metrics if base else {}
     headline = [metric, *[m for m in HEADLINE if m in mine and m != metric]]

@@ -30,6 +30,17 @@ class Verdict:
     violations: tuple[Violation, ...]
     #: Why the trial cannot be considered at all (failed, infeasible in the job), or None.
     excluded: str | None = None
+    #: Its primary metric against its target's fp32 baseline, image by image
+    #: (:class:`farm.evidence.Comparison`; None for a baseline or a trial without evidence).
+    comparison: Any = None
+
+    @property
+    def sentence(self) -> str | None:
+        """The change a lead reads: "accuracy −0.19 pt [−0.56, +0.19] at 95 %, 1 image broken,
+        0 fixed; no significant change" (None without a comparison)."""
+        from farm.evidence.words import describe
+
+        return None if self.comparison is None else describe(self.comparison)
 
     @property
     def passes(self) -> bool:
@@ -84,7 +95,12 @@ class Recommendation:
 
     def to_dict(self) -> dict[str, Any]:
         def trial(v: Verdict | None) -> dict[str, Any] | None:
-            return None if v is None else public(v.trial)
+            if v is None:
+                return None
+            out = public(v.trial)
+            if v.comparison is not None:  # the paired interval, flips and verdict
+                out["quality_change"] = {**v.comparison.to_dict(), "sentence": v.sentence}
+            return out
 
         return {
             "job_id": self.job_id,
@@ -144,19 +160,24 @@ def public(trial: TrialRecord) -> dict[str, Any]:
 
 
 def judge(
-    trial: TrialRecord, budget: Budget, baseline_metrics: Mapping[str, float] | None = None
+    trial: TrialRecord,
+    budget: Budget,
+    baseline_metrics: Mapping[str, float] | None = None,
+    comparison: Any = None,
 ) -> Verdict:
-    """A trial against its target's limits (point estimates, as stored)."""
+    """A trial against its target's limits: point estimates as stored, or the worst end of
+    the trial's paired interval (``comparison``) where the budget sets ``quality_confidence``."""
     if not trial.completed:
         return Verdict(trial, (), f"trial failed: {trial.error or 'no error recorded'}")
-    violations = tuple(check(budget.limits_for(trial.target), trial, baseline_metrics))
+    limits = budget.limits_for(trial.target)
+    violations = tuple(check(limits, trial, baseline_metrics, comparison=comparison))
     if not trial.feasible:
         reason = trial.infeasible_reason or (
             f"{trial.metric_name} drop {trial.quality_drop or 0:.4f} exceeds the job's "
             "max_accuracy_drop"
         )
-        return Verdict(trial, violations, f"infeasible in the job ({reason})")
-    return Verdict(trial, violations)
+        return Verdict(trial, violations, f"infeasible in the job ({reason})", comparison)
+    return Verdict(trial, violations, comparison=comparison)
 
 
 def rank_key(trial: TrialRecord) -> tuple[float, float, float, int]:
@@ -195,12 +216,15 @@ def recommend(
     trials: list[TrialRecord],
     budget: Budget,
     job_targets: list[str] | None = None,
+    comparisons: Mapping[tuple[str, int], Any] | None = None,
 ) -> Recommendation:
     """Apply :data:`RULE` per target the budget covers and across them.
 
     ``job_targets`` (the job spec's targets) makes a budgeted target without any trial show up
-    as one where nothing passes, rather than vanish from the verdict.
+    as one where nothing passes, rather than vanish from the verdict. ``comparisons``: each
+    candidate's paired comparison with its baseline, by (target, trial number).
     """
+    compared = comparisons or {}
     if any(t.metrics for t in trials):
         check_metrics(budget, {n for t in trials for n in t.quality_metrics})
     base = baseline_metrics(trials)
@@ -208,7 +232,11 @@ def recommend(
     targets = budget.applies_to(sorted(seen | set(job_targets or ())))
     per_target: dict[str, TargetChoice] = {}
     for target in targets:
-        verdicts = [judge(t, budget, base.get(target, {})) for t in trials if t.target == target]
+        verdicts = [
+            judge(t, budget, base.get(target, {}), compared.get((t.target, t.trial_number)))
+            for t in trials
+            if t.target == target
+        ]
         ordered = _order(verdicts)
         pick = ordered[0] if ordered and ordered[0].passes else None
         per_target[target] = TargetChoice(target, pick, ordered[1:] if pick else ordered)
@@ -244,6 +272,8 @@ def render_text(rec: Recommendation, max_others: int = 10) -> str:
             )
         else:
             out.append(f"  recommended {line(choice.pick.trial)}")
+            if choice.pick.sentence:
+                out.append(f"    {choice.pick.sentence}")
         pick = choice.pick.trial if choice.pick else None
         for v in choice.others[:max_others]:
             t = v.trial

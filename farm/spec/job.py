@@ -113,6 +113,7 @@ class JobSpec:
     max_accuracy_drop: float | None = None
     #: Every ``[constraints]`` limit as written: ``max_quality_drop``, ``min_map50``,
     #: ``max_ece_increase``… (see farm/spec/constraints.py); Optuna constraints of every study.
+    #: ``quality_confidence``, when written, is kept here too (how those limits are judged).
     constraints: dict[str, float] = field(default_factory=dict)
     measurement: dict[str, Any] = field(default_factory=dict)
     prices: dict[str, float] = field(default_factory=dict)
@@ -211,7 +212,7 @@ def parse_job(raw: Mapping[str, Any], source: str | Path = "<memory>") -> JobSpe
         workload=workload,
         search=search,
         max_accuracy_drop=drop,
-        constraints={c.field: c.limit for c in limits},
+        constraints={c.field: c.limit for c in limits} | _confidence(constraints),
         measurement=measurement,
         prices=prices,
         mlflow_uri=mlflow_uri,
@@ -245,6 +246,13 @@ def _prices(f: Fields, targets: tuple[str, ...]) -> dict[str, float]:
             target, low=0, low_open=True, expected="a positive number (USD per hour)"
         )
     return prices
+
+
+def _confidence(f: Fields) -> dict[str, float]:
+    """``quality_confidence`` as written (checked by :func:`_parse_constraints`), kept with
+    the limits it changes."""
+    raw = f.table.get("quality_confidence")
+    return {} if raw is None else {"quality_confidence": float(raw)}
 
 
 def _parse_constraints(source: str | Path, workload: dict[str, Any], f: Fields) -> list[Any]:

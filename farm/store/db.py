@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -24,6 +24,11 @@ from farm._io import json_mapping
 from farm.errors import UsageError
 from farm.store.records import TRIAL_COLUMNS, JobRecord, TrialRecord
 from farm.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from farm.evidence.paired import Comparison
+    from farm.store.evidence import Key
+    from workloads.evidence import Evidence
 
 DEFAULT_DB = Path("results") / "farm.duckdb"
 #: How long a reader waits for a write to finish, and how long the driver waits to write (a
@@ -163,8 +168,13 @@ class Store:
         samples_ms: Sequence[float] = (),
         metrics: dict[str, float] | None = None,
         environment: tuple[str, dict[str, Any]] | None = None,
+        evidence: tuple[str, Evidence] | None = None,
+        comparisons: tuple[Key, Sequence[Comparison]] | None = None,
     ) -> None:
-        """Store one finished trial, its raw samples, metrics and environment atomically.
+        """Store one finished trial, its raw samples, metrics and environment atomically, with
+        its per-image evidence (the metric it recomputes, the evidence) and its comparisons
+        with a baseline (the baseline's key; the primary metric's, then per-class KPIs') when
+        given.
 
         ``metrics`` default to the record's own."""
         row = record.to_row()
@@ -189,6 +199,14 @@ class Store:
                 )
             for name, value in (metrics if metrics is not None else record.metrics).items():
                 con.execute("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", [*key, name, value])
+            if evidence is not None or comparisons is not None:
+                from farm.store import evidence as stored
+
+                if evidence is not None:
+                    stored.write_evidence(con, record.key, *evidence)
+                if comparisons is not None:
+                    for c in comparisons[1]:
+                        stored.write_comparison(con, record.key, comparisons[0], c)
 
     def set_fronts(
         self, job_id: str, per_target: dict[str, list[int]], global_front: list[tuple[str, int]]
@@ -267,6 +285,24 @@ class Store:
         ):
             out.setdefault((r["target"], r["trial_number"]), {})[r["name"]] = r["value"]
         return out
+
+    def evidence(self, job_id: str, target: str, trial_number: int) -> Evidence | None:
+        """A trial's per-image evidence (None for a trial stored without it)."""
+        from farm.store.evidence import read_evidence
+
+        with connect(self.path, read_only=True) as con:
+            return read_evidence(con, (job_id, target, trial_number))
+
+    def comparisons(
+        self, job_id: str, kpis: bool = False
+    ) -> dict[tuple[str, int], tuple[Key, Comparison]]:
+        """(target, trial_number) -> (its baseline's key, the paired comparison of its primary
+        metric) of every candidate of the job that has one; with ``kpis``, keyed by (target,
+        trial_number, metric) for every compared metric (per-class accuracy included)."""
+        from farm.store.evidence import read_comparisons
+
+        with connect(self.path, read_only=True) as con:
+            return read_comparisons(con, job_id, kpis)
 
     def samples(self, job_id: str, target: str, trial_number: int) -> list[float]:
         rows = self.query(

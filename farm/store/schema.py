@@ -162,6 +162,55 @@ MIGRATIONS: list[str] = [
     ALTER TABLE trials ADD COLUMN quality_higher_is_better BOOLEAN;
     UPDATE trials SET quality_higher_is_better = TRUE WHERE quality IS NOT NULL;
     """,
+    # 6: per-image evidence (docs/store.md): each eval image set once, each trial's per-image
+    # outcomes as lists in that order, and each candidate's paired comparison with a baseline.
+    """
+    CREATE TABLE image_sets (
+        image_set   VARCHAR PRIMARY KEY,   -- hash of the ids, in order
+        n_images    INTEGER NOT NULL,
+        ids         VARCHAR[] NOT NULL     -- stable image ids (file paths, `digits/0042`)
+    );
+    CREATE TABLE evidence (
+        job_id       VARCHAR NOT NULL,
+        target       VARCHAR NOT NULL,
+        trial_number INTEGER NOT NULL,
+        image_set    VARCHAR NOT NULL,
+        metric       VARCHAR NOT NULL,     -- the primary metric the evidence recomputes
+        score        DOUBLE[] NOT NULL,    -- per image its own score, higher is better
+        confidence   DOUBLE[],             -- per image the prediction's confidence
+        correct      BOOLEAN[],            -- per image right/wrong (classification)
+        predicted    VARCHAR[],            -- per image what was predicted, in words
+        arrays       BLOB,                 -- the task's arrays (numpy .npz)
+        PRIMARY KEY (job_id, target, trial_number)
+    );
+    CREATE TABLE comparisons (
+        job_id                VARCHAR NOT NULL,
+        target                VARCHAR NOT NULL,
+        trial_number          INTEGER NOT NULL,
+        baseline_job_id       VARCHAR NOT NULL,
+        baseline_target       VARCHAR NOT NULL,
+        baseline_trial_number INTEGER NOT NULL,
+        metric                VARCHAR NOT NULL,
+        higher_is_better      BOOLEAN NOT NULL,
+        baseline              DOUBLE,      -- the baseline's metric on the whole image set
+        value                 DOUBLE,      -- the candidate's
+        delta                 DOUBLE,      -- value - baseline
+        low                   DOUBLE,      -- paired bootstrap interval of delta
+        high                  DOUBLE,
+        confidence            DOUBLE,
+        resamples             INTEGER,
+        seed                  BIGINT,
+        significant           BOOLEAN,     -- the interval excludes 0
+        n_images              INTEGER,
+        broken                INTEGER,     -- images whose own score fell by > flip_threshold
+        fixed                 INTEGER,
+        flip_threshold        DOUBLE,
+        p_value               DOUBLE,      -- McNemar's exact test (right/wrong outcomes)
+        seconds               DOUBLE,
+        PRIMARY KEY (job_id, target, trial_number, baseline_job_id, baseline_target,
+                     baseline_trial_number, metric)
+    );
+    """,
 ]
 
 #: The schema version a store has once migrated.

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from farm.measure import Contract
     from targets.base import Runtime, RuntimeOptions, Session, TargetSpec
     from workloads import Split, WorkloadData
+    from workloads.evidence import Evidence
     from workloads.kpis.spec import EvaluationSpec
     from workloads.tasks import Task
 
@@ -55,6 +56,8 @@ class Evaluation(bench.Bench):
     metrics: dict[str, float] = field(default_factory=dict)
     #: Seconds spent running the eval split and computing the quality metrics.
     eval_s: float = 0.0
+    #: What the trial did on each eval image (tasks with per-image evidence; else None).
+    evidence: Evidence | None = None
 
 
 def predict_split(session: Session, task: Task, split: Split, batch_size: int) -> Any:
@@ -112,6 +115,7 @@ def evaluate(
         with bench.trial_step("evaluate", what):
             predictions = predict_split(session, task, eval_split, options.batch_size)
             metrics = task.quality(predictions, eval_split, reference, data)
+            evidence = per_image(task, predictions, eval_split, reference, data)
 
             def predict(split: Split) -> Any:
                 return predict_split(session, task, at_size(split), options.batch_size)
@@ -134,4 +138,17 @@ def evaluate(
             query = bench.timed_query(session, task, batch, infos, contract.io)
             timed = bench.measure_compiled(session, query, options.batch_size, contract)
         fields = bench.bench_of(session, target, timed, compile_s)
-    return Evaluation(**fields, metrics=metrics, eval_s=eval_s)
+    return Evaluation(**fields, metrics=metrics, eval_s=eval_s, evidence=evidence)
+
+
+def per_image(
+    task: Task, predictions: Any, split: Split, reference: Any, data: WorkloadData
+) -> Evidence | None:
+    """The trial's per-image evidence, where the task keeps it and there is something to judge
+    against (ground truth, or the fp32 model's predictions)."""
+    from workloads.evidence import PerImage
+
+    judged = split.y is not None or split.truth is not None or reference is not None
+    if not isinstance(task, PerImage) or not judged:
+        return None
+    return task.evidence(predictions, split, reference, data)

@@ -5,28 +5,15 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from support.browser import chromium, gallery_page, run_chromium, screenshot_is_drawn
 from support.jobs import SmallJob
 
 from farm.cli import main
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,2200",
-]
 
 #: Injected first in <head>: record console errors and uncaught exceptions.
 CATCH = """<script>window.__errors=[];
@@ -46,24 +33,6 @@ const pre=document.createElement('pre');pre.id='probe';
 pre.textContent=JSON.stringify({errors:window.__errors,figures:out,
 online:[...document.querySelectorAll('script[src],link[href]')].map(e=>e.src||e.href)});
 document.body.appendChild(pre);},300));</script>"""
-
-
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        print("skipping: chromium is not installed (apt-get install -y chromium)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    return path
-
-
-def run_chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run(
-            [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +62,28 @@ def test_report_is_one_self_contained_file(report: Path, small_job: SmallJob) ->
         "Which knobs mattered",
     ):
         assert needle in text, needle
+
+
+def test_report_opens_on_what_would_ship_with_its_paired_change(
+    report: Path, small_job: SmallJob
+) -> None:
+    from farm.store.db import Store
+
+    text = report.read_text()
+    first = text.index("<h2>")
+    assert text[first:].startswith("<h2>What would ship</h2>")
+    decision = text[first : text.index("<h2>", first + 1)]
+    assert 'id="fig-accuracy"' in decision  # the fronts' chart on the first screen
+    store = Store(small_job.db)
+    compared = store.comparisons(small_job.job_id)
+    picks = re.findall(r"<td>#(\d+) ", decision)
+    targets = sorted({t.target for t in store.trials(small_job.job_id)})
+    assert len(picks) == len(targets)
+    for target, number in zip(targets, picks, strict=True):
+        if (target, int(number)) in compared:
+            c = compared[(target, int(number))][1]
+            assert f"{c.broken} broken, {c.fixed} fixed" in decision
+            assert c.verdict in decision
 
 
 def test_report_renders_in_headless_chromium(report: Path, small_job: SmallJob) -> None:
@@ -170,3 +161,44 @@ def test_unknown_job_and_bad_budget_exit_2(
     assert main(["report", "j1", "--db", db, "--budget", str(bad)]) == 2
     assert "field `all.max_p95_ms`" in capsys.readouterr().err
     assert main(["report", "j1", "--db", db, "-o", str(tmp_path / "r.html")]) == 0
+
+
+def test_the_report_embeds_the_images_each_shipped_candidate_broke_and_fixed(
+    report: Path, small_job: SmallJob
+) -> None:
+    from dashboards.gallery import LIMIT
+    from farm.store.db import Store
+
+    text = report.read_text()
+    section = text[text.index("<h2>Images the candidates") : text.index("<h2>Recommended")]
+    store = Store(small_job.db)
+    compared = store.comparisons(small_job.job_id)
+    shipped = re.findall(r"<td>([^<]+)</td><td>#(\d+) ", text[: text.index("<h2>Images")])
+    expected = sum(
+        min(c.broken, LIMIT) + min(c.fixed, LIMIT)
+        for (_, c) in (compared[(t, int(n))] for t, n in shipped if (t, int(n)) in compared)
+    )
+    assert section.count("<img src='data:image/png;base64,") == expected
+
+
+def test_farm_gallery_draws_a_digits_candidates_changes_seen_in_chromium(
+    small_job: SmallJob, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chromium()
+    from dashboards.gallery import Tile, html_section
+    from farm.store.db import Store
+
+    compared = Store(small_job.db).comparisons(small_job.job_id)
+    (target, number), (_, c) = max(
+        compared.items(), key=lambda kv: kv[1][1].broken + kv[1][1].fixed
+    )
+    assert c.broken + c.fixed > 0  # some int8 candidate changed an image
+    args = ["gallery", small_job.job_id, "--db", str(small_job.db), "--trial", str(number)]
+    assert main([*args, "-o", str(tmp_path / "out")]) == 0
+    files = sorted((tmp_path / "out").glob(f"{target}-trial{number}-*.png"))
+    assert len(files) == min(c.broken, 8) + min(c.fixed, 8)
+    assert "wrote" in capsys.readouterr().out
+    tiles = [
+        Tile(target, number, f.stem, f.stem.split("-")[-2], 1.0, 0.0, f.read_bytes()) for f in files
+    ]
+    screenshot_is_drawn(gallery_page(tmp_path, html_section(tiles, [])))

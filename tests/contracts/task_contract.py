@@ -13,7 +13,10 @@ names (the primary one is among them, every name a trial can record is known to 
 checks), decode → collect → quality, quality of a subset through :meth:`Task.select` equal to
 scoring those samples alone (how slices are scored), fidelity of a candidate identical to fp32
 at its best value, ``check_outputs`` accepting what ``decode`` accepts, pickling (tasks travel
-to Ray workers), and every ability flag agreeing with the mix-in that implements it.
+to Ray workers), and every ability flag agreeing with the mix-in that implements it. A task with
+per-image evidence (:class:`~workloads.evidence.PerImage`) keys it by the split's image ids, and
+its resampled quality with a row of ones is exactly its primary metric, with a row of zeros and
+ones that of the subset.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pytest
 
 from farm._validate import Fields
 from workloads.data import Split, WorkloadData
+from workloads.evidence import PerImage
 from workloads.tasks import (
     TASKS,
     Calibrated,
@@ -206,3 +210,26 @@ class TaskContract:
             outputs = torch.from_numpy(np.asarray(self.predictions(task, case)))
             loss = task.finetune_loss()(outputs, torch.from_numpy(np.asarray(targets)))
             assert loss.ndim == 0 and math.isfinite(float(loss))
+
+    # -- per-image evidence --------------------------------------------------------------------
+    def test_evidence_flag(self, task: Task) -> None:
+        assert task.has_evidence == isinstance(task, PerImage)
+
+    def test_a_row_of_ones_resamples_to_the_primary_metric(
+        self, task: Task, case: TaskCase
+    ) -> None:
+        if not isinstance(task, PerImage):
+            pytest.skip(f"{task.name} keeps no per-image evidence")
+        preds = self.predictions(task, case)
+        primary = task.primary_metric(case.data.has_labels)
+        ev = task.evidence(preds, case.split, preds, case.data)
+        assert ev.ids == case.split.image_ids() and len(ev) == len(case.split)
+        n = len(case.split)
+        picked = np.arange(n) % 2 == 0
+        got = task.resampled_quality(ev, np.stack([np.ones(n), picked.astype(float)]))
+        whole = task.quality(preds, case.split, preds, case.data)[primary]
+        assert got[0] == pytest.approx(whole, abs=1e-12)
+        index = np.flatnonzero(picked)
+        subset = task.select(preds, index)
+        alone = task.quality(subset, case.split.subset(index), subset, case.data)[primary]
+        assert got[1] == pytest.approx(alone, abs=1e-12)

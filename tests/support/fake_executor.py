@@ -323,6 +323,8 @@ class MemoryStore:
         samples_ms: Sequence[float] = (),
         metrics: dict[str, float] | None = None,
         environment: Any = None,
+        evidence: Any = None,
+        comparisons: Any = None,
     ) -> None:
         if record.key in self.records:
             raise AssertionError(f"trial {record.key} stored twice")
@@ -338,6 +340,9 @@ class MemoryStore:
                     on_front=r.trial_number in per_target.get(r.target, ()),
                     on_global_front=(r.target, r.trial_number) in global_front,
                 )
+
+    def evidence(self, job_id: str, target: str, trial_number: int) -> None:
+        return None  # fake evaluations keep no per-image evidence
 
     def trials(self, job_id: str) -> list[TrialRecord]:
         return sorted((r for k, r in self.records.items() if k[0] == job_id), key=lambda r: r.key)

@@ -85,13 +85,15 @@ def synthetic_splits(
     rng = np.random.default_rng(cfg.seed)
     n = cfg.synthetic_samples
 
-    def draw() -> Split:
+    def draw(name: str) -> Split:
+        ids = tuple(f"{name}/{i}" for i in range(n))
         if pixels is None:
-            return Split(rng.standard_normal((n, *shape), dtype=np.float32))
+            return Split(rng.standard_normal((n, *shape), dtype=np.float32), ids=ids)
         mean = np.asarray(pixels[0], dtype=np.float32)[:, None, None]
         std = np.asarray(pixels[1], dtype=np.float32)[:, None, None]
         x = (rng.random((n, *shape), dtype=np.float32) - mean) / std
-        return Split(x.astype(np.float32), None, None, tuple({"image_id": i} for i in range(n)))
+        infos = tuple({"image_id": i} for i in range(n))
+        return Split(x.astype(np.float32), None, None, infos, ids)
 
-    calib = draw()
-    return calib, draw()
+    calib = draw("synthetic-calib")
+    return calib, draw("synthetic")

@@ -81,6 +81,7 @@ def _stack(xs: list[Any], infos: list[dict[str, Any]], truth: list[Any] | None) 
         None,
         None if truth is None else tuple(truth),
         tuple(infos),
+        tuple(str(info["file"]) for info in infos),
     )
 
 

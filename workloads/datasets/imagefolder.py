@@ -88,7 +88,11 @@ def load_folder(
                 raise cfg.error(key, "readable images", f"{path}: {exc}") from None
             ys.append(label)
     return Split(
-        np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int64), None, tuple(infos)
+        np.stack(xs).astype(np.float32),
+        np.asarray(ys, dtype=np.int64),
+        None,
+        tuple(infos),
+        tuple(str(info["file"]) for info in infos),
     )
 
 

@@ -86,7 +86,7 @@ class DigitsWorkload(Workload):
         # every image is named by its index in scikit-learn's data set ("digits/0042"), which is
         # what a slices CSV (`[workload.data] slices`) refers to
         info = tuple({"file": f"digits/{i:04d}"} for i in range(len(y)))
-        whole = Split(x, y, None, info)
+        whole = Split(x, y, None, info, tuple(i["file"] for i in info))
         train_idx, calib_idx, eval_idx = split_indices(y, SPLIT_FRACTIONS, SPLIT_SEED)
         return WorkloadData(
             train=whole.subset(train_idx),

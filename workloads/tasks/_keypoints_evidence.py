@@ -136,7 +136,7 @@ def evidence(task: Keypoints, predictions: list[Poses], split: Split, reference:
     confident = [p.above(0.3) for p in predictions]
     confidence = np.array([float(p.scores.max()) if len(p) else np.nan for p in predictions])
     ev = Evidence(
-        ids=split.ids or tuple(f"image/{i}" for i, _, _ in images),
+        ids=split.image_ids(),
         score=np.zeros(n),
         predicted=tuple(f"{len(p)} poses" for p in confident),
         confidence=confidence,
@@ -147,7 +147,34 @@ def evidence(task: Keypoints, predictions: list[Poses], split: Split, reference:
     own[no_truth] = [
         float(len(p) == 0) for p, empty in zip(confident, no_truth, strict=True) if empty
     ]
+    arrays.update(drawable(confident, split.info or ({},) * n))
     return Evidence(ev.ids, own, ev.predicted, confidence, None, arrays)
+
+
+def drawable(shown: list[Poses], infos: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The confident poses of every image in the model input's pixels (preprocessing's scale
+    and padding applied again), for the gallery's drawing hook."""
+    rows, boxes, points = [], [], []
+    for i, (p, info) in enumerate(zip(shown, infos, strict=True)):
+        b = np.asarray(p.boxes, np.float32).reshape(-1, 4).copy()
+        kp = np.asarray(p.keypoints, np.float32).copy()
+        if "scale" in info:
+            (sy, sx), (py, px) = info["scale"], info.get("pad", (0.0, 0.0))
+            b[:, [0, 2]], b[:, [1, 3]] = b[:, [0, 2]] * sx + px, b[:, [1, 3]] * sy + py
+            kp[..., 0], kp[..., 1] = kp[..., 0] * sx + px, kp[..., 1] * sy + py
+        rows.append(np.full(len(b), i, np.int32))
+        boxes.append(b)
+        points.append(kp)
+    k = next((pt.shape[1] for pt in points if pt.ndim == 3 and len(pt)), 0)
+    return {
+        "draw_image": np.concatenate(rows) if rows else np.zeros(0, np.int32),
+        "draw_boxes": np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32),
+        "draw_keypoints": (
+            np.concatenate([pt.reshape(-1, k, 3) for pt in points])
+            if k
+            else np.zeros((0, 0, 3), np.float32)
+        ),
+    }
 
 
 def _category_ids(truth: list[dict[str, Any]]) -> list[int]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from farm.errors import UsageError
+from workloads.evidence import Evidence, PerImage, weighted_mean
 from workloads.tasks.base import Calibrated, FineTuning, OperatingPoint, Task
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Classification(Calibrated, OperatingPoint, FineTuning, Task):
+class Classification(PerImage, Calibrated, OperatingPoint, FineTuning, Task):
     name: ClassVar[str] = "classification"
     labelled_metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
     fidelity_metrics: ClassVar[tuple[str, ...]] = (
@@ -77,6 +78,40 @@ class Classification(Calibrated, OperatingPoint, FineTuning, Task):
                 'whose outputs are not class scores (OCR, a backbone) set `task = "generic"` '
                 "in [workload]"
             )
+
+    # -- per-image evidence ----------------------------------------------------------------------
+    def evidence(
+        self, predictions: Any, split: Split, reference: Any, data: WorkloadData
+    ) -> Evidence:
+        """Per image: right or wrong (against the label, else against fp32's top-1 class), the
+        predicted class and its softmax probability."""
+        from workloads.kpis.calibration import softmax
+
+        logits = np.asarray(predictions, dtype=np.float32)
+        top1 = logits.argmax(axis=1)
+        if split.y is not None:
+            correct = top1 == np.asarray(split.y)
+        elif reference is not None:
+            correct = top1 == np.asarray(reference).argmax(axis=1)
+        else:
+            raise ValueError("evidence needs labels or the fp32 model's predictions")
+        names = class_labels(data)
+        return Evidence(
+            ids=split.image_ids(),
+            score=correct.astype(np.float64),
+            predicted=tuple(names(int(c)) for c in top1),
+            confidence=softmax(logits).max(axis=1).astype(np.float64),
+            correct=correct,
+            arrays={
+                "correct": correct,
+                "label": np.asarray(top1, dtype=np.int32),
+                **({} if split.y is None else {"truth": np.asarray(split.y, dtype=np.int32)}),
+            },
+        )
+
+    def resampled_quality(self, evidence: Evidence, weights: np.ndarray) -> np.ndarray:
+        """Accuracy (or top-1 agreement): the mean of right/wrong over the resampled images."""
+        return weighted_mean(evidence.arrays["correct"], weights)
 
     # -- KPIs ----------------------------------------------------------------------------------
     def calibration(self, predictions: Any, split: Split, data: WorkloadData) -> dict[str, float]:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from workloads.evidence import Evidence, PerImage
 from workloads.tasks import _coco_eval as coco
 from workloads.tasks.base import Calibrated, ModelFacts, PostProcessing, Task
 
@@ -66,7 +67,7 @@ class Detections:
 
 
 @dataclass(frozen=True)
-class Detection(PostProcessing, Calibrated, Task):
+class Detection(PerImage, PostProcessing, Calibrated, Task):
     name: ClassVar[str] = "detection"
     fields: ClassVar[frozenset[str]] = frozenset(
         {"outputs", "letterbox", "nms_iou", "score_threshold", "max_detections", "class_ids"}
@@ -287,6 +288,66 @@ class Detection(PostProcessing, Calibrated, Task):
         c = np.concatenate(correct) if correct else np.zeros(0, dtype=bool)
         return {"ece": ece(s, c), "ece_adaptive": adaptive_ece(s, c)}
 
+    # -- per-image evidence ----------------------------------------------------------------------
+    #: An image whose own mAP falls (rises) by more than this counts as broken (fixed).
+    flip_threshold: ClassVar[float] = 0.1
+
+    def evidence(
+        self, predictions: Any, split: Split, reference: Any, data: WorkloadData
+    ) -> Evidence:
+        """COCO's matching of every image (:mod:`workloads.tasks._coco_boot`), against the
+        ground truth, else against fp32's confident detections (as ``map_vs_fp32``); an
+        image's own score is its mAP (NaN for an image without a box that counts)."""
+        from workloads.tasks import _coco_boot
+
+        infos = split.info or tuple({"image_id": i} for i in range(len(split)))
+        ids = [int(info.get("image_id", i)) for i, info in enumerate(infos)]
+        if split.truth is not None:
+            names = dict(data.class_names) if isinstance(data.class_names, dict) else {}
+            categories = sorted(names or {c for t in split.truth for c in t["labels"]})
+            truth: list[Any] = list(split.truth)
+            to_category = self._category_map(categories)
+            dets = [(d.boxes, d.scores, to_category(d.labels)) for d in predictions]
+        elif reference is not None:
+            confident = [r.above(FIDELITY_SCORE) for r in reference]
+            truth = [{"boxes": r.boxes, "labels": r.labels} for r in confident]
+            categories = sorted({int(c) for t in confident for c in t.labels} | {0})
+            dets = [(d.boxes, d.scores, d.labels) for d in predictions]
+        else:
+            raise ValueError("evidence needs ground truth or the fp32 model's detections")
+        arrays = _coco_boot.match(ids, truth, dets, categories)
+        if not arrays["gt_count"].any():  # nothing to find (fidelity): agreement, as quality()
+            agree = float(all(len(p.above(FIDELITY_SCORE)) == 0 for p in predictions))
+            arrays["agree"] = np.array(agree)
+        shown = [d.above(FIDELITY_SCORE) for d in predictions]
+        arrays.update(_drawable(shown, infos))
+        return Evidence(
+            ids=split.image_ids(),
+            score=_coco_boot.per_image_map(arrays),
+            predicted=tuple(f"{len(d)} boxes" for d in shown),
+            confidence=np.array([float(d.scores.max()) if len(d) else np.nan for d in shown]),
+            arrays=arrays,
+        )
+
+    def draw(self, image: np.ndarray, evidence: Evidence, index: int) -> np.ndarray:
+        """The image's confident detections (score >= :data:`FIDELITY_SCORE`), boxed."""
+        from workloads.drawing import boxes
+
+        a = evidence.arrays
+        mine = a["draw_image"] == index
+        text = f"{evidence.predicted[index]}, own mAP {evidence.score[index]:.2f}"
+        return boxes(
+            image, a["draw_boxes"][mine], a["draw_labels"][mine], a["draw_scores"][mine], text
+        )
+
+    def resampled_quality(self, evidence: Evidence, weights: np.ndarray) -> np.ndarray:
+        """COCO mAP@[.5:.95] of the resampled images (:func:`_coco_boot.resampled_map`)."""
+        from workloads.tasks import _coco_boot
+
+        if "agree" in evidence.arrays:
+            return np.full(len(np.atleast_2d(weights)), float(evidence.arrays["agree"]))
+        return _coco_boot.resampled_map(evidence.arrays, weights)
+
     def _category_map(self, category_ids: list[int]) -> Any:
         if self.class_ids == "category_id":
             return lambda labels: labels
@@ -359,6 +420,27 @@ def to_original(dets: Detections, info: dict[str, Any] | None) -> Detections:
     boxes[:, [0, 2]] = np.clip((boxes[:, [0, 2]] - px) / sx, 0, w)
     boxes[:, [1, 3]] = np.clip((boxes[:, [1, 3]] - py) / sy, 0, h)
     return Detections(boxes, dets.scores, dets.labels)
+
+
+def _drawable(shown: list[Detections], infos: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The confident detections of every image in the model input's pixels (preprocessing's
+    scale and padding applied again), for the gallery."""
+    rows, found, labels, scores = [], [], [], []
+    for i, (d, info) in enumerate(zip(shown, infos, strict=True)):
+        b = np.asarray(d.boxes, np.float32).reshape(-1, 4).copy()
+        if "scale" in info:
+            (sy, sx), (py, px) = info["scale"], info.get("pad", (0.0, 0.0))
+            b[:, [0, 2]], b[:, [1, 3]] = b[:, [0, 2]] * sx + px, b[:, [1, 3]] * sy + py
+        rows.append(np.full(len(b), i, np.int32))
+        found.append(b)
+        labels.append(np.asarray(d.labels, np.int32))
+        scores.append(np.asarray(d.scores, np.float32))
+    return {
+        "draw_image": np.concatenate(rows) if rows else np.zeros(0, np.int32),
+        "draw_boxes": np.concatenate(found) if found else np.zeros((0, 4), np.float32),
+        "draw_labels": np.concatenate(labels) if labels else np.zeros(0, np.int32),
+        "draw_scores": np.concatenate(scores) if scores else np.zeros(0, np.float32),
+    }
 
 
 def _image_shape(info: dict[str, Any], split: Split) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from workloads.evidence import Evidence, PerImage, weighted_mean
 from workloads.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Generic(Task):
+class Generic(PerImage, Task):
     name: ClassVar[str] = "generic"
     labelled_metrics: ClassVar[tuple[str, ...]] = ()
     fidelity_metrics: ClassVar[tuple[str, ...]] = (
@@ -99,6 +100,31 @@ class Generic(Task):
             return {}
         return output_fidelity(predictions, reference)
 
+    # -- per-image evidence ----------------------------------------------------------------------
+    #: An image whose cosine to fp32's outputs falls by more than this counts as broken.
+    flip_threshold: ClassVar[float] = 0.01
+
+    def evidence(
+        self, predictions: Any, split: Split, reference: Any, data: WorkloadData
+    ) -> Evidence:
+        """Per image: the cosine of its outputs to fp32's (the worst output's)."""
+        cos, _, _ = per_sample_fidelity(predictions, reference)
+        score = cos.min(axis=0) if len(cos) else np.ones(len(split))
+        return Evidence(
+            ids=split.image_ids(),
+            score=score,
+            predicted=tuple(f"cosine {v:.4f}" for v in score),
+            confidence=np.full(len(score), np.nan),
+            arrays={"cosine": cos},
+        )
+
+    def resampled_quality(self, evidence: Evidence, weights: np.ndarray) -> np.ndarray:
+        """``output_cosine``: per output the resampled mean cosine, the worst output's."""
+        cos = evidence.arrays["cosine"]
+        if not len(cos):
+            return np.ones(len(np.atleast_2d(weights)))
+        return np.min([weighted_mean(c, weights) for c in cos], axis=0)
+
 
 def check_batch_first(outputs: list[np.ndarray], samples: int | None) -> None:
     """Every output has the same first axis (the batch), at least ``samples`` long."""
@@ -113,6 +139,19 @@ def check_batch_first(outputs: list[np.ndarray], samples: int | None) -> None:
 
 def output_fidelity(candidate: list[np.ndarray], reference: list[np.ndarray]) -> dict[str, float]:
     """The three fidelity metrics of the module docstring, over every output."""
+    cos, rel, max_diff = per_sample_fidelity(candidate, reference)
+    return {
+        "output_cosine": float(min(c.mean() for c in cos)) if len(cos) else 1.0,
+        "output_rel_error": float(max(r.mean() for r in rel)) if len(rel) else 0.0,
+        "max_abs_output_diff": max_diff,
+    }
+
+
+def per_sample_fidelity(
+    candidate: list[np.ndarray], reference: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per output and sample (``[outputs, N]``) the cosine similarity and the relative error
+    of the candidate's tensor against fp32's, and the largest element-wise difference."""
     if len(candidate) != len(reference):
         raise ValueError(f"{len(candidate)} outputs, but the fp32 model has {len(reference)}")
     cosines, errors, max_diff = [], [], 0.0
@@ -130,12 +169,9 @@ def output_fidelity(candidate: list[np.ndarray], reference: list[np.ndarray]) ->
             )
             # relative to fp32's norm; to the candidate's where fp32's is zero (then 1 or 0)
             rel = np.where(nr > 0, diff / nr, np.where(na > 0, diff / na, 0.0))
-        cosines.append(float(np.clip(cos, -1.0, 1.0).mean()))
-        errors.append(float(rel.mean()))
+        cosines.append(np.clip(cos, -1.0, 1.0))
+        errors.append(rel)
         if a.size:
             max_diff = max(max_diff, float(np.abs(a - r).max()))
-    return {
-        "output_cosine": min(cosines) if cosines else 1.0,
-        "output_rel_error": max(errors) if errors else 0.0,
-        "max_abs_output_diff": max_diff,
-    }
+    n = len(candidate[0]) if candidate else 0
+    return np.reshape(cosines, (-1, n)), np.reshape(errors, (-1, n)), max_diff

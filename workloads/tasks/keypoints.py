@@ -375,11 +375,30 @@ class Keypoints(PostProcessing, PerImage, Task):
         return self.sigmas(k)
 
     # -- per-image evidence --------------------------------------------------------------------
-    def evidence(self, predictions: Any, split: Split, reference: Any) -> Evidence:
+    def evidence(
+        self, predictions: Any, split: Split, reference: Any, data: WorkloadData | None = None
+    ) -> Evidence:
         return kev.evidence(self, predictions, split, reference)
 
     def resampled_quality(self, evidence: Evidence, weights: np.ndarray) -> np.ndarray:
         return kev.resampled_kp_map(evidence, weights)
+
+    def draw(self, image: np.ndarray, evidence: Evidence, index: int) -> np.ndarray:
+        """The image's confident poses (boxes outlined, keypoints as dots), enlarged, with its
+        own kp_map below."""
+        from workloads.drawing import caption
+        from workloads.tasks._keypoints_draw import draw_poses
+
+        a = evidence.arrays
+        mine = a["draw_image"] == index
+        kps = a["draw_keypoints"][mine] if a["draw_keypoints"].size else np.zeros((0, 0, 3))
+        n = int(mine.sum())
+        shown = Poses(a["draw_boxes"][mine], np.ones(n), np.zeros(n, np.int64), kps)
+        scale = max(1, -(-160 // min(image.shape[:2])))
+        picture = np.asarray(draw_poses(image, shown, scale=scale))
+        return caption(
+            picture, f"{evidence.predicted[index]}, own kp_map {evidence.score[index]:.2f}"
+        )
 
 
 def to_original(poses: Poses, info: dict[str, Any] | None) -> Poses:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from workloads.evidence import Evidence, PerImage
 from workloads.tasks.base import ModelFacts, PostProcessing, Task
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ IGNORE = 255
 
 
 @dataclass(frozen=True)
-class Segmentation(PostProcessing, Task):
+class Segmentation(PerImage, PostProcessing, Task):
     name: ClassVar[str] = "segmentation"
     labelled_metrics: ClassVar[tuple[str, ...]] = ("miou", "pixel_accuracy")
     fidelity_metrics: ClassVar[tuple[str, ...]] = ("miou_vs_fp32", "pixel_agreement")
@@ -92,6 +93,74 @@ class Segmentation(PostProcessing, Task):
             out["miou_vs_fp32"] = float(np.nanmean(iou)) if np.isfinite(iou).any() else 1.0
             out["pixel_agreement"] = float(np.trace(cm) / max(cm.sum(), 1))
         return out
+
+    # -- per-image evidence ----------------------------------------------------------------------
+    #: An image whose own mIoU falls (rises) by more than this counts as broken (fixed).
+    flip_threshold: ClassVar[float] = 0.1
+
+    def evidence(
+        self, predictions: Any, split: Split, reference: Any, data: WorkloadData
+    ) -> Evidence:
+        """Per image and class: its pixels of intersection, predicted and true (against the
+        ground truth, else fp32's label maps); an image's own score is its mIoU."""
+        truth = split.truth if split.truth is not None else reference
+        if truth is None:
+            raise ValueError("evidence needs ground-truth masks or the fp32 model's label maps")
+        k = self.num_classes
+        cms = [confusion([p], [t], k) for p, t in zip(predictions, truth, strict=True)]
+        arrays = {
+            "intersection": np.array([np.diag(cm) for cm in cms], dtype=np.int64).reshape(-1, k),
+            "predicted": np.array([cm.sum(axis=0) for cm in cms], dtype=np.int64).reshape(-1, k),
+            "truth": np.array([cm.sum(axis=1) for cm in cms], dtype=np.int64).reshape(-1, k),
+            "empty": np.array(0.0 if split.truth is not None else 1.0),
+            # the label maps at (at most) 96 pixels, for the gallery
+            "draw_masks": np.stack([_small(np.asarray(p)) for p in predictions]),
+        }
+        score = np.array([_miou(cm, float(arrays["empty"])) for cm in cms])
+        present = [
+            np.flatnonzero(np.bincount(np.asarray(p).ravel(), minlength=k)) for p in predictions
+        ]
+        return Evidence(
+            ids=split.image_ids(),
+            score=score,
+            predicted=tuple(", ".join(str(c) for c in cs) for cs in present),
+            confidence=np.full(len(score), np.nan),
+            arrays=arrays,
+        )
+
+    def draw(self, image: np.ndarray, evidence: Evidence, index: int) -> np.ndarray:
+        """The predicted label map blended over the image."""
+        from workloads.drawing import mask
+
+        text = f"classes {evidence.predicted[index]}, own mIoU {evidence.score[index]:.2f}"
+        return mask(image, evidence.arrays["draw_masks"][index], text)
+
+    def resampled_quality(self, evidence: Evidence, weights: np.ndarray) -> np.ndarray:
+        """mIoU of the resampled images: per-class sums of intersections and unions, as one
+        confusion matrix over the images (each as often as it is drawn) gives them."""
+        w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+        a = evidence.arrays
+        tp = w @ a["intersection"].astype(np.float64)
+        union = w @ a["predicted"].astype(np.float64) + w @ a["truth"].astype(np.float64) - tp
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = np.where(union > 0, tp / union, np.nan)
+        out = np.full(len(w), float(a["empty"]))
+        some = np.isfinite(iou).any(axis=1)
+        if some.any():
+            out[some] = np.nanmean(iou[some], axis=1)
+        return out
+
+
+def _small(label_map: np.ndarray, side: int = 96) -> np.ndarray:
+    """A label map scaled (nearest neighbour) to ``side`` × ``side`` pixels."""
+    rows = np.arange(side) * label_map.shape[0] // side
+    cols = np.arange(side) * label_map.shape[1] // side
+    return label_map[rows[:, None], cols[None, :]].astype(np.uint8)
+
+
+def _miou(cm: np.ndarray, empty: float) -> float:
+    iou = per_class_iou(cm)
+    return float(np.nanmean(iou)) if np.isfinite(iou).any() else empty
 
 
 def to_original(label_map: np.ndarray, info: dict[str, Any] | None) -> np.ndarray:

@@ -203,12 +203,14 @@ class TextDetection(PostProcessing, PerImage, Task):
         return out
 
     # -- per-image evidence --------------------------------------------------------------------
-    def evidence(self, predictions: Any, split: Split, reference: Any) -> Evidence:
+    def evidence(
+        self, predictions: Any, split: Split, reference: Any, data: WorkloadData | None = None
+    ) -> Evidence:
         """Per image its ICDAR counts (their sums give hmean on any resample), its own hmean as
         the score, the number of regions found and their mean score."""
         truth = split.truth if split.truth is not None else reference
         counts = self.counts(predictions, truth)
-        ids = split.ids or tuple(str(i) for i in range(len(split)))
+        ids = split.image_ids()
         return Evidence(
             ids=tuple(ids),
             score=np.asarray(

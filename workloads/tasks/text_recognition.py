@@ -213,7 +213,9 @@ class TextRecognition(PostProcessing, PerImage, Task):
         return out
 
     # -- per-image evidence --------------------------------------------------------------------
-    def evidence(self, predictions: Any, split: Split, reference: Any) -> Evidence:
+    def evidence(
+        self, predictions: Any, split: Split, reference: Any, data: WorkloadData | None = None
+    ) -> Evidence:
         """Per line: its edit distance and reference length (their sums give CER on any
         resample), ``1 - CER`` of the line as its score, the string read, and whether it was
         read exactly. Against the fp32 model's strings when the split has no labels."""
@@ -223,7 +225,7 @@ class TextRecognition(PostProcessing, PerImage, Task):
             refs = self.texts(reference)
         edits = tm.char_edits(hyps, refs)
         lengths = np.asarray([len(r) for r in refs], dtype=np.int64)
-        ids = split.ids or tuple(str(i) for i in range(len(split)))
+        ids = split.image_ids()
         return Evidence(
             ids=tuple(ids),
             score=1.0 - edits / np.maximum(lengths, 1),

@@ -217,7 +217,7 @@ def test_without_labels_evidence_and_fidelity_are_against_the_fp32_strings() -> 
     assert got == {"cer_vs_fp32": pytest.approx(1 / 5), "exact_match_vs_fp32": 0.5}
     assert task.primary_metric(False) == "cer_vs_fp32"
     ev = task.evidence(cand, split, fp32)
-    assert ev.ids == ("0", "1")
+    assert ev.ids == ("image/0", "image/1")  # unnamed images: <dataset>/<index>
     assert task.resampled_quality(ev, np.ones((1, 2)))[0] == pytest.approx(1 / 5)
 
 

@@ -1,0 +1,241 @@
+"""A candidate against a baseline judged on the same images: the change of the primary metric
+with its paired bootstrap interval, the images it broke and fixed, McNemar's exact test.
+
+Paired: each resample draws images, and both trials are scored on the *same* draw, so what
+the interval measures is the candidate's change, not the spread of either score. The point
+estimate is the change on the whole split (a row of ones, exactly the stored qualities); the
+interval is the bias-corrected percentile interval (a plain percentile interval for a mean such
+as accuracy; corrected for a ratio such as COCO mAP, whose resamples lean to one side).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from farm.evidence.settings import EvidenceSettings
+from farm.evidence.stats import (
+    bias_corrected_interval,
+    bootstrap_weights,
+    mcnemar_exact,
+    percentile_interval,
+)
+from workloads.evidence import Evidence, PerImage
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A candidate's primary metric against its baseline's, image by image."""
+
+    metric: str
+    higher_is_better: bool
+    #: The baseline's and the candidate's metric on the whole split.
+    baseline: float
+    value: float
+    #: The paired bootstrap interval of ``value - baseline``.
+    low: float
+    high: float
+    confidence: float
+    resamples: int
+    seed: int
+    #: Images both were judged on.
+    n_images: int
+    #: Images whose own score fell (rose) by more than ``flip_threshold``.
+    broken: int
+    fixed: int
+    flip_threshold: float
+    #: McNemar's exact two-sided p-value (right/wrong outcomes only, else None).
+    p_value: float | None = None
+    #: Seconds the interval, flips and test took.
+    seconds: float = 0.0
+
+    @property
+    def delta(self) -> float:
+        """The change, ``value - baseline`` (its sign as the metric's)."""
+        return self.value - self.baseline
+
+    @property
+    def sense(self) -> int:
+        return 1 if self.higher_is_better else -1
+
+    @property
+    def drop(self) -> float:
+        """The change oriented as ``quality_drop``: positive when worse."""
+        return -self.delta * self.sense
+
+    @property
+    def drop_interval(self) -> tuple[float, float]:
+        """The interval of :attr:`drop` (low, high): high is the worst plausible drop."""
+        ends = sorted((-self.low * self.sense, -self.high * self.sense))
+        return ends[0], ends[1]
+
+    @property
+    def significant(self) -> bool:
+        """Whether the interval excludes no change."""
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return False
+        return self.low > 0 or self.high < 0
+
+    @property
+    def verdict(self) -> str:
+        """``better`` | ``worse`` | ``no significant change``."""
+        if not self.significant:
+            return "no significant change"
+        return "worse" if self.drop > 0 else "better"
+
+    def rate(self, count: int) -> float:
+        return count / self.n_images if self.n_images else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "delta": self.delta,
+            "significant": self.significant,
+            "broken_rate": self.rate(self.broken),
+            "fixed_rate": self.rate(self.fixed),
+        }
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Comparison:
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})
+
+
+def compare(
+    task: PerImage,
+    baseline: Evidence,
+    candidate: Evidence,
+    *,
+    metric: str,
+    higher_is_better: bool,
+    settings: EvidenceSettings | None = None,
+    baseline_draws: np.ndarray | None = None,
+) -> Comparison:
+    """``candidate`` against ``baseline`` (the same images, in the same order).
+    ``baseline_draws``: the baseline's :func:`resampled` metric under the same settings, when
+    the caller keeps it (a job compares every candidate of a target with one baseline, and the
+    same seed draws the same resamples: the baseline's share is paid once)."""
+    if not baseline.same_images(candidate):
+        raise ValueError(
+            "the two trials were judged on different images: they cannot be compared image by image"
+        )
+    settings = settings or EvidenceSettings()
+    start = time.perf_counter()
+    n = len(baseline)
+    whole = np.ones((1, n))
+    base_value = float(task.resampled_quality(baseline, whole)[0])
+    value = float(task.resampled_quality(candidate, whole)[0])
+    if baseline_draws is None:
+        baseline_draws = resampled(task, baseline, settings)
+    deltas = resampled(task, candidate, settings) - baseline_draws
+    low, high = bias_corrected_interval(deltas, value - base_value, settings.confidence)
+    broken, fixed = flips(baseline, candidate, task.flip_threshold)
+    p_value = None
+    if baseline.correct is not None and candidate.correct is not None:
+        b = int(np.sum(baseline.correct & ~candidate.correct))
+        c = int(np.sum(~baseline.correct & candidate.correct))
+        p_value = mcnemar_exact(b, c)
+    return Comparison(
+        metric=metric,
+        higher_is_better=higher_is_better,
+        baseline=base_value,
+        value=value,
+        low=low,
+        high=high,
+        confidence=settings.confidence,
+        resamples=settings.resamples,
+        seed=settings.seed,
+        n_images=n,
+        broken=broken,
+        fixed=fixed,
+        flip_threshold=float(task.flip_threshold),
+        p_value=p_value,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def resampled(task: PerImage, evidence: Evidence, settings: EvidenceSettings) -> np.ndarray:
+    """The primary metric of each bootstrap resample (``settings``: how many, which seed)."""
+    draws = [
+        task.resampled_quality(evidence, w)
+        for w in bootstrap_weights(len(evidence), settings.resamples, settings.seed)
+    ]
+    return np.concatenate(draws) if draws else np.zeros(0)
+
+
+def flips(baseline: Evidence, candidate: Evidence, threshold: float) -> tuple[int, int]:
+    """(broken, fixed): images whose own score fell (rose) by more than ``threshold``; images
+    without a score of their own in either trial (NaN) are not counted."""
+    a, b = np.asarray(baseline.score, float), np.asarray(candidate.score, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    change = b[ok] - a[ok]
+    return int(np.sum(change < -threshold)), int(np.sum(change > threshold))
+
+
+def flipped(
+    baseline: Evidence, candidate: Evidence, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the broken and the fixed images, the largest change first (the gallery's
+    order)."""
+    a, b = np.asarray(baseline.score, float), np.asarray(candidate.score, float)
+    with np.errstate(invalid="ignore"):
+        change = np.where(np.isfinite(a) & np.isfinite(b), b - a, 0.0)
+    broken = np.flatnonzero(change < -threshold)
+    fixed = np.flatnonzero(change > threshold)
+    return broken[np.argsort(change[broken], kind="stable")], fixed[
+        np.argsort(-change[fixed], kind="stable")
+    ]
+
+
+def compare_groups(
+    baseline: Evidence,
+    candidate: Evidence,
+    groups: dict[str, np.ndarray],
+    *,
+    settings: EvidenceSettings | None = None,
+) -> list[Comparison]:
+    """For right/wrong evidence, each KPI that is a mean over a group of images (``acc/<class>``
+    over the images of a class, a slice's accuracy): its change with the paired interval from
+    the same resamples as the primary metric (the group's images as they are drawn), its flips
+    and McNemar's test within the group."""
+    if baseline.correct is None or candidate.correct is None:
+        return []
+    settings = settings or EvidenceSettings()
+    a, b = baseline.correct.astype(np.float64), candidate.correct.astype(np.float64)
+    start = time.perf_counter()
+    masks = np.array([np.asarray(m, dtype=np.float64) for m in groups.values()]).reshape(-1, len(a))
+    deltas: list[np.ndarray] = []  # per chunk: [groups, resamples]; one draw serves every group
+    for w in bootstrap_weights(len(a), settings.resamples, settings.seed):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            drawn = w[None, :, :] * masks[:, None, :]  # [groups, B, N]
+            deltas.append((drawn @ b - drawn @ a) / drawn.sum(axis=2))
+    spent = (time.perf_counter() - start) / max(len(groups), 1)
+    out = []
+    for g, (name, mask) in enumerate(groups.items()):
+        low, high = percentile_interval(np.concatenate([d[g] for d in deltas]), settings.confidence)
+        inside = np.asarray(mask, dtype=bool)
+        broken = int(np.sum(inside & baseline.correct & ~candidate.correct))
+        fixed = int(np.sum(inside & ~baseline.correct & candidate.correct))
+        out.append(
+            Comparison(
+                metric=name,
+                higher_is_better=True,
+                baseline=float(a[inside].mean()) if inside.any() else math.nan,
+                value=float(b[inside].mean()) if inside.any() else math.nan,
+                low=low,
+                high=high,
+                confidence=settings.confidence,
+                resamples=settings.resamples,
+                seed=settings.seed,
+                n_images=int(inside.sum()),
+                broken=broken,
+                fixed=fixed,
+                flip_threshold=0.5,
+                p_value=mcnemar_exact(broken, fixed),
+                seconds=spent,
+            )
+        )
+    return out

@@ -1,0 +1,142 @@
+"""Paired judgements: bootstrap weights, McNemar's exact test, flips, the interval of a change,
+and the sentence a lead reads."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from farm.evidence import Comparison, EvidenceSettings, compare, describe
+from farm.evidence.paired import flipped
+from farm.evidence.stats import bootstrap_weights, mcnemar_exact, percentile_interval
+from workloads.evidence import Evidence
+from workloads.tasks import Classification
+
+
+def _right_wrong(correct: list[bool] | np.ndarray, ids: tuple[str, ...] | None = None) -> Evidence:
+    c = np.asarray(correct, dtype=bool)
+    return Evidence(
+        ids=ids or tuple(f"img/{i}" for i in range(len(c))),
+        score=c.astype(float),
+        predicted=("x",) * len(c),
+        confidence=np.full(len(c), 0.9),
+        correct=c,
+        arrays={"correct": c},
+    )
+
+
+def test_bootstrap_weights_draw_n_images_per_row_and_are_seeded() -> None:
+    w = np.concatenate(list(bootstrap_weights(7, 600, seed=3)))
+    assert w.shape == (600, 7) and np.all(w.sum(axis=1) == 7)
+    big = list(bootstrap_weights(1_000_000, 5, seed=3))  # chunked: memory stays bounded
+    assert len(big) == 3 and sum(len(c) for c in big) == 5
+    np.testing.assert_array_equal(w, np.concatenate(list(bootstrap_weights(7, 600, seed=3))))
+    assert not np.array_equal(w, np.concatenate(list(bootstrap_weights(7, 600, seed=4))))
+
+
+def test_mcnemar_is_the_exact_binomial_tail() -> None:
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(1, 0) == 1.0
+    assert mcnemar_exact(5, 0) == pytest.approx(2 / 32)
+    assert mcnemar_exact(10, 2) == pytest.approx(2 * (1 + 12 + 66) / 4096)
+    assert mcnemar_exact(2, 10) == mcnemar_exact(10, 2)
+    assert 0 < mcnemar_exact(700, 400) < 1e-15  # many changed images: no overflow
+
+
+def test_percentile_interval_drops_nan_rows() -> None:
+    values = np.concatenate([np.arange(101.0), [np.nan]])
+    assert percentile_interval(values, 0.9) == pytest.approx((5.0, 95.0))
+    assert all(math.isnan(v) for v in percentile_interval(np.array([np.nan]), 0.9))
+
+
+def test_a_candidate_that_breaks_one_image_and_fixes_none() -> None:
+    base = _right_wrong([True] * 95 + [False] * 5)
+    cand = _right_wrong([True] * 94 + [False] * 6)
+    c = compare(Classification(), base, cand, metric="accuracy", higher_is_better=True)
+    assert (c.broken, c.fixed, c.n_images) == (1, 0, 100)
+    assert c.delta == pytest.approx(-0.01) and c.drop == pytest.approx(0.01)
+    assert c.low <= c.delta <= c.high and not c.significant
+    assert c.p_value == 1.0 and c.verdict == "no significant change"
+    again = compare(Classification(), base, cand, metric="accuracy", higher_is_better=True)
+    assert (again.low, again.high) == (c.low, c.high)  # seeded
+
+
+def test_a_candidate_that_breaks_many_images_is_significantly_worse() -> None:
+    base = _right_wrong([True] * 100)
+    cand = _right_wrong([True] * 80 + [False] * 20)
+    c = compare(
+        Classification(),
+        base,
+        cand,
+        metric="accuracy",
+        higher_is_better=True,
+        settings=EvidenceSettings(confidence=0.9, resamples=400, seed=1),
+    )
+    assert c.significant and c.verdict == "worse" and c.drop_interval[1] > c.drop > 0
+    assert c.p_value == pytest.approx(2 / 2**20) and (c.resamples, c.seed) == (400, 1)
+
+
+def test_trials_judged_on_other_images_are_not_compared() -> None:
+    with pytest.raises(ValueError, match="different images"):
+        compare(
+            Classification(),
+            _right_wrong([True, False]),
+            _right_wrong([True, False], ids=("a", "b")),
+            metric="accuracy",
+            higher_is_better=True,
+        )
+
+
+def test_flipped_images_come_worst_first_and_unscored_images_are_skipped() -> None:
+    base = _right_wrong([True] * 4)
+    base = Evidence(base.ids, np.array([0.9, 0.8, np.nan, 0.5]), base.predicted, base.confidence)
+    cand = Evidence(base.ids, np.array([0.1, 0.6, 0.0, 0.9]), base.predicted, base.confidence)
+    broken, fixed = flipped(base, cand, 0.1)
+    assert broken.tolist() == [0, 1] and fixed.tolist() == [3]
+
+
+def test_the_sentence_a_lead_reads() -> None:
+    c = Comparison(
+        metric="accuracy",
+        higher_is_better=True,
+        baseline=0.9,
+        value=0.9 - 0.0019,
+        low=-0.0056,
+        high=0.0019,
+        confidence=0.95,
+        resamples=1000,
+        seed=0,
+        n_images=540,
+        broken=1,
+        fixed=0,
+        flip_threshold=0.5,
+    )
+    assert describe(c, "int8") == (
+        "int8: accuracy \u22120.19 pt [\u22120.56, +0.19] at 95 %, 1 image broken, 0 fixed; "
+        "no significant change"
+    )
+    assert Comparison.from_dict(c.to_dict()) == c
+
+
+def test_per_class_accuracy_is_judged_within_its_class() -> None:
+    from farm.evidence.paired import compare_groups
+
+    truth = np.array([0] * 50 + [1] * 50)
+    base = _right_wrong(np.ones(100, bool))
+    cand = _right_wrong(np.r_[np.ones(50, bool), np.zeros(10, bool), np.ones(40, bool)])
+    a, b = compare_groups(base, cand, {"acc/cat": truth == 0, "acc/dog": truth == 1})
+    assert (a.metric, a.delta, a.broken, a.n_images, a.significant) == ("acc/cat", 0, 0, 50, False)
+    assert b.delta == pytest.approx(-0.2) and b.broken == 10 and b.significant
+    assert b.p_value == pytest.approx(2 / 2**10) and b.low <= -0.2 <= b.high
+
+
+def test_the_bias_corrected_interval_moves_only_when_resamples_lean_to_one_side() -> None:
+    from farm.evidence.stats import bias_corrected_interval
+
+    values = np.arange(1001.0)
+    assert bias_corrected_interval(values, 500.0, 0.9) == pytest.approx(
+        percentile_interval(values, 0.9)
+    )
+    low, high = bias_corrected_interval(values, 400.0, 0.9)  # most resamples above the estimate
+    assert low < 50 and high < 950
