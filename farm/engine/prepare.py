@@ -61,6 +61,8 @@ class PreparedJob:
     #: The fp32 model's predictions on the eval split: what fidelity is measured against.
     reference: Any
     objectives: tuple[Objective, ...] = OBJECTIVES
+    #: How the calibration images were chosen and how many ("folder data/calib (64 images)").
+    calibration: str = ""
 
     def objective(self, name: str) -> Objective:
         """The objective called ``name`` (``quality``: its direction is the primary metric's)."""
@@ -132,6 +134,7 @@ def prepare_job(
         limits=tuple(limits),
         reference=reference,
         objectives=objectives or objectives_for(quality_metric, higher_is_better(quality_metric)),
+        calibration=calibration_words(workload, data),
     )
 
 
@@ -220,6 +223,13 @@ def job_limits(
             + ")"
         ) from None
     return [c.resolved(primary, higher_is_better(primary)) for c in limits]
+
+
+def calibration_words(workload: Workload, data: WorkloadData) -> str:
+    """How the job's calibration images were chosen and how many, as the card prints it."""
+    origin = workload.calib_origin
+    size = len(data.calib)
+    return origin.describe(size) if origin is not None else f"{size} images"
 
 
 def task_with_contract(task: Task, spec: JobSpec) -> Task:

@@ -162,6 +162,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE trials ADD COLUMN quality_higher_is_better BOOLEAN;
     UPDATE trials SET quality_higher_is_better = TRUE WHERE quality IS NOT NULL;
     """,
+    # 6: how a job's calibration images were chosen and how many, for the model card.
+    """
+    ALTER TABLE jobs ADD COLUMN calibration VARCHAR;
+    """,
 ]
 
 #: The schema version a store has once migrated.
