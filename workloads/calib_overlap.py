@@ -21,17 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farm._validate import Fields
+from workloads.datasets.common import IMAGE_SUFFIXES
+from workloads.datasets.config import DataConfig
 
 #: The field that accepts an overlap.
 ALLOW_FIELD = "allow_calib_overlap"
 #: Duplicates an error names (then how many more there are).
 SHOWN = 5
-#: File suffixes counted as images (those the loaders read).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Every image file under ``folder`` (class sub-folders included), sorted."""
+    """Every image file under ``folder`` (class sub-folders included), sorted: those the
+    loaders read."""
     return sorted(
         p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     )
@@ -117,8 +118,8 @@ def calibration_origin(workload: Fields, base_dir: Path) -> CalibrationOrigin:
         return CalibrationOrigin("synthetic inputs, seeded (the job gives no images)")
     calib = data.path("calib", base_dir, None, kind="dir")
     if calib is None:
-        fraction, seed = data.table.get("calib_fraction", 0.2), data.table.get("seed", 0)
-        where = data.table["eval"]
+        fraction = data.table.get("calib_fraction", DataConfig.calib_fraction)
+        seed, where = data.table.get("seed", DataConfig.seed), data.table["eval"]
         return CalibrationOrigin(
             f"carved from the eval images of {where} ({fraction:.0%}, seed {seed})"
         )
