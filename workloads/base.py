@@ -21,6 +21,7 @@ from farm._io import hash_json
 
 if TYPE_CHECKING:
     from farm.artifact import Artifact
+    from workloads.calib_overlap import CalibrationOrigin
     from workloads.data import WorkloadData
     from workloads.tasks.base import Task
 
@@ -68,6 +69,8 @@ class Workload(abc.ABC):
     allows_resolution: bool = False
     #: ``[workload.data] slices``: a CSV naming slices of the eval images, or None.
     slices_file: Path | None = None
+    #: How the calibration images were chosen (set by :func:`workloads.load_workload`).
+    calib_origin: CalibrationOrigin | None = None
 
     @property
     @abc.abstractmethod

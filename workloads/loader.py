@@ -79,6 +79,9 @@ def load_workload(
     slices = data.path("slices", base_dir, None, kind="file")
     workload.slices_file = None if slices is None else slices.resolve()
     workload.validate()
+    from workloads.calib_overlap import calibration_origin
+
+    workload.calib_origin = calibration_origin(f, base_dir)  # refuses calib = eval images
     return workload
 
 

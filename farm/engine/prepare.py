@@ -67,6 +67,8 @@ class PreparedJob:
     #: ``[constraints] quality_confidence``: the limits on the primary metric judge the worst
     #: end of a candidate's paired interval (None: its point estimate).
     quality_confidence: float | None = None
+    #: How the calibration images were chosen and how many ("folder data/calib (64 images)").
+    calibration: str = ""
 
     def objective(self, name: str) -> Objective:
         """The objective called ``name`` (``quality``: its direction is the primary metric's)."""
@@ -140,6 +142,7 @@ def prepare_job(
         objectives=objectives or objectives_for(quality_metric, higher_is_better(quality_metric)),
         evidence=evidence_settings(spec),
         quality_confidence=_confidence(spec),
+        calibration=calibration_words(workload, data),
     )
 
 
@@ -240,6 +243,13 @@ def job_limits(
             + ")"
         ) from None
     return [c.resolved(primary, higher_is_better(primary)) for c in limits]
+
+
+def calibration_words(workload: Workload, data: WorkloadData) -> str:
+    """How the job's calibration images were chosen and how many, as the card prints it."""
+    origin = workload.calib_origin
+    size = len(data.calib)
+    return origin.describe(size) if origin is not None else f"{size} images"
 
 
 def task_with_contract(task: Task, spec: JobSpec) -> Task:

@@ -155,6 +155,7 @@ class JobRunner:
                 self.spec.to_json(),
                 task=self.prepared.task.name,
                 label=self.label,
+                calibration=self.prepared.calibration or None,
             )
         budget = self.spec.search.time_budget_s
         self.deadline = None if budget is None else self.executor.monotonic() + budget

@@ -221,6 +221,7 @@ def to_markdown(card: Card) -> str:
         + (f", label `{job.label}`" if job.label else "")
         + f"). Quality metric: **{card.metric}**, measured on each target's own runtime on "
         "the whole eval split. Choice: " + card.basis + ".",
+        *(["", f"Calibration set: {job.calibration}."] if job.calibration else []),
     ]
     for t in card.targets:
         out += ["", f"## {t.target}", "", t.summary]
@@ -245,6 +246,8 @@ def to_html(card: Card) -> str:
     parts = [
         f"<p>Quality metric: <b>{html.escape(card.metric)}</b>. {html.escape(card.basis)}.</p>"
     ]
+    if card.job.calibration:
+        parts.append(f"<p>Calibration set: {html.escape(card.job.calibration)}.</p>")
     for t in card.targets:
         summary = html.escape(t.summary).replace("**", "")
         parts.append(f"<h3>{html.escape(t.target)}</h3><p>{summary}</p>")

@@ -146,12 +146,13 @@ class Store:
         *,
         task: str = "classification",
         label: str | None = None,
+        calibration: str | None = None,
     ) -> None:
         with self.transaction() as con:
             con.execute(
-                "INSERT INTO jobs (job_id, name, spec, status, created_at, task, label) "
-                "VALUES (?, ?, ?, 'running', now(), ?, ?)",
-                [job_id, name, spec_json, task, label],
+                "INSERT INTO jobs (job_id, name, spec, status, created_at, task, label, "
+                "calibration) VALUES (?, ?, ?, 'running', now(), ?, ?, ?)",
+                [job_id, name, spec_json, task, label, calibration],
             )
 
     def set_job_status(self, job_id: str, status: str, message: str | None = None) -> None:

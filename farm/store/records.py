@@ -209,6 +209,8 @@ class JobRecord:
     label: str | None = None
     #: The workload's task (classification, detection, …).
     task: str | None = None
+    #: How the calibration images were chosen and how many (``folder data/calib (64 images)``).
+    calibration: str | None = None
     trials: int = field(default=0, metadata=NOT_A_COLUMN)
     completed: int = field(default=0, metadata=NOT_A_COLUMN)
     failed: int = field(default=0, metadata=NOT_A_COLUMN)

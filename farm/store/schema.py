@@ -211,6 +211,10 @@ MIGRATIONS: list[str] = [
                      baseline_trial_number, metric)
     );
     """,
+    # 7: how a job's calibration images were chosen and how many, for the model card.
+    """
+    ALTER TABLE jobs ADD COLUMN calibration VARCHAR;
+    """,
 ]
 
 #: The schema version a store has once migrated.

@@ -33,3 +33,15 @@ def write_images(folder: Path, count: int, classes: int = 0) -> None:
         where.mkdir(parents=True, exist_ok=True)
         pixels = rng.integers(0, 255, (41, 57, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(where / f"{i}.png")
+
+
+def calib_repeating_eval(root: Path, repeated: int) -> tuple[Path, Path]:
+    """An eval ImageFolder (2 classes x 4 images) and a calib ImageFolder of 2 x 2 images of its
+    own plus the first ``repeated`` eval images, copied under other names (``copy-<i>.png``)."""
+    import shutil
+
+    eval_dir = make_imagefolder(root / "val", classes=2, per_class=4)
+    calib = make_imagefolder(root / "calibration-set", classes=2, per_class=2, size=41)
+    for i, image in enumerate(sorted(eval_dir.rglob("*.png"))[:repeated]):
+        shutil.copyfile(image, calib / image.parent.name / f"copy-{i}.png")
+    return eval_dir, calib

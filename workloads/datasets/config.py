@@ -102,7 +102,10 @@ class DataConfig:
 
 
 #: The fields a job may write in ``[workload.data]``.
-FIELDS = frozenset(DataConfig.__dataclass_fields__) - {"crop_given", "source"}
+#: (``allow_calib_overlap`` is read by ``workloads.calib_overlap``: not the data's identity.)
+FIELDS = frozenset(DataConfig.__dataclass_fields__) - {"crop_given", "source"} | {
+    "allow_calib_overlap"
+}
 
 
 def parse_data_config(

@@ -1,9 +1,9 @@
 """Drawing poses over an image, for the error gallery: the ground truth's keypoints, the fp32
 model's and the candidate's, in three colours, so that a person sees which keypoints moved.
 
-The keypoints task's gallery hook (:meth:`Keypoints.draw`) draws the poses of one trial with
-it; the gallery puts fp32's and the candidate's side by side. PIL is imported when drawing, numpy only at
-import time (task modules stay cheap).
+The keypoints task's gallery hook (:meth:`Keypoints.draw`) draws one trial's poses with it;
+the gallery puts fp32's and the candidate's side by side. PIL is imported when drawing, numpy
+only at import time (task modules stay cheap).
 """
 
 from __future__ import annotations
