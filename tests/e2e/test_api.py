@@ -167,8 +167,15 @@ def test_cli_flags_reach_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def done() -> Any:
         record = JobRecord(job_id="j", name="j", spec={}, status="completed")
+        store = SimpleNamespace(comparisons=lambda job_id: {})
         return SimpleNamespace(
-            id="j", status="completed", messages=[], record=record, records=list, unmeasured={}
+            id="j",
+            status="completed",
+            messages=[],
+            record=record,
+            records=list,
+            unmeasured={},
+            store=store,
         )
 
     def fake(kind: str) -> Any:

@@ -82,7 +82,8 @@ def test_the_farms_cer_equals_our_own_greedy_decoding(user_dir: Path, tmp_path: 
 
 
 def test_a_calib_folder_gives_the_calibration_lines(user_dir: Path) -> None:
-    write_lines(user_dir / "more", ["abc", "def"], folder="calib")
+    # lines the eval set does not have (a calib folder repeating eval images is refused)
+    write_lines(user_dir / "more", ["ace 0", "hedge 1"], folder="calib")
     wl = _workload(user_dir, calib="more/calib")
     data = wl.data()
     assert len(data.eval) == len(TEXTS) and len(data.calib) == 2
