@@ -160,3 +160,37 @@ def test_bad_keypoint_jobs_exit_2_naming_the_field_and_write_nothing(
     assert main(["run", str(job), "--db", str(db)]) == 2
     assert message in capsys.readouterr().err
     assert not db.exists() or not Store(db).jobs()
+
+
+ULTRALYTICS = Path(__file__).resolve().parents[1] / "data" / "ultralytics_pose"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("model", "extra"), [("pose17", ""), ("pose5x2", "oks_sigmas = [0.1, 0.1, 0.1, 0.1, 0.1]")]
+)
+def test_a_real_ultralytics_pose_export_runs_a_fidelity_job_without_labels(
+    tmp_path: Path, model: str, extra: str
+) -> None:
+    """A tiny yolov8-pose exported by Ultralytics (dynamic batch and size, K and D in its
+    metadata), no data: seeded synthetic inputs, fp32 and int8, judged by kp_map_vs_fp32."""
+    workload = (
+        f'[workload]\nonnx = "{ULTRALYTICS / model}.onnx"\ntask = "keypoints"\n'
+        f'outputs = "yolo"\ninput_size = [128, 160]\n{extra}\n'
+    )
+    job = tmp_path / "job.toml"
+    job.write_text(
+        f'name = "ul-{model}"\ntargets = ["cpu-onnxruntime"]\n{workload}'
+        '[search]\ntrials_per_target = 2\nseed = 0\nprecision = ["fp32", "int8"]\n'
+        f"batch_size = [1]\n{MEASUREMENT}"
+    )
+    store = Store(tmp_path / "farm.duckdb")
+    runner = JobRunner(load_job(job), store)
+    assert runner.run() == "completed"
+    trials = store.trials(runner.job_id)
+    assert {t.precision for t in trials} == {"fp32", "int8"}
+    assert all(t.status == "completed" for t in trials)
+    assert {t.quality_metric for t in trials} == {"kp_map_vs_fp32"}
+    base = next(t for t in trials if t.is_baseline)
+    assert base.metrics["kp_map_vs_fp32"] == 1.0
+    assert all(0.0 <= t.metrics["kp_map_vs_fp32"] <= 1.0 for t in trials)
