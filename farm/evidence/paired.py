@@ -166,12 +166,24 @@ def resampled(task: PerImage, evidence: Evidence, settings: EvidenceSettings) ->
     return np.concatenate(draws) if draws else np.zeros(0)
 
 
+#: Decimals a change of an image's own score is rounded to before it is held against the
+#: threshold: a change that is the threshold itself (an image's mAP from 0.7 to 0.8) is not more
+#: than it, whichever way the last bit of its floating-point sum fell.
+CHANGE_DECIMALS = 9
+
+
+def changes(baseline: Evidence, candidate: Evidence) -> np.ndarray:
+    """Each image's change of its own score, rounded to :data:`CHANGE_DECIMALS`; NaN where
+    either trial has no score of its own for it."""
+    a, b = np.asarray(baseline.score, float), np.asarray(candidate.score, float)
+    return np.round(b - a, CHANGE_DECIMALS)
+
+
 def flips(baseline: Evidence, candidate: Evidence, threshold: float) -> tuple[int, int]:
     """(broken, fixed): images whose own score fell (rose) by more than ``threshold``; images
     without a score of their own in either trial (NaN) are not counted."""
-    a, b = np.asarray(baseline.score, float), np.asarray(candidate.score, float)
-    ok = np.isfinite(a) & np.isfinite(b)
-    change = b[ok] - a[ok]
+    change = changes(baseline, candidate)
+    change = change[np.isfinite(change)]
     return int(np.sum(change < -threshold)), int(np.sum(change > threshold))
 
 
@@ -180,9 +192,8 @@ def flipped(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the broken and the fixed images, the largest change first (the gallery's
     order)."""
-    a, b = np.asarray(baseline.score, float), np.asarray(candidate.score, float)
-    with np.errstate(invalid="ignore"):
-        change = np.where(np.isfinite(a) & np.isfinite(b), b - a, 0.0)
+    change = changes(baseline, candidate)
+    change[~np.isfinite(change)] = 0.0
     broken = np.flatnonzero(change < -threshold)
     fixed = np.flatnonzero(change > threshold)
     return broken[np.argsort(change[broken], kind="stable")], fixed[

@@ -14,19 +14,23 @@ the other, a resample interleaves them; the mAP then differs in the fourth decim
 inside any interval's width, and a row of ones is exact either way.
 
 Speed: detections are sorted once per category. Precision's envelope only needs the points of
-the curve where a true positive lands (recall rises only there, and precision falls between
-them); the false positives ranked before each of those points are per-image counts (computed
-once) times the resamples' weights, one matrix product. So a resample costs work in the number
-of true positives and images, not of detections (a detector keeps hundreds of low-score boxes
-per image).
+the curve where a true positive lands at some IoU threshold (recall rises only there, and
+precision falls between them), so detections ranked after a category's last true positive are
+dropped once. The detections ranked up to each point are per-image counts (a sparse matrix,
+made once) times the resamples' weights, one product shared by the ten thresholds; recall
+thresholds are looked up per whole count of true positives, and the 101 thresholds' mean is a
+sum over the points. So a resample costs work in the number of true positives, not of
+detections (a detector keeps hundreds of low-score boxes per image).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 IOU_THRS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
 REC_THRS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
@@ -168,27 +172,32 @@ def _sorted_arrays(
     }
 
 
+#: Resampled cells (resamples × detections kept) held at once.
+CHUNK_CELLS = 4_000_000
+
+
 def resampled_map(arrays: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
     """mAP@[.5:.95] (COCO, area all, 100 detections) for each row of ``weights`` ``[B, N]``
     (image multiplicities); NaN for a row whose images hold no box that counts."""
     w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     npig = w @ arrays["gt_count"].astype(np.float64)  # [B, K]
-    by_image = np.ascontiguousarray(w.T)  # [N, B]
-    cats = arrays["det_cat"]
-    bounds = np.searchsorted(cats, np.arange(npig.shape[1] + 1))
+    bounds = np.searchsorted(arrays["det_cat"], np.arange(npig.shape[1] + 1))
+    plans = [_plan(arrays, bounds[k], bounds[k + 1]) for k in range(npig.shape[1])]
+    kept = sum(p.gaps.nnz for p in plans if p is not None)
+    rows = max(1, CHUNK_CELLS // max(kept, 1))
     total, counted = np.zeros(len(w)), np.zeros(len(w))
-    for k in range(npig.shape[1]):
-        valid = npig[:, k] > 0
-        if not valid.any():
-            continue
-        lo, hi = bounds[k], bounds[k + 1]
-        ap = np.zeros(len(w))
-        if hi > lo:
-            img = arrays["det_image"][lo:hi]
-            tp, ig = arrays["det_tp"][lo:hi], arrays["det_ig"][lo:hi]
-            ap = category_ap(img, tp, ig, by_image, npig[:, k])
-        total += np.where(valid, ap, 0.0)
-        counted += valid
+    for lo in range(0, len(w), rows):
+        part = slice(lo, lo + rows)
+        by_image = np.ascontiguousarray(w[part].T)  # [N, b]
+        counts = bool(np.all(by_image == np.floor(by_image)))
+        for k, plan in enumerate(plans):
+            valid = npig[part, k] > 0
+            if not valid.any():
+                continue
+            if plan is not None:
+                ap = category_ap(plan, by_image, npig[part, k], counts)
+                total[part] += np.where(valid, ap, 0.0)
+            counted[part] += valid
     with np.errstate(invalid="ignore"):
         return np.where(counted > 0, total / np.maximum(counted, 1), np.nan)
 
@@ -206,43 +215,114 @@ def thresholds_at_or_below(rc: np.ndarray) -> np.ndarray:
     return k
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one category's AP needs of its detections, whatever the weights. ``points``: the
+    ranks (in accumulation order) where a true positive lands at some IoU threshold, and
+    ``gaps`` ``[points, N]`` (sparse): per point, each image's detections ranked after the
+    previous point and up to this one. Per threshold, its true positives in *runs* (true
+    positives with no false positive ranked between them: precision rises along a run, so its
+    envelope is the run's last point's, and a run counts as its last point): ``ends`` the runs'
+    last points (indices into ``points``), ``runs`` ``[runs, N]`` (sparse) each run's true
+    positives per image, ``ignored`` the images of its ignored detections (ranked before the
+    last point) and how many of them precede each run's end."""
+
+    points: np.ndarray
+    gaps: sparse.csr_matrix
+    ends: tuple[np.ndarray, ...]
+    runs: tuple[sparse.csr_matrix, ...]
+    ignored: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+
+def _plan(arrays: Mapping[str, np.ndarray], lo: int, hi: int) -> _Plan | None:
+    """One category's :class:`_Plan` (None where no detection is ever a true positive).
+    Detections ranked after the category's last true positive change no point of the
+    precision envelope, and are dropped here once."""
+    img = arrays["det_image"][lo:hi].astype(np.int64)
+    ig_all = arrays["det_ig"][lo:hi]
+    hits = arrays["det_tp"][lo:hi] & ~ig_all  # [D, T]
+    points = np.flatnonzero(hits.any(axis=1))
+    if len(points) == 0:
+        return None
+    last = int(points[-1]) + 1
+    n_img = int(img.max()) + 1
+    ends, runs, ignored = [], [], []
+    for t in range(hits.shape[1]):
+        hit = np.flatnonzero(hits[:last, t])
+        false_before = np.cumsum(~hits[:last, t] & ~ig_all[:last, t])[hit]
+        is_end = np.append(false_before[1:] > false_before[:-1], True)[: len(hit)]
+        run = np.cumsum(is_end) - is_end  # each true positive's run
+        n_runs = int(is_end.sum())
+        runs.append(_per_image(run, img[hit], n_runs, n_img))
+        end = hit[is_end]
+        ends.append(np.searchsorted(points, end))
+        ig = np.flatnonzero(ig_all[:last, t])
+        ignored.append((img[ig], np.searchsorted(ig, end)))
+    # each detection up to the last point belongs to the first point at or after it
+    gap = np.searchsorted(points, np.arange(last))
+    return _Plan(
+        points=points,
+        gaps=_per_image(gap, img[:last], len(points), n_img),
+        ends=tuple(ends),
+        runs=tuple(runs),
+        ignored=tuple(ignored),
+    )
+
+
+def _per_image(group: np.ndarray, image: np.ndarray, n_groups: int, n_img: int) -> Any:
+    """``[groups, N]`` (sparse): how many of the items of each group belong to each image."""
+    ones = np.ones(len(group))
+    return sparse.csr_matrix((ones, (group, image)), shape=(n_groups, n_img))
+
+
 def category_ap(
-    img: np.ndarray, tp: np.ndarray, ig: np.ndarray, by_image: np.ndarray, npig: np.ndarray
+    plan: _Plan, by_image: np.ndarray, npig: np.ndarray, counts: bool = False
 ) -> np.ndarray:
-    """One category's AP averaged over the IoU thresholds for each resample: detections in
-    accumulation order (their image ``img``, flags ``tp``/``ig`` per threshold),
-    ``by_image`` ``[N, B]`` each image's multiplicity per resample, ``npig`` ``[B]`` the boxes
-    that count.
+    """One category's AP averaged over the IoU thresholds for each resample: ``by_image``
+    ``[N, B]`` each image's multiplicity per resample, ``npig`` ``[B]`` the boxes that count;
+    ``counts``: whether every multiplicity is a whole number (as a bootstrap draws them).
 
     Only the points where a true positive lands matter (recall rises there; precision falls
-    between them), so per threshold: the true positives' weights summed in order, and the false
-    positives ranked before each true positive as per-image counts times the weights (one
-    matrix product; no pass over every detection per resample)."""
-    n_img, n_b = by_image.shape
-    n_r = len(REC_THRS)
+    between them), and of a run of true positives only its last. The detections ranked up to
+    each point, weighted, are summed once for all thresholds (per point, its images' counts
+    times their weights: true and false positives together, so precision is one division); per
+    threshold, its runs' true positives the same way. COCO's precision at recall threshold
+    ``r`` is the envelope at the first point whose recall reaches ``r``: a point is first for
+    as many thresholds as its recall passes beyond the previous point's, so the 101
+    thresholds' mean is a weighted sum over the points."""
+    n_b = by_image.shape[1]
     out = np.zeros(n_b)
     denom = np.where(npig > 0, npig, 1.0)
-    columns = np.arange(n_b)
-    for t in range(tp.shape[1]):
-        pos = np.flatnonzero(tp[:, t] & ~ig[:, t])
-        if len(pos) == 0:
+    mine = by_image[: plan.gaps.shape[1]]
+    ranked = np.asarray(plan.gaps @ mine)
+    np.cumsum(ranked, axis=0, out=ranked)  # [P, B] the weighted detections ranked up to each point
+    reached = _thresholds_per_count(denom) if counts else None
+    for end, run, (ig_image, ig_before) in zip(plan.ends, plan.runs, plan.ignored, strict=True):
+        if len(end) == 0:
             continue
-        false = np.flatnonzero(~tp[:, t] & ~ig[:, t])
-        tps = np.cumsum(by_image[img[pos]], axis=0)  # [P, B]
-        # per image, its false positives ranked before each true positive
-        counts = np.zeros((len(pos) + 1, n_img))
-        np.add.at(counts, (np.searchsorted(pos, false), img[false]), 1.0)
-        fps = np.cumsum(counts[:-1], axis=0) @ by_image  # [P, B]
-        rc = tps / denom
-        pr = tps / (fps + tps + np.spacing(1))
+        tps = np.asarray(run @ mine)
+        np.cumsum(tps, axis=0, out=tps)  # [R, B] true positives up to each run's end
+        seen = ranked[end]  # the true and false positives ranked up to each run's end
+        if len(ig_image):
+            ig_sums = np.concatenate([np.zeros((1, n_b)), np.cumsum(by_image[ig_image], axis=0)])
+            seen -= ig_sums[ig_before]
+        pr = tps / (seen + np.spacing(1))
         env = np.maximum.accumulate(pr[::-1], axis=0)[::-1]
-        # first point whose recall reaches each threshold: #points below it
-        k = thresholds_at_or_below(rc)
-        hist = np.bincount((k * n_b + columns).ravel(), minlength=(n_r + 1) * n_b)
-        inds = np.cumsum(hist.reshape(n_r + 1, n_b), axis=0)[:n_r]
-        padded = np.concatenate([env, np.zeros((1, n_b))], axis=0)
-        out += np.take_along_axis(padded, inds, axis=0).mean(axis=0)
-    return out / tp.shape[1]
+        if reached is None:
+            k = thresholds_at_or_below(tps / denom)
+        else:  # the same divisions, made once per count of true positives
+            flat = tps.astype(np.intp) * n_b + np.arange(n_b)
+            k = np.take(reached, flat, mode="clip")
+        firsts = np.diff(k, axis=0, prepend=0)  # thresholds each point is the first to reach
+        out += np.einsum("pb,pb->b", env, firsts) / len(REC_THRS)
+    return out / len(plan.ends)
+
+
+def _thresholds_per_count(denom: np.ndarray) -> np.ndarray:
+    """``[M + 1, B]``: :func:`thresholds_at_or_below` of recall ``m / denom`` for every whole
+    ``m`` up to the largest ``denom`` (true positives never outnumber the boxes that count)."""
+    m = np.arange(int(denom.max()) + 1, dtype=np.float64)[:, None]
+    return thresholds_at_or_below(m / denom[None, :]).ravel()
 
 
 def per_image_map(arrays: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from farm.evidence import Comparison, EvidenceSettings, compare, describe
-from farm.evidence.paired import flipped
+from farm.evidence.paired import flipped, flips
 from farm.evidence.stats import bootstrap_weights, mcnemar_exact, percentile_interval
 from workloads.evidence import Evidence
 from workloads.tasks import Classification
@@ -94,6 +94,18 @@ def test_flipped_images_come_worst_first_and_unscored_images_are_skipped() -> No
     cand = Evidence(base.ids, np.array([0.1, 0.6, 0.0, 0.9]), base.predicted, base.confidence)
     broken, fixed = flipped(base, cand, 0.1)
     assert broken.tolist() == [0, 1] and fixed.tolist() == [3]
+
+
+def test_a_change_that_is_the_threshold_itself_is_no_flip() -> None:
+    """0.8 - 0.7 is 0.10000000000000009 in floating point: an image's own mAP rising from 0.7
+    to 0.8 did not rise by more than 0.1, whichever way the last bit fell."""
+    base = _right_wrong([True] * 3)
+    base = Evidence(base.ids, np.array([0.7, 0.8, 0.7]), base.predicted, base.confidence)
+    cand = Evidence(base.ids, np.array([0.8, 0.7, 0.81]), base.predicted, base.confidence)
+    assert 0.8 - 0.7 > 0.1
+    assert flips(base, cand, 0.1) == (0, 1)
+    broken, fixed = flipped(base, cand, 0.1)
+    assert broken.tolist() == [] and fixed.tolist() == [2]
 
 
 def test_the_sentence_a_lead_reads() -> None:

@@ -148,3 +148,25 @@ def test_generic_evidence_is_the_cosine_of_each_image_to_fp32() -> None:
     whole = task.quality(cand, split, ref, data)["output_cosine"]
     assert task.resampled_quality(ev, np.ones((1, 5)))[0] == pytest.approx(whole, abs=1e-12)
     assert ev.ids == tuple(f"image/{i}" for i in range(5)) and np.all(ev.score < 1)
+
+
+def test_coco_resampling_gives_the_same_map_in_chunks_and_for_fractional_weights(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whole multiplicities take a faster path (recall thresholds looked up per count): scaling
+    every weight by a half changes no mAP but takes the general one; chunks of resamples change
+    nothing either."""
+    from workloads.tasks import _coco_boot
+
+    truth, dets = _scene(7, n=30)
+    arrays = match(
+        list(range(1, 31)), truth, [(d.boxes, d.scores, d.labels) for d in dets], [1, 2, 3]
+    )
+    assert arrays["det_ig"].any()  # crowd boxes: ignored detections are taken off
+    rng = np.random.default_rng(7)
+    weights = np.stack([np.bincount(rng.integers(0, 30, 30), minlength=30) for _ in range(40)])
+    whole = resampled_map(arrays, weights)
+    assert np.ptp(whole) > 0.01
+    np.testing.assert_allclose(resampled_map(arrays, weights * 0.5), whole, rtol=0, atol=1e-12)
+    monkeypatch.setattr(_coco_boot, "CHUNK_CELLS", 1)
+    np.testing.assert_array_equal(resampled_map(arrays, weights), whole)
