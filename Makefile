@@ -23,7 +23,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-# Only the `slow` ones: real multi-node clusters, demo training, end-to-end dense jobs (~15 min).
+# Only the `slow` ones: real multi-node clusters, demo training, end-to-end dense, OCR and keypoint jobs (~35 min on a busy machine).
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
