@@ -24,6 +24,9 @@ from farm.store.db import Store
 #: Images per kind (broken, fixed) and candidate, worst first.
 LIMIT = 8
 
+#: A tile's kind as the heading's verb ("images it broke").
+VERBS = {"broken": "broke", "fixed": "fixed"}
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -159,7 +162,8 @@ def html_section(tiles: list[Tile], notes: list[str], limit: int = LIMIT) -> str
         groups.setdefault((t.target, t.trial_number, t.kind), []).append(t)
     for (target, number, kind), group in groups.items():
         parts.append(
-            f"<h4>{html.escape(target)} #{number}: images it {kind}</h4><div class='gallery'>"
+            f"<h4>{html.escape(target)} #{number}: images it {VERBS.get(kind, kind)}</h4>"
+            "<div class='gallery'>"
         )
         for t in group:
             parts.append(
