@@ -154,14 +154,14 @@ def evidence(task: Keypoints, predictions: list[Poses], split: Split, reference:
 def drawable(shown: list[Poses], infos: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
     """The confident poses of every image in the model input's pixels (preprocessing's scale
     and padding applied again), for the gallery's drawing hook."""
+    from workloads.tasks.detection import to_input_pixels
+
     rows, boxes, points = [], [], []
     for i, (p, info) in enumerate(zip(shown, infos, strict=True)):
-        b = np.asarray(p.boxes, np.float32).reshape(-1, 4).copy()
+        b = to_input_pixels(np.asarray(p.boxes).reshape(-1, 2, 2), info).reshape(-1, 4)
         kp = np.asarray(p.keypoints, np.float32).copy()
-        if "scale" in info:
-            (sy, sx), (py, px) = info["scale"], info.get("pad", (0.0, 0.0))
-            b[:, [0, 2]], b[:, [1, 3]] = b[:, [0, 2]] * sx + px, b[:, [1, 3]] * sy + py
-            kp[..., 0], kp[..., 1] = kp[..., 0] * sx + px, kp[..., 1] * sy + py
+        if kp.size:
+            kp[..., :2] = to_input_pixels(kp[..., :2], info)
         rows.append(np.full(len(b), i, np.int32))
         boxes.append(b)
         points.append(kp)

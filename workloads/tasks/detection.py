@@ -422,15 +422,23 @@ def to_original(dets: Detections, info: dict[str, Any] | None) -> Detections:
     return Detections(boxes, dets.scores, dets.labels)
 
 
+def to_input_pixels(points: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    """Points ``[..., 2]`` (x, y) in original image pixels mapped into the model input's
+    pixels (preprocessing's scale and padding, when ``info`` records them): the inverse of
+    :func:`to_original`, for drawing on the image the model saw."""
+    out = np.asarray(points, np.float32).copy()
+    if "scale" in info:
+        (sy, sx), (py, px) = info["scale"], info.get("pad", (0.0, 0.0))
+        out[..., 0], out[..., 1] = out[..., 0] * sx + px, out[..., 1] * sy + py
+    return out
+
+
 def _drawable(shown: list[Detections], infos: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
     """The confident detections of every image in the model input's pixels (preprocessing's
     scale and padding applied again), for the gallery."""
     rows, found, labels, scores = [], [], [], []
     for i, (d, info) in enumerate(zip(shown, infos, strict=True)):
-        b = np.asarray(d.boxes, np.float32).reshape(-1, 4).copy()
-        if "scale" in info:
-            (sy, sx), (py, px) = info["scale"], info.get("pad", (0.0, 0.0))
-            b[:, [0, 2]], b[:, [1, 3]] = b[:, [0, 2]] * sx + px, b[:, [1, 3]] * sy + py
+        b = to_input_pixels(np.asarray(d.boxes).reshape(-1, 2, 2), info).reshape(-1, 4)
         rows.append(np.full(len(b), i, np.int32))
         found.append(b)
         labels.append(np.asarray(d.labels, np.int32))

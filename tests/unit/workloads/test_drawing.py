@@ -96,3 +96,12 @@ def test_a_pose_model_is_drawn_with_its_confident_keypoints() -> None:
     assert found.score[0] == pytest.approx(1.0) and nothing.score[0] == 0.0
     assert _colourful(task.draw(GREY, found, 0)) > 100
     assert _colourful(task.draw(GREY, nothing, 0)) == 0
+
+
+def test_points_are_drawn_where_the_letterboxed_model_input_has_them() -> None:
+    from workloads.tasks.detection import to_input_pixels
+
+    info = {"scale": (0.5, 0.25), "pad": (3.0, 4.0)}  # (sy, sx), (top, left)
+    points = np.array([[[8.0, 10.0], [40.0, 20.0]]])
+    assert to_input_pixels(points, info).tolist() == [[[6.0, 8.0], [14.0, 13.0]]]
+    assert to_input_pixels(points, {}).tolist() == points.tolist()
