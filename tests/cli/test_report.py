@@ -202,3 +202,15 @@ def test_farm_gallery_draws_a_digits_candidates_changes_seen_in_chromium(
         Tile(target, number, f.stem, f.stem.split("-")[-2], 1.0, 0.0, f.read_bytes()) for f in files
     ]
     screenshot_is_drawn(gallery_page(tmp_path, html_section(tiles, [])))
+
+
+def test_farm_gallery_of_an_unknown_job_or_an_uncompared_trial_exits_2_writing_nothing(
+    small_job: SmallJob, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    db = ["--db", str(small_job.db), "-o", str(out)]
+    assert main(["gallery", "nope", *db]) == 2
+    assert "no job matches 'nope'" in capsys.readouterr().err
+    assert main(["gallery", small_job.job_id, "--trial", "999", *db]) == 2
+    assert "trial 999" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
