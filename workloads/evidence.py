@@ -74,6 +74,13 @@ class PerImage(abc.ABC):
     #: How far an image's own score must fall (rise) against the baseline's for the image to
     #: count as broken (fixed). Binary scores flip at 0.5; continuous ones state their own.
     flip_threshold: ClassVar[float] = 0.5
+    #: Centre the paired interval on the estimate instead of where the resamples fall. True
+    #: for a ranking metric such as COCO AP: a resample repeats images, a repeated image
+    #: repeats its detections at the same scores (no real data set does), and the resamples'
+    #: mean moves away from the estimate by an amount of the wrong size or even the wrong
+    #: sign (``benchmarks/map_coverage.py``). A mean or a ratio of sums (accuracy, mIoU, CER)
+    #: keeps the plain percentile interval.
+    interval_around_estimate: ClassVar[bool] = False
 
     @abc.abstractmethod
     def evidence(
@@ -109,3 +116,36 @@ def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     with np.errstate(invalid="ignore", divide="ignore"):
         return (w @ np.asarray(values, dtype=np.float64)) / w.sum(axis=1)
+
+
+#: Evidence arrays named ``kpi/<metric>`` hold a KPI's per-image terms: the KPI is their mean
+#: over the images where they are finite (``kpi/brier`` on every labelled image,
+#: ``kpi/fn_rate`` 1/0 on the positive images only, NaN elsewhere), so a resample recomputes it
+#: as the primary metric is recomputed.
+KPI_TERMS = "kpi/"
+#: Evidence arrays named ``slice/<name>`` mark the images of a user slice (booleans): the
+#: slice's metric ``slice/<name>`` is the primary metric on them.
+SLICES = "slice/"
+
+
+def kpi_terms(evidence: Evidence) -> dict[str, np.ndarray]:
+    """KPI name -> its per-image terms (``brier`` -> ``arrays["kpi/brier"]``)."""
+    return {
+        k.removeprefix(KPI_TERMS): np.asarray(v, dtype=np.float64)
+        for k, v in evidence.arrays.items()
+        if k.startswith(KPI_TERMS)
+    }
+
+
+def slice_masks(evidence: Evidence) -> dict[str, np.ndarray]:
+    """Slice metric name (``slice/dark``) -> which images are in the slice."""
+    return {
+        k: np.asarray(v, dtype=bool) for k, v in evidence.arrays.items() if k.startswith(SLICES)
+    }
+
+
+def with_arrays(evidence: Evidence, arrays: Mapping[str, np.ndarray]) -> Evidence:
+    """``evidence`` with ``arrays`` added (KPI terms and slice masks the KPI layer knows)."""
+    from dataclasses import replace
+
+    return replace(evidence, arrays={**evidence.arrays, **arrays})

@@ -101,13 +101,32 @@ class Recorder:
             baseline_draws=self.baseline_draws[run.target],
         )
         self.comparisons[(run.target, run.number)] = comparison
-        self.kpi_comparisons[(run.target, run.number)] = self._per_class(base[1], evidence)
+        self.kpi_comparisons[(run.target, run.number)] = self._kpis(base[1], evidence)
         return comparison
+
+    def _kpis(self, base: Evidence, evidence: Evidence) -> list[Comparison]:
+        """The KPIs judged like the primary metric (:mod:`farm.evidence.kpis`): per-class
+        accuracy, the KPIs kept as per-image terms, the slices."""
+        from farm.evidence.kpis import compare_slices, compare_terms
+
+        task: Any = self.prepared.task
+        settings = self.prepared.evidence
+        return [
+            *self._per_class(base, evidence),
+            *compare_terms(base, evidence, settings=settings),
+            *compare_slices(
+                task,
+                base,
+                evidence,
+                higher_is_better=self.prepared.objective("quality").sense > 0,
+                settings=settings,
+            ),
+        ]
 
     def _per_class(self, base: Evidence, evidence: Evidence) -> list[Comparison]:
         """Per-class accuracy (``acc/<class>``), a mean over the images of each class, judged
         like the primary metric (right/wrong evidence with labels only)."""
-        from farm.evidence.paired import compare_groups
+        from farm.evidence.kpis import compare_groups
 
         truth = evidence.arrays.get("truth")
         if truth is None or "acc/" not in self.prepared.task.per_class_prefixes:

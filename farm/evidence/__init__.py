@@ -3,10 +3,14 @@
 A quality number on a few hundred eval images is a point estimate. Both trials were judged on
 the same images, so their difference is judged by the images that changed:
 
-* :mod:`farm.evidence.stats`: seeded bootstrap weights, the percentile interval, McNemar's
-  exact test;
+* :mod:`farm.evidence.stats`: seeded bootstrap weights, the percentile interval and the
+  interval centred on the estimate (for ranking metrics such as COCO mAP), McNemar's exact
+  test;
 * :mod:`farm.evidence.paired`: :func:`compare` (the change of the primary metric with its
   paired bootstrap interval, flips, McNemar's p-value) returning a :class:`Comparison`;
+* :mod:`farm.evidence.kpis`: the release KPIs that are means over images (each class's
+  accuracy, Brier, NLL, the operating point's rates) or the primary metric on slices, judged
+  the same way from the same resamples;
 * :mod:`farm.evidence.words`: the sentence a lead reads ("int8: accuracy −0.19 pt [−0.56,
   +0.19] at 95 %, 1 image broken, 0 fixed; no significant change").
 

@@ -4,8 +4,9 @@ with its paired bootstrap interval, the images it broke and fixed, McNemar's exa
 Paired: each resample draws images, and both trials are scored on the *same* draw, so what
 the interval measures is the candidate's change, not the spread of either score. The point
 estimate is the change on the whole split (a row of ones, exactly the stored qualities); the
-interval is the bias-corrected percentile interval (a plain percentile interval for a mean such
-as accuracy; corrected for a ratio such as COCO mAP, whose resamples lean to one side).
+interval is the resamples' percentile interval, moved to sit around the estimate for a ranking
+metric such as COCO mAP (:attr:`~workloads.evidence.PerImage.interval_around_estimate`), whose
+resamples' mean is moved by the images a resample repeats.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import numpy as np
 
 from farm.evidence.settings import EvidenceSettings
 from farm.evidence.stats import (
-    bias_corrected_interval,
     bootstrap_weights,
+    centred_interval,
     mcnemar_exact,
     percentile_interval,
 )
@@ -131,7 +132,10 @@ def compare(
     if baseline_draws is None:
         baseline_draws = resampled(task, baseline, settings)
     deltas = resampled(task, candidate, settings) - baseline_draws
-    low, high = bias_corrected_interval(deltas, value - base_value, settings.confidence)
+    if task.interval_around_estimate:
+        low, high = centred_interval(deltas, value - base_value, settings.confidence)
+    else:
+        low, high = percentile_interval(deltas, settings.confidence)
     broken, fixed = flips(baseline, candidate, task.flip_threshold)
     p_value = None
     if baseline.correct is not None and candidate.correct is not None:
@@ -182,7 +186,11 @@ def changes(baseline: Evidence, candidate: Evidence) -> np.ndarray:
 def flips(baseline: Evidence, candidate: Evidence, threshold: float) -> tuple[int, int]:
     """(broken, fixed): images whose own score fell (rose) by more than ``threshold``; images
     without a score of their own in either trial (NaN) are not counted."""
-    change = changes(baseline, candidate)
+    return flip_counts(changes(baseline, candidate), threshold)
+
+
+def flip_counts(change: np.ndarray, threshold: float) -> tuple[int, int]:
+    """(broken, fixed) of per-image ``changes`` (NaN: not counted)."""
     change = change[np.isfinite(change)]
     return int(np.sum(change < -threshold)), int(np.sum(change > threshold))
 
@@ -199,54 +207,3 @@ def flipped(
     return broken[np.argsort(change[broken], kind="stable")], fixed[
         np.argsort(-change[fixed], kind="stable")
     ]
-
-
-def compare_groups(
-    baseline: Evidence,
-    candidate: Evidence,
-    groups: dict[str, np.ndarray],
-    *,
-    settings: EvidenceSettings | None = None,
-) -> list[Comparison]:
-    """For right/wrong evidence, each KPI that is a mean over a group of images (``acc/<class>``
-    over the images of a class, a slice's accuracy): its change with the paired interval from
-    the same resamples as the primary metric (the group's images as they are drawn), its flips
-    and McNemar's test within the group."""
-    if baseline.correct is None or candidate.correct is None:
-        return []
-    settings = settings or EvidenceSettings()
-    a, b = baseline.correct.astype(np.float64), candidate.correct.astype(np.float64)
-    start = time.perf_counter()
-    masks = np.array([np.asarray(m, dtype=np.float64) for m in groups.values()]).reshape(-1, len(a))
-    deltas: list[np.ndarray] = []  # per chunk: [groups, resamples]; one draw serves every group
-    for w in bootstrap_weights(len(a), settings.resamples, settings.seed):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            drawn = w[None, :, :] * masks[:, None, :]  # [groups, B, N]
-            deltas.append((drawn @ b - drawn @ a) / drawn.sum(axis=2))
-    spent = (time.perf_counter() - start) / max(len(groups), 1)
-    out = []
-    for g, (name, mask) in enumerate(groups.items()):
-        low, high = percentile_interval(np.concatenate([d[g] for d in deltas]), settings.confidence)
-        inside = np.asarray(mask, dtype=bool)
-        broken = int(np.sum(inside & baseline.correct & ~candidate.correct))
-        fixed = int(np.sum(inside & ~baseline.correct & candidate.correct))
-        out.append(
-            Comparison(
-                metric=name,
-                higher_is_better=True,
-                baseline=float(a[inside].mean()) if inside.any() else math.nan,
-                value=float(b[inside].mean()) if inside.any() else math.nan,
-                low=low,
-                high=high,
-                confidence=settings.confidence,
-                resamples=settings.resamples,
-                seed=settings.seed,
-                n_images=int(inside.sum()),
-                broken=broken,
-                fixed=fixed,
-                flip_threshold=0.5,
-                p_value=mcnemar_exact(broken, fixed),
-                seconds=spent,
-            )
-        )
-    return out

@@ -37,27 +37,26 @@ def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, f
     return float(low), float(high)
 
 
-def bias_corrected_interval(
-    values: np.ndarray, point: float, confidence: float
-) -> tuple[float, float]:
-    """The bias-corrected percentile interval (Efron's BC) of bootstrap ``values`` around the
-    estimate ``point``: where the resamples sit mostly on one side of the estimate (a ratio
-    such as COCO mAP on a few hundred images is biased), the percentiles move to compensate.
-    Equal to :func:`percentile_interval` when half the resamples fall below the estimate (a
-    mean, such as accuracy). NaN rows dropped; ties with the estimate count half."""
-    from statistics import NormalDist
+def centred_interval(values: np.ndarray, point: float, confidence: float) -> tuple[float, float]:
+    """The percentile interval of bootstrap ``values`` moved to sit around the estimate
+    ``point`` as the resamples sit around their own mean: the bootstrap gives the spread and
+    the shape (a skewed change stays skewed), the estimate gives the location.
 
+    Why not trust the bootstrap's location: for COCO mAP (a ranking metric) the estimate is
+    biased (precision's envelope is a maximum over noisy points) and the resamples' mean
+    carries that bias again, so the plain percentile interval's centre lies further from the
+    truth than the estimate does; ``benchmarks/map_coverage.py`` measured 95.5 % coverage for
+    this interval against 96.3 % (percentile) for a 4-point change, and 88 % against 81 % for
+    a 13-point one (docs/kpis.md). Not for a mean such as accuracy: there the resamples' mean
+    differs from the estimate by chance only, and moving a discrete interval by it can take an
+    end off zero (one image broken of 100 would read as significant). NaN rows dropped."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if not len(v) or not math.isfinite(point):
         return percentile_interval(v, confidence)
-    below = (np.sum(v < point) + 0.5 * np.sum(v == point)) / len(v)
-    normal = NormalDist()
-    z0 = normal.inv_cdf(min(max(below, 0.5 / len(v)), 1 - 0.5 / len(v)))
-    z = normal.inv_cdf(0.5 + confidence / 2)
-    ends = [normal.cdf(2 * z0 - z), normal.cdf(2 * z0 + z)]
-    low, high = np.quantile(v, ends)
-    return float(low), float(high)
+    low, high = percentile_interval(v, confidence)
+    shift = point - float(v.mean())
+    return low + shift, high + shift
 
 
 def mcnemar_exact(broken: int, fixed: int) -> float:

@@ -31,7 +31,7 @@ from farm.evidence.words import describe
 from farm.gate.decision import STATISTIC, NotConfirmed, wants_confirmation
 from farm.gate.kpi import kpi_checks
 from farm.gate.options import GateOptions
-from farm.gate.paired import FIXED, PAIRED, paired_comparison
+from farm.gate.paired import FIXED, PAIRED, paired_comparison, paired_evidence, paired_kpis
 from farm.gate.snapshot import Snapshot, canonical
 from farm.release.budget import LATENCY_PERCENTILE, LIMITS, Budget, Limits, check
 from farm.release.comparable import IGNORED_ENV_KEYS, differences
@@ -242,12 +242,16 @@ def regression_checks(
                 message = outcome.describe()
                 passed = not outcome.regression
                 checks.append(Check("latency", name, passed, message, BASIS_CONFIRMED, outcome))
-        paired = paired_comparison(candidate, baseline, cand, base)
+        evidence = paired_evidence(candidate, baseline, cand, base)
+        paired = paired_comparison(evidence, cand)
         checks.append(_quality_check(label, cand, base, options.quality_tolerance, paired))
-        checks += [
-            Check("kpi", f"{label}: {k.name}", k.passed, k.message)
-            for k in kpi_checks(cand.metrics, base.metrics, options.kpi_tolerances)
-        ]
+        kpis = kpi_checks(
+            cand.metrics,
+            base.metrics,
+            options.kpi_tolerances,
+            paired_kpis(evidence, cand) if evidence is not None else None,
+        )
+        checks += [Check("kpi", f"{label}: {k.name}", k.passed, k.message) for k in kpis]
     if confirmer is not None:
         notes += _confirmation_notes(checks, confirmer)
     return checks, notes

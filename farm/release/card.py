@@ -20,6 +20,7 @@ from farm.release.recommend import RULE, TargetChoice, recommend
 from farm.store.records import JobRecord, TrialRecord
 
 if TYPE_CHECKING:
+    from farm.evidence.paired import Comparison
     from farm.store.db import Store
 
 #: KPIs shown first, in this order, when the trials have them (then slices, robustness…).
@@ -90,6 +91,10 @@ def build_card(
     else:
         basis = f"budget {budget.path}: {RULE}"
     paired = {k: c for k, (_, c) in store.comparisons(job.job_id).items()}
+    kpis: dict[tuple[str, int], dict[str, Comparison]] = {}
+    for key, (_, c) in store.comparisons(job.job_id, kpis=True).items():
+        target, number, name = key  # with kpis: keyed (target, trial, metric)
+        kpis.setdefault((target, number), {})[name] = c
     rec = recommend(job.job_id, trials, budget, targets, paired)
     metric = next((t.quality_metric for t in trials if t.quality_metric), "accuracy")
     cards = []
@@ -98,7 +103,8 @@ def build_card(
             (t for t in trials if t.target == target and t.is_baseline and t.completed), None
         )
         pick = choice.pick.trial if choice.pick else None
-        cards.append(_target_card(target, pick, base, choice, metric, envs))
+        judged = kpis.get((target, pick.trial_number), {}) if pick else {}
+        cards.append(_target_card(target, pick, base, choice, metric, envs, judged))
     return Card(job, metric, basis, cards)
 
 
@@ -109,7 +115,10 @@ def _target_card(
     choice: TargetChoice,
     metric: str,
     envs: dict[str, dict[str, Any]],
+    judged: dict[str, Comparison] | None = None,
 ) -> TargetCard:
+    """``judged``: the pick's paired comparisons with the baseline, by metric (the KPI tables
+    show their intervals)."""
     if pick is None:
         card = TargetCard(target, "**Nothing to ship**: no configuration meets the budget.")
         card.tables.append(_excluded(choice, None))
@@ -126,14 +135,17 @@ def _target_card(
     card = TargetCard(target, summary)
     mine, theirs = pick.quality_metrics, base.quality_metrics if base else {}
     headline = [metric, *[m for m in HEADLINE if m in mine and m != metric]]
-    card.tables.append(_kpi_table("KPIs against the fp32 batch-1 baseline", headline, mine, theirs))
+    judged = judged or {}
+    card.tables.append(
+        _kpi_table("KPIs against the fp32 batch-1 baseline", headline, mine, theirs, judged)
+    )
     for prefix, title in GROUPS:
         names = sorted(n for n in mine if n.startswith(prefix))
         if len(names) > MAX_ROWS:
             names = sorted(names, key=lambda n: -abs(mine[n] - theirs.get(n, mine[n])))[:MAX_ROWS]
             title += f" (the {MAX_ROWS} that moved most)"
         if names:
-            card.tables.append(_kpi_table(title, names, mine, theirs))
+            card.tables.append(_kpi_table(title, names, mine, theirs, judged))
     card.tables.append(_performance(pick, base))
     card.tables.append(_provenance(pick, envs))
     card.tables.append(_excluded(choice, pick))
@@ -147,14 +159,30 @@ def _num(value: Any, fmt: str = ".4f") -> str:
 
 
 def _kpi_table(
-    title: str, names: list[str], mine: dict[str, float], base: dict[str, float]
+    title: str,
+    names: list[str],
+    mine: dict[str, float],
+    base: dict[str, float],
+    judged: dict[str, Comparison],
 ) -> Table:
+    """Baseline, release and change of each KPI; where the KPI was judged image by image, the
+    change's paired interval and whether it is significant."""
     rows = []
     for name in names:
         value, ref = mine.get(name), base.get(name)
         delta = None if value is None or ref is None else value - ref
         rows.append([name, _num(ref), _num(value), _num(delta, "+.4f")])
-    return Table(title, ["metric", "baseline", "release", "change"], rows)
+    columns = ["metric", "baseline", "release", "change"]
+    if any(name in judged for name in names):
+        confidence = next(judged[n].confidence for n in names if n in judged)
+        columns.append(f"paired {confidence:.0%} interval".replace("%", " %"))
+        for name, row in zip(names, rows, strict=True):
+            c = judged.get(name)
+            said = "" if c is None else f"[{c.low:+.4f}, {c.high:+.4f}]"
+            if c is not None and c.significant:
+                said += f" {c.verdict}"
+            row.append(said or "—")
+    return Table(title, columns, rows)
 
 
 def _performance(pick: TrialRecord, base: TrialRecord | None) -> Table:

@@ -296,7 +296,7 @@ class Store:
 
     def comparisons(
         self, job_id: str, kpis: bool = False
-    ) -> dict[tuple[str, int], tuple[Key, Comparison]]:
+    ) -> dict[tuple[Any, ...], tuple[Key, Comparison]]:
         """(target, trial_number) -> (its baseline's key, the paired comparison of its primary
         metric) of every candidate of the job that has one; with ``kpis``, keyed by (target,
         trial_number, metric) for every compared metric (per-class accuracy included)."""

@@ -97,6 +97,7 @@ def evaluate(
     model's at the workload's native resolution, i.e. how far the resized model agrees with the
     full-resolution one."""
     from workloads import resize_split
+    from workloads.evidence import with_arrays
     from workloads.kpis import compute as kpis
 
     target, runtime, task = request.target, request.runtime, request.task
@@ -132,6 +133,9 @@ def evaluate(
                     predict,
                 )
             )
+            if evidence is not None:
+                extra = kpis.evidence_arrays(task, predictions, eval_split, data, metrics)
+                evidence = with_arrays(evidence, extra)
         eval_s = time.perf_counter() - start
         batch, infos = bench.query_batch(eval_split, options.batch_size)
         with bench.trial_step("measure", what):

@@ -180,4 +180,4 @@ def test_per_class_accuracy_is_compared_for_every_candidate(small_job: SmallJob)
     every = store.comparisons(small_job.job_id, kpis=True)
     for target, number in primary:
         names = {m for t, n, m in every if (t, n) == (target, number)}
-        assert names == {"accuracy", *(f"acc/{d}" for d in range(10))}
+        assert names == {"accuracy", "brier", "nll", *(f"acc/{d}" for d in range(10))}

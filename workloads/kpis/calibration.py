@@ -69,12 +69,23 @@ def classification_calibration(logits: np.ndarray, labels: np.ndarray) -> dict[s
     top = probs.argmax(axis=1)
     confidence = probs[np.arange(len(probs)), top]
     correct = top == labels
+    terms = per_image_terms(probs, labels)
+    return {
+        "ece": ece(confidence, correct),
+        "ece_adaptive": adaptive_ece(confidence, correct),
+        "brier": float(terms["brier"].mean()),
+        "nll": float(terms["nll"].mean()),
+    }
+
+
+def per_image_terms(probs: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Each image's Brier score and negative log-likelihood of its true class (``brier`` and
+    ``nll`` are their means; ECE is not a mean over images, it bins them)."""
+    labels = np.asarray(labels, dtype=np.int64)
     onehot = np.zeros_like(probs)
     onehot[np.arange(len(labels)), labels] = 1.0
     p_true = probs[np.arange(len(labels)), labels]
     return {
-        "ece": ece(confidence, correct),
-        "ece_adaptive": adaptive_ece(confidence, correct),
-        "brier": float(((probs - onehot) ** 2).sum(axis=1).mean()),
-        "nll": float(-np.log(np.clip(p_true, 1e-12, None)).mean()),
+        "brier": ((probs - onehot) ** 2).sum(axis=1),
+        "nll": -np.log(np.clip(p_true, 1e-12, None)),
     }

@@ -70,6 +70,30 @@ def compute(
     return out
 
 
+def evidence_arrays(
+    task: Task, predictions: Any, split: Split, data: WorkloadData, metrics: dict[str, float]
+) -> dict[str, np.ndarray]:
+    """What the KPIs add to a trial's per-image evidence (:mod:`workloads.evidence`): the images
+    of each user slice, so that a slice's metric is resampled as the primary metric is, and the
+    operating point's terms at the trial's own threshold (``metrics["threshold"]``): 1/0 per
+    negative image for ``fp_rate``, per positive image for ``fn_rate``."""
+    from workloads.evidence import KPI_TERMS, SLICES
+
+    out: dict[str, np.ndarray] = {}
+    for name, index in sorted((data.slices or {}).items()):
+        if len(index):
+            mask = np.zeros(len(split), dtype=bool)
+            mask[index] = True
+            out[SLICES + name] = mask
+    if "threshold" in metrics and data.positive_classes and isinstance(task, OperatingPoint):
+        scores = task.positive_scores(predictions, data.positive_classes)
+        flagged = (scores >= metrics["threshold"]).astype(np.float64)
+        positive = positives(split, data.positive_classes)
+        out[KPI_TERMS + "fp_rate"] = np.where(positive, np.nan, flagged)
+        out[KPI_TERMS + "fn_rate"] = np.where(positive, 1.0 - flagged, np.nan)
+    return out
+
+
 def slice_quality(
     task: Task, predictions: Any, split: Split, data: WorkloadData, primary: str
 ) -> dict[str, float]:

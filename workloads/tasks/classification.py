@@ -84,10 +84,12 @@ class Classification(PerImage, Calibrated, OperatingPoint, FineTuning, Task):
         self, predictions: Any, split: Split, reference: Any, data: WorkloadData
     ) -> Evidence:
         """Per image: right or wrong (against the label, else against fp32's top-1 class), the
-        predicted class and its softmax probability."""
-        from workloads.kpis.calibration import softmax
+        predicted class and its softmax probability; with labels, its Brier and NLL terms."""
+        from workloads.evidence import KPI_TERMS
+        from workloads.kpis.calibration import per_image_terms, softmax
 
         logits = np.asarray(predictions, dtype=np.float32)
+        probs = softmax(logits)
         top1 = logits.argmax(axis=1)
         if split.y is not None:
             correct = top1 == np.asarray(split.y)
@@ -100,12 +102,18 @@ class Classification(PerImage, Calibrated, OperatingPoint, FineTuning, Task):
             ids=split.image_ids(),
             score=correct.astype(np.float64),
             predicted=tuple(names(int(c)) for c in top1),
-            confidence=softmax(logits).max(axis=1).astype(np.float64),
+            confidence=probs.max(axis=1).astype(np.float64),
             correct=correct,
             arrays={
                 "correct": correct,
                 "label": np.asarray(top1, dtype=np.int32),
                 **({} if split.y is None else {"truth": np.asarray(split.y, dtype=np.int32)}),
+                **{  # the calibration KPIs that are means over images, term by term
+                    KPI_TERMS + name: values
+                    for name, values in (
+                        {} if split.y is None else per_image_terms(probs, split.y)
+                    ).items()
+                },
             },
         )
 

@@ -291,6 +291,8 @@ class Detection(PerImage, PostProcessing, Calibrated, Task):
     # -- per-image evidence ----------------------------------------------------------------------
     #: An image whose own mAP falls (rises) by more than this counts as broken (fixed).
     flip_threshold: ClassVar[float] = 0.1
+    #: COCO AP ranks detections: its interval sits around the estimate (see PerImage).
+    interval_around_estimate: ClassVar[bool] = True
 
     def evidence(
         self, predictions: Any, split: Split, reference: Any, data: WorkloadData

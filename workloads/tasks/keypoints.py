@@ -120,6 +120,8 @@ class Keypoints(PostProcessing, PerImage, Task):
     )
     #: An image's own OKS AP must change by this much to count as broken (fixed).
     flip_threshold: ClassVar[float] = 0.25
+    #: COCO AP ranks detections: its interval sits around the estimate (see PerImage).
+    interval_around_estimate: ClassVar[bool] = True
 
     outputs: str = "boxes_scores_labels_keypoints"
     nms_iou: float = 0.7

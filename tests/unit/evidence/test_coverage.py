@@ -4,6 +4,10 @@ sample of eval images, the interval from 1,000 resamples)."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import pytest
 
@@ -47,3 +51,22 @@ def test_accuracy_intervals_cover_the_true_difference_95_percent_of_the_time() -
         )
         covered += c.low <= truth <= c.high
     assert 0.93 <= covered / RUNS <= 0.97, covered
+
+
+def _map_coverage_benchmark() -> ModuleType:
+    path = Path(__file__).parents[3] / "benchmarks" / "map_coverage.py"
+    spec = importlib.util.spec_from_file_location("map_coverage", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_map_intervals_cover_the_true_change_95_percent_of_the_time() -> None:
+    # 1,000 images per run drawn from a pool of 30,000 generated images whose mAP change (a
+    # quantized detector's: boxes 2.3 px off instead of 2, scores jittered) is the truth; the
+    # farm's interval for detection (percentile, centred on the estimate) must hold it 93-97 %
+    # of the time. About 7 minutes on 2 cores. docs/kpis.md says where it does not (big changes).
+    shares = _map_coverage_benchmark().coverage(images=1000, runs=RUNS, report=lambda _: None)
+    assert 0.93 <= shares["farm"] <= 0.97, shares

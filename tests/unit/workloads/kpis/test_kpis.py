@@ -101,6 +101,50 @@ def test_per_slice_accuracy_matches_a_pandas_group_by(tmp_path: Path) -> None:
     assert got["slice_gap"] == pytest.approx(want.max() - want.min())
 
 
+def test_the_evidence_keeps_each_kpi_that_is_a_mean_term_by_term(tmp_path: Path) -> None:
+    """Brier and NLL per image (the classifier's evidence), slice masks and the operating
+    point's 1/0 rates (the KPI layer): their means are the KPIs the trial records."""
+    from workloads.evidence import kpi_terms, slice_masks, with_arrays
+    from workloads.kpis.compute import evidence_arrays
+
+    logits, y = _logits(4, n=120)
+    info = tuple({"file": f"img{i:03d}.png"} for i in range(120))
+    split = Split(np.zeros((120, 1, 1, 1), np.float32), y, None, info)
+    (tmp_path / "s.csv").write_text(
+        "file,slice\n" + "".join(f"img{i:03d}.png,{'a' if i % 3 else 'b'}\n" for i in range(120))
+    )
+    plain = WorkloadData(split, split, split, 6, (1, 1, 1), True, positive_classes=(1, 4))
+    data = WorkloadData(
+        split,
+        split,
+        split,
+        6,
+        (1, 1, 1),
+        True,
+        slices=read_slices(tmp_path / "s.csv", plain),
+        positive_classes=(1, 4),
+    )
+    task = Classification()
+    recorded = {
+        **classification_calibration(logits, y),
+        **slice_quality(task, logits, split, data, "accuracy"),
+    }
+    scores = task.positive_scores(logits, (1, 4))
+    positive = np.isin(y, (1, 4))
+    recorded.update(operating_point(scores, positive, scores, positive, 0.8, None))
+    evidence = task.evidence(logits, split, None, data)
+    evidence = with_arrays(evidence, evidence_arrays(task, logits, split, data, recorded))
+    terms = kpi_terms(evidence)
+    assert set(terms) == {"brier", "nll", "fp_rate", "fn_rate"}
+    for name, values in terms.items():
+        assert np.nanmean(values) == pytest.approx(recorded[name], abs=1e-6), name
+    masks = slice_masks(evidence)
+    assert set(masks) == {"slice/a", "slice/b"}
+    for name, mask in masks.items():
+        got = task.resampled_quality(evidence, mask[None, :].astype(float))[0]
+        assert got == pytest.approx(recorded[name], abs=1e-12)
+
+
 def test_a_slices_csv_naming_unknown_files_is_refused(tmp_path: Path) -> None:
     info = tuple({"file": f"img{i}.png"} for i in range(4))
     split = Split(np.zeros((4, 1, 1, 1), np.float32), np.zeros(4, np.int64), None, info)
