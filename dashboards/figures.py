@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboards.data import ReportData
+from farm.display import cell as display_cell
 from farm.display import short_params
 
 GREY = "#b8b8b8"
@@ -55,9 +56,10 @@ def minus(a: float | None, b: float | None) -> float:
 
 
 def cell(value: Any, fmt: str) -> str:
+    """``value`` in the format spec ``fmt`` (a dash when missing, no ``-0.0000``)."""
     if value is None or pd.isna(value):
         return "—"
-    return format(value, fmt)
+    return display_cell("{:" + fmt + "}", value)
 
 
 def _scatter(df: pd.DataFrame, x: str, y: str, name: str, **marker: Any) -> go.Scatter:

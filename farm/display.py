@@ -56,12 +56,17 @@ def varying_keys(trials: Sequence[TrialRecord]) -> set[str]:
 
 
 def cell(fmt: str, value: Any) -> str:
+    """``value`` in ``fmt``; a dash for a missing one, and no negative zero (an unchanged error
+    rate's oriented drop is ``-0.0``, which would print ``-0.0000``; so would ``-1e-9``)."""
     if value is None:
         return "—"
     try:
-        return fmt.format(value)
+        text = fmt.format(value)
     except (ValueError, TypeError):
         return str(value)
+    if text.startswith("-") and not text.strip("-+0.,e"):
+        text = ("+" if "+" in fmt else "") + text[1:]
+    return text
 
 
 def front_table(

@@ -12,8 +12,11 @@ from farm.evidence.paired import Comparison
 
 
 def points(value: float, signed: bool = True) -> str:
-    """``value`` (a fraction) in percentage points with a true minus sign: ``−0.19``."""
+    """``value`` (a fraction) in percentage points with a true minus sign: ``−0.19``; a value
+    that rounds to zero has no minus (``+0.00``, not ``−0.00``)."""
     text = f"{value * 100:+.2f}" if signed else f"{value * 100:.2f}"
+    if text.startswith("-") and not text.strip("-0."):
+        text = ("+" if signed else "") + text[1:]
     return text.replace("-", "\u2212")
 
 

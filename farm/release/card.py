@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from farm._io import json_mapping
-from farm.display import short_params
+from farm.display import cell, short_params
 from farm.release.budget import Budget, Limits
 from farm.release.recommend import RULE, TargetChoice, recommend
 from farm.store.records import JobRecord, TrialRecord
@@ -155,7 +155,7 @@ def _target_card(
 
 
 def _num(value: Any, fmt: str = ".4f") -> str:
-    return "—" if value is None else format(value, fmt)
+    return cell("{:" + fmt + "}", value)
 
 
 def _kpi_table(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from support.factories import trial
 
-from farm.display import short_params, varying_keys
+from farm.display import cell, short_params, varying_keys
 
 
 def test_constant_knobs_are_left_out_of_the_params_column() -> None:
@@ -21,3 +21,12 @@ def test_constant_knobs_are_left_out_of_the_params_column() -> None:
         "batch_size=1 precision=int8 preset=mixed threads=2"
     )
     assert "subset_size=300" in short_params(trials[1].params)
+
+
+def test_a_change_that_rounds_to_zero_prints_without_a_minus_sign() -> None:
+    assert cell("{:+.4f}", -0.0) == "+0.0000"
+    assert cell("{:+.4f}", -1e-9) == "+0.0000"
+    assert cell("{:.4f}", -0.0) == "0.0000"
+    assert cell("{:+.4f}", -0.0019) == "-0.0019"
+    assert cell("{:.2e}", -3e-5) == "-3.00e-05"
+    assert cell("{:+.4f}", None) == "—"

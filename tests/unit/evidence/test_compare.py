@@ -131,6 +131,15 @@ def test_the_sentence_a_lead_reads() -> None:
     assert Comparison.from_dict(c.to_dict()) == c
 
 
+def test_a_change_that_rounds_to_zero_reads_without_a_minus_sign() -> None:
+    from farm.evidence.words import points
+
+    assert points(-0.0) == "+0.00"
+    assert points(-0.00001) == "+0.00"
+    assert points(-0.00001, signed=False) == "0.00"
+    assert points(-0.0019) == "\u22120.19"
+
+
 def test_the_centred_interval_keeps_the_resamples_spread_around_the_estimate() -> None:
     from farm.evidence.stats import centred_interval
 
