@@ -55,6 +55,11 @@ def varying_keys(trials: Sequence[TrialRecord]) -> set[str]:
     return {k for k, v in values.items() if len(v) > 1} | set(BASE_KNOBS)
 
 
+def signed(value: float, digits: int = 4) -> str:
+    """A change with its sign, ``+0.0012`` / ``-0.0019``; zero reads ``+0.0000``."""
+    return cell(f"{{:+.{digits}f}}", value)
+
+
 def cell(fmt: str, value: Any) -> str:
     """``value`` in ``fmt``; a dash for a missing one, and no negative zero (an unchanged error
     rate's oriented drop is ``-0.0``, which would print ``-0.0000``; so would ``-1e-9``)."""

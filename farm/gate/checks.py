@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from farm.display import short_params
+from farm.display import short_params, signed
 from farm.errors import UsageError
 from farm.evidence.words import describe
 from farm.gate.decision import STATISTIC, NotConfirmed, wants_confirmation
@@ -297,7 +297,7 @@ def _quality_check(
         f"{label}: {metric}",
         ok,
         f"{'REGRESSION' if not ok else 'ok'}: {metric} {base.quality:.4f} → "
-        f"{cand.quality:.4f} ({-drop:+.4f}; tolerance {tolerance:g}{said}) [{basis}]",
+        f"{cand.quality:.4f} ({signed(-drop)}; tolerance {tolerance:g}{said}) [{basis}]",
     )
 
 

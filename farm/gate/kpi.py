@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from farm.display import signed
 from workloads.kpis.spec import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def kpi_checks(
         c = (paired or {}).get(name)
         if c is not None:
             ok = c.drop_interval[0] <= tol[name] + 1e-12
-            ends = f" [{c.low:+.4f}, {c.high:+.4f}] at {c.confidence:.0%}".replace("%", " %")
+            ends = f" [{signed(c.low)}, {signed(c.high)}] at {c.confidence:.0%}".replace("%", " %")
             basis = f"{PAIRED}, {c.n_images} images"
         else:
             worse = (b - a) if name in LOWER_IS_BETTER else (a - b)
@@ -75,7 +76,7 @@ def kpi_checks(
             KpiCheck(
                 name,
                 ok,
-                f"{'ok' if ok else 'REGRESSION'}: {name} {a:.4f} → {b:.4f} ({b - a:+.4f}{ends}; "
+                f"{'ok' if ok else 'REGRESSION'}: {name} {a:.4f} → {b:.4f} ({signed(b - a)}{ends}; "
                 f"{direction}, tolerance {tol[name]:g}) [{basis}]",
             )
         )

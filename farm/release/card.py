@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from farm._io import json_mapping
-from farm.display import cell, short_params
+from farm.display import cell, short_params, signed
 from farm.release.budget import Budget, Limits
 from farm.release.recommend import RULE, TargetChoice, recommend
 from farm.store.records import JobRecord, TrialRecord
@@ -178,7 +178,7 @@ def _kpi_table(
         columns.append(f"paired {confidence:.0%} interval".replace("%", " %"))
         for name, row in zip(names, rows, strict=True):
             c = judged.get(name)
-            said = "" if c is None else f"[{c.low:+.4f}, {c.high:+.4f}]"
+            said = "" if c is None else f"[{signed(c.low)}, {signed(c.high)}]"
             if c is not None and c.significant:
                 said += f" {c.verdict}"
             row.append(said or "—")

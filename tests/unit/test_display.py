@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from support.factories import trial
 
-from farm.display import cell, short_params, varying_keys
+from farm.display import cell, short_params, signed, varying_keys
 
 
 def test_constant_knobs_are_left_out_of_the_params_column() -> None:
@@ -30,3 +30,4 @@ def test_a_change_that_rounds_to_zero_prints_without_a_minus_sign() -> None:
     assert cell("{:+.4f}", -0.0019) == "-0.0019"
     assert cell("{:.2e}", -3e-5) == "-3.00e-05"
     assert cell("{:+.4f}", None) == "—"
+    assert signed(-0.0) == "+0.0000" and signed(-0.00191, 3) == "-0.002"
