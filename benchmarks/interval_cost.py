@@ -6,9 +6,11 @@ ORT int8 ONNX models are evaluated on cpu-onnxruntime through the farm's own eva
 (compile, predictions and quality of the whole eval split, per-image evidence), then the int8
 candidate is compared with fp32 image by image (seeded paired bootstrap, 1000 resamples, flips,
 McNemar) exactly as a job records it: the baseline's resamples are drawn once per target (every
-candidate uses the same seeded resamples), each candidate's per trial. Prints, per task, the
-evaluation time (``eval_s``, which includes computing the evidence), the comparison's time per
-candidate and its share of ``eval_s`` (the target is at most 10 %), and the baseline's one-off.
+candidate uses the same seeded resamples), each candidate's per trial; then its KPIs
+(``farm.evidence.kpis.compare_kpis``: per-class accuracy, Brier and NLL terms, slices where
+the job has them). Prints, per task, the evaluation time (``eval_s``, which includes computing
+the evidence), the primary metric's comparison time per candidate, the KPIs', the share of
+``eval_s`` of both together (the target is at most 10 %), and the baseline's one-off.
 
     .venv/bin/python benchmarks/interval_cost.py [--rounds 3] [--resamples 1000]
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 import optimizers
 from farm.engine import CandidateRunner, reference_predictions
 from farm.evidence import EvidenceSettings, compare
+from farm.evidence.kpis import compare_kpis
 from farm.evidence.paired import resampled
 from farm.evidence.words import describe
 from farm.search.candidate import Candidate
@@ -53,7 +56,7 @@ def measure(label: str, section: dict[str, object], rounds: int, resamples: int)
     runner = CandidateRunner(source, data, reference, task, contract=CONTRACT, here=True)
     metric = task.primary_metric(data.has_labels)
     settings = EvidenceSettings(resamples=resamples)
-    eval_s, compare_s = [], []
+    eval_s, compare_s, kpi_s = [], [], []
     base = runner.evaluate(candidate, onnx)
     assert base.evidence is not None
     start = time.perf_counter()  # once per target and job: the baseline's resamples
@@ -66,12 +69,16 @@ def measure(label: str, section: dict[str, object], rounds: int, resamples: int)
         c = compare(task, base.evidence, cand.evidence, metric=metric, higher_is_better=True,
                     settings=settings, baseline_draws=draws)  # fmt: skip
         compare_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        kpis = compare_kpis(task, base.evidence, cand.evidence, higher_is_better=True,
+                            class_names=data.class_names, settings=settings)  # fmt: skip
+        kpi_s.append(time.perf_counter() - start)
         eval_s.append(cand.eval_s)
-    e, s = statistics.median(eval_s), statistics.median(compare_s)
+    e, s, k = (statistics.median(v) for v in (eval_s, compare_s, kpi_s))
     print(
         f"{label:<32} {len(data.eval):>5} images  evaluate {e:7.3f} s  interval {s:6.3f} s  "
-        f"share {s / e:6.1%}  (baseline's resamples, once per target: {once:.3f} s)   "
-        f"{describe(c, 'int8')}"
+        f"KPIs {k:6.3f} s ({len(kpis)})  share {(s + k) / e:6.1%}  (baseline's resamples, once "
+        f"per target: {once:.3f} s)   {describe(c, 'int8')}"
     )
 
 

@@ -105,39 +105,19 @@ class Recorder:
         return comparison
 
     def _kpis(self, base: Evidence, evidence: Evidence) -> list[Comparison]:
-        """The KPIs judged like the primary metric (:mod:`farm.evidence.kpis`): per-class
-        accuracy, the KPIs kept as per-image terms, the slices."""
-        from farm.evidence.kpis import compare_slices, compare_terms
+        """The KPIs judged like the primary metric (:func:`farm.evidence.kpis.compare_kpis`):
+        per-class accuracy, the KPIs kept as per-image terms, the slices."""
+        from farm.evidence.kpis import compare_kpis
 
-        task: Any = self.prepared.task
-        settings = self.prepared.evidence
-        return [
-            *self._per_class(base, evidence),
-            *compare_terms(base, evidence, settings=settings),
-            *compare_slices(
-                task,
-                base,
-                evidence,
-                higher_is_better=self.prepared.objective("quality").sense > 0,
-                settings=settings,
-            ),
-        ]
-
-    def _per_class(self, base: Evidence, evidence: Evidence) -> list[Comparison]:
-        """Per-class accuracy (``acc/<class>``), a mean over the images of each class, judged
-        like the primary metric (right/wrong evidence with labels only)."""
-        from farm.evidence.kpis import compare_groups
-
-        truth = evidence.arrays.get("truth")
-        if truth is None or "acc/" not in self.prepared.task.per_class_prefixes:
-            return []
-        names = self.prepared.data.class_names
-        named = names if isinstance(names, tuple | list) else ()
-        groups = {
-            f"acc/{named[c] if c < len(named) else c}": truth == c
-            for c in np.unique(truth).tolist()
-        }
-        return compare_groups(base, evidence, groups, settings=self.prepared.evidence)
+        task: Any = self.prepared.task  # a task with evidence is PerImage
+        return compare_kpis(
+            task,
+            base,
+            evidence,
+            higher_is_better=self.prepared.objective("quality").sense > 0,
+            class_names=self.prepared.data.class_names,
+            settings=self.prepared.evidence,
+        )
 
     def price(self, run: TrialRun, ev: Evaluation) -> Price:
         """What the trial is charged: by the hardware that ran it (raises

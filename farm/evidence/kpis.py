@@ -13,25 +13,22 @@ paired bootstrap interval, drawn from the same seeded resamples as the primary m
   ``worst_slice`` and ``slice_gap`` those make, recomputed on every resample.
 
 ECE is not a mean over images (it bins them) and robustness is measured on corrupted copies
-whose evidence is not kept: those KPIs have no interval.
+whose evidence is not kept: those KPIs have no interval. :func:`compare_kpis` runs the three
+as a job records them (the recorder and ``benchmarks/interval_cost.py`` call it).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from farm.evidence.paired import Comparison, changes, flip_counts
 from farm.evidence.settings import EvidenceSettings
-from farm.evidence.stats import (
-    bootstrap_weights,
-    centred_interval,
-    mcnemar_exact,
-    percentile_interval,
-)
+from farm.evidence.stats import centred_interval, mcnemar_exact, percentile_interval, seeded_weights
 from workloads.evidence import Evidence, PerImage, kpi_terms, slice_masks
 from workloads.kpis.spec import LOWER_IS_BETTER
 
@@ -43,9 +40,10 @@ TERM_FLIP = 0.5
 def _draws(
     n: int, settings: EvidenceSettings, metric: Callable[[np.ndarray], np.ndarray]
 ) -> np.ndarray:
-    """``metric`` (``[B, N]`` weights -> ``[B, ...]``) on every seeded resample, stacked."""
-    chunks = [metric(w) for w in bootstrap_weights(n, settings.resamples, settings.seed)]
-    return np.concatenate(chunks) if chunks else np.zeros(0)
+    """``metric`` (``[B, N]`` weights -> ``[B, ...]``) on every seeded resample, stacked (the
+    same draws as the primary metric's: :func:`~farm.evidence.stats.seeded_weights`)."""
+    drawn = [metric(w) for w in seeded_weights(n, settings.resamples, settings.seed)]
+    return np.concatenate(drawn) if drawn else np.zeros(0)
 
 
 def _comparison(
@@ -88,6 +86,49 @@ def _comparison(
     )
 
 
+def compare_kpis(
+    task: PerImage,
+    baseline: Evidence,
+    candidate: Evidence,
+    *,
+    higher_is_better: bool,
+    class_names: Sequence[Any] | Mapping[int, Any] | None = None,
+    settings: EvidenceSettings | None = None,
+) -> list[Comparison]:
+    """Every KPI of ``candidate`` judged against ``baseline`` image by image: per-class accuracy
+    (tasks that report ``acc/<class>``, evidence with labels), the per-image terms, the
+    slices. ``class_names``: the data set's, to name the classes (else their indices)."""
+    settings = settings or EvidenceSettings()
+    groups = class_groups(candidate, class_names)
+    if "acc/" not in getattr(task, "per_class_prefixes", ()):
+        groups = {}
+    return [
+        *compare_groups(baseline, candidate, groups, settings=settings),
+        *compare_terms(baseline, candidate, settings=settings),
+        *compare_slices(
+            task,
+            baseline,
+            candidate,
+            higher_is_better=higher_is_better,
+            settings=settings,
+        ),
+    ]
+
+
+def class_groups(
+    evidence: Evidence, class_names: Sequence[Any] | Mapping[int, Any] | None = None
+) -> dict[str, np.ndarray]:
+    """``acc/<class>`` -> the mask of the images labelled that class (none without labels),
+    named as the task's own per-class metrics are (``workloads.tasks.classification.
+    class_labels``: by a sequence of names where it names the class, else by the index; a
+    mapping of ids to names, as detection data carry, is not used)."""
+    truth = evidence.arrays.get("truth")
+    if truth is None:
+        return {}
+    named = {} if isinstance(class_names, Mapping) else dict(enumerate(class_names or ()))
+    return {f"acc/{named.get(c, c)}": truth == c for c in np.unique(truth).tolist()}
+
+
 def compare_groups(
     baseline: Evidence,
     candidate: Evidence,
@@ -106,9 +147,13 @@ def compare_groups(
     start = time.perf_counter()
     masks = np.array([np.asarray(m, dtype=np.float64) for m in groups.values()]).reshape(-1, len(a))
 
-    def change(w: np.ndarray) -> np.ndarray:  # [B, groups]; one draw serves every group
+    # one product per resample chunk serves every group: right before, right after, images
+    columns = np.concatenate([masks * a, masks * b, masks]).T  # [N, 3 groups]
+
+    def change(w: np.ndarray) -> np.ndarray:  # [B, groups]
+        before, after, count = np.split(w @ columns, 3, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return (w @ (masks * b).T - w @ (masks * a).T) / (w @ masks.T)
+            return (after - before) / count
 
     drawn = _draws(len(a), settings, change).reshape(-1, len(masks))
     spent = (time.perf_counter() - start) / len(groups)
@@ -136,7 +181,10 @@ def compare_groups(
 
 
 def compare_terms(
-    baseline: Evidence, candidate: Evidence, *, settings: EvidenceSettings | None = None
+    baseline: Evidence,
+    candidate: Evidence,
+    *,
+    settings: EvidenceSettings | None = None,
 ) -> list[Comparison]:
     """Each KPI both trials stored per-image terms of (``kpi/brier``, ``kpi/fn_rate``…): the
     change of the terms' mean over the images where both define it, its paired interval, the
@@ -151,11 +199,13 @@ def compare_terms(
         both = np.isfinite(a) & np.isfinite(b)
         if not both.any():
             continue
-        ones, a0, b0 = both.astype(np.float64), np.where(both, a, 0.0), np.where(both, b, 0.0)
+        # the terms before, after and the images that count, in one product per chunk
+        columns = np.stack([np.where(both, a, 0.0), np.where(both, b, 0.0), both.astype(float)], 1)
 
-        def change(w: np.ndarray, a0: np.ndarray = a0, b0: np.ndarray = b0) -> np.ndarray:
+        def change(w: np.ndarray, columns: np.ndarray = columns) -> np.ndarray:
+            before, after, count = (w @ columns).T
             with np.errstate(invalid="ignore", divide="ignore"):
-                return (w @ b0 - w @ a0) / (w @ ones)  # noqa: B023 (ones: this KPI's, bound now)
+                return (after - before) / count
 
         higher = name not in LOWER_IS_BETTER
         worse = (b - a)[both] * (1 if higher else -1)

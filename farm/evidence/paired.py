@@ -20,10 +20,10 @@ import numpy as np
 
 from farm.evidence.settings import EvidenceSettings
 from farm.evidence.stats import (
-    bootstrap_weights,
     centred_interval,
     mcnemar_exact,
     percentile_interval,
+    seeded_weights,
 )
 from workloads.evidence import Evidence, PerImage
 
@@ -165,7 +165,7 @@ def resampled(task: PerImage, evidence: Evidence, settings: EvidenceSettings) ->
     """The primary metric of each bootstrap resample (``settings``: how many, which seed)."""
     draws = [
         task.resampled_quality(evidence, w)
-        for w in bootstrap_weights(len(evidence), settings.resamples, settings.seed)
+        for w in seeded_weights(len(evidence), settings.resamples, settings.seed)
     ]
     return np.concatenate(draws) if draws else np.zeros(0)
 

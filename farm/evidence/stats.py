@@ -7,12 +7,16 @@ exactly from the stored evidence and the seed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
 
 import numpy as np
 
 #: Weights drawn at once, resamples × images (bounds the memory of a ``[chunk, N]`` block).
 CHUNK_CELLS = 2_000_000
+#: The most weights (resamples × images) kept between calls (64 MiB of float64): a job judges
+#: the primary metric and every KPI of every candidate of a target on the same seeded draws.
+KEPT_CELLS = 8_000_000
 
 
 def bootstrap_weights(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
@@ -24,6 +28,23 @@ def bootstrap_weights(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]
         b = min(rows, resamples - start)
         drawn = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
         yield np.bincount(drawn.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+
+
+def seeded_weights(n: int, resamples: int, seed: int) -> Iterable[np.ndarray]:
+    """The chunks of :func:`bootstrap_weights`, drawn once and kept (read-only) while the
+    same draws are asked for again, when there are at most :data:`KEPT_CELLS` of them; drawn
+    afresh otherwise (bounded memory on a large eval set)."""
+    if n * resamples > KEPT_CELLS:
+        return bootstrap_weights(n, resamples, seed)
+    return _kept(n, resamples, seed)
+
+
+@lru_cache(maxsize=1)
+def _kept(n: int, resamples: int, seed: int) -> tuple[np.ndarray, ...]:
+    chunks = tuple(bootstrap_weights(n, resamples, seed))
+    for chunk in chunks:
+        chunk.flags.writeable = False
+    return chunks
 
 
 def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:

@@ -150,3 +150,17 @@ def test_the_centred_interval_keeps_the_resamples_spread_around_the_estimate() -
     skewed = np.concatenate([np.zeros(900), np.arange(1.0, 101.0)])  # a long right tail
     low, high = centred_interval(skewed, 0.0, 0.9)
     assert high - 0.0 > 0.0 - low  # the shape is kept: longer on the side of the tail
+
+
+def test_the_seeded_draws_are_kept_for_the_next_comparison_and_cannot_be_changed() -> None:
+    from farm.evidence import stats
+
+    first = list(stats.seeded_weights(50, 300, 7))
+    again = list(stats.seeded_weights(50, 300, 7))
+    assert all(a is b for a, b in zip(first, again, strict=True))  # drawn once
+    fresh = list(stats.bootstrap_weights(50, 300, 7))
+    assert all(np.array_equal(a, b) for a, b in zip(first, fresh, strict=True))
+    with pytest.raises(ValueError):
+        first[0][0, 0] = 5.0  # a comparison cannot disturb the next one's draws
+    big = stats.KEPT_CELLS // 100 + 1
+    assert stats.seeded_weights(100, big, 0) is not stats.seeded_weights(100, big, 0)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from farm.evidence import EvidenceSettings
-from farm.evidence.kpis import compare_groups, compare_slices, compare_terms
+from farm.evidence.kpis import compare_groups, compare_kpis, compare_slices, compare_terms
 from workloads.evidence import Evidence, with_arrays
 from workloads.tasks import Classification
 
@@ -88,3 +88,25 @@ def test_a_slice_the_two_trials_drew_differently_is_not_compared() -> None:
     cand = _right_wrong(np.ones(20, bool), **{"slice/a": ~mask})
     assert compare_slices(Classification(), base, cand, higher_is_better=True) == []
     assert compare_slices(Classification(), base, with_arrays(base, {}), higher_is_better=True)
+
+
+def test_every_kpi_a_job_records_and_classes_named_as_the_task_names_them() -> None:
+    truth = np.array([0] * 20 + [1] * 20)
+    arrays = {"truth": truth, "kpi/nll": np.zeros(40), "slice/a": np.arange(40) < 10}
+    base = _right_wrong(np.ones(40, bool), **arrays)
+    cand = _right_wrong(np.r_[np.zeros(5, bool), np.ones(35, bool)], **arrays)
+
+    def names(class_names: object) -> set[str]:
+        got = compare_kpis(
+            Classification(), base, cand, higher_is_better=True, class_names=class_names
+        )
+        return {c.metric for c in got}
+
+    judged = {"nll", "slice/a", "worst_slice", "slice_gap"}
+    assert names(("cat", "dog")) == {"acc/cat", "acc/dog", *judged}
+    # a mapping of ids to names is not how a classifier names its metrics (class_labels)
+    assert names({0: "cat", 1: "dog"}) == {"acc/0", "acc/1", *judged}
+    assert names(None) == {"acc/0", "acc/1", *judged}
+    got = compare_kpis(Classification(), base, cand, higher_is_better=True, class_names=("c",))
+    first = next(c for c in got if c.metric == "acc/c")
+    assert (first.broken, first.n_images, first.delta) == (5, 20, pytest.approx(-0.25))
