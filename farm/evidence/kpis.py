@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from farm.evidence.paired import Comparison, changes, flip_counts
+from farm.evidence.paired import Comparison, changes, comparison_of, flip_counts
 from farm.evidence.settings import EvidenceSettings
-from farm.evidence.stats import centred_interval, mcnemar_exact, percentile_interval, seeded_weights
+from farm.evidence.stats import mcnemar_exact, seeded_weights
 from workloads.evidence import Evidence, PerImage, kpi_terms, slice_masks
 from workloads.kpis.spec import LOWER_IS_BETTER
 
@@ -44,46 +44,6 @@ def _draws(
     same draws as the primary metric's: :func:`~farm.evidence.stats.seeded_weights`)."""
     drawn = [metric(w) for w in seeded_weights(n, settings.resamples, settings.seed)]
     return np.concatenate(drawn) if drawn else np.zeros(0)
-
-
-def _comparison(
-    metric: str,
-    higher_is_better: bool,
-    values: tuple[float, float],
-    deltas: np.ndarray,
-    settings: EvidenceSettings,
-    counts: tuple[int, int, int],
-    *,
-    flip_threshold: float = TERM_FLIP,
-    p_value: float | None = None,
-    seconds: float = 0.0,
-    centred: bool = False,
-) -> Comparison:
-    """A comparison from the two whole-set values, the resampled changes and (images, broken,
-    fixed); ``centred``: the interval sits around the estimate (the task's rule,
-    :attr:`~workloads.evidence.PerImage.interval_around_estimate`)."""
-    if centred:
-        low, high = centred_interval(deltas, values[1] - values[0], settings.confidence)
-    else:
-        low, high = percentile_interval(deltas, settings.confidence)
-    n, broken, fixed = counts
-    return Comparison(
-        metric=metric,
-        higher_is_better=higher_is_better,
-        baseline=values[0],
-        value=values[1],
-        low=low,
-        high=high,
-        confidence=settings.confidence,
-        resamples=settings.resamples,
-        seed=settings.seed,
-        n_images=n,
-        broken=broken,
-        fixed=fixed,
-        flip_threshold=float(flip_threshold),
-        p_value=p_value,
-        seconds=seconds,
-    )
 
 
 def compare_kpis(
@@ -166,13 +126,14 @@ def compare_groups(
             (float(a[inside].mean()), float(b[inside].mean())) if inside.any() else (math.nan,) * 2
         )
         out.append(
-            _comparison(
+            comparison_of(
                 name,
                 True,
                 means,
                 drawn[:, g],
                 settings,
                 (int(inside.sum()), broken, fixed),
+                flip_threshold=TERM_FLIP,
                 p_value=mcnemar_exact(broken, fixed),
                 seconds=spent,
             )
@@ -212,13 +173,14 @@ def compare_terms(
         broken, fixed = int(np.sum(worse < -TERM_FLIP)), int(np.sum(worse > TERM_FLIP))
         binary = np.isin(a[both], (0.0, 1.0)).all() and np.isin(b[both], (0.0, 1.0)).all()
         out.append(
-            _comparison(
+            comparison_of(
                 name,
                 higher,
                 (float(a[both].mean()), float(b[both].mean())),
                 _draws(len(a), settings, change),
                 settings,
                 (int(both.sum()), broken, fixed),
+                flip_threshold=TERM_FLIP,
                 p_value=mcnemar_exact(broken, fixed) if binary else None,
                 seconds=time.perf_counter() - start,
             )
@@ -268,7 +230,7 @@ def compare_slices(
     for i, name in enumerate(names):
         broken, fixed = _flips_within(task, baseline, candidate, mine[name])
         out.append(
-            _comparison(
+            comparison_of(
                 name,
                 higher_is_better,
                 (float(values[0][i]), float(values[1][i])),
@@ -284,7 +246,7 @@ def compare_slices(
     broken, fixed = _flips_within(task, baseline, candidate, anywhere)
     for name, (higher, of) in aggregates.items():
         out.append(
-            _comparison(
+            comparison_of(
                 name,
                 higher,
                 (float(of(values[0])), float(of(values[1]))),

@@ -132,21 +132,52 @@ def compare(
     if baseline_draws is None:
         baseline_draws = resampled(task, baseline, settings)
     deltas = resampled(task, candidate, settings) - baseline_draws
-    if task.interval_around_estimate:
-        low, high = centred_interval(deltas, value - base_value, settings.confidence)
-    else:
-        low, high = percentile_interval(deltas, settings.confidence)
     broken, fixed = flips(baseline, candidate, task.flip_threshold)
     p_value = None
     if baseline.correct is not None and candidate.correct is not None:
         b = int(np.sum(baseline.correct & ~candidate.correct))
         c = int(np.sum(~baseline.correct & candidate.correct))
         p_value = mcnemar_exact(b, c)
+    return comparison_of(
+        metric,
+        higher_is_better,
+        (base_value, value),
+        deltas,
+        settings,
+        (n, broken, fixed),
+        flip_threshold=task.flip_threshold,
+        p_value=p_value,
+        seconds=time.perf_counter() - start,
+        centred=task.interval_around_estimate,
+    )
+
+
+def comparison_of(
+    metric: str,
+    higher_is_better: bool,
+    values: tuple[float, float],
+    deltas: np.ndarray,
+    settings: EvidenceSettings,
+    counts: tuple[int, int, int],
+    *,
+    flip_threshold: float,
+    p_value: float | None = None,
+    seconds: float = 0.0,
+    centred: bool = False,
+) -> Comparison:
+    """A comparison from the two whole-set values (baseline, candidate), the resampled changes
+    and (images, broken, fixed); ``centred``: the interval sits around the estimate (the
+    task's rule, :attr:`~workloads.evidence.PerImage.interval_around_estimate`)."""
+    if centred:
+        low, high = centred_interval(deltas, values[1] - values[0], settings.confidence)
+    else:
+        low, high = percentile_interval(deltas, settings.confidence)
+    n, broken, fixed = counts
     return Comparison(
         metric=metric,
         higher_is_better=higher_is_better,
-        baseline=base_value,
-        value=value,
+        baseline=values[0],
+        value=values[1],
         low=low,
         high=high,
         confidence=settings.confidence,
@@ -155,9 +186,9 @@ def compare(
         n_images=n,
         broken=broken,
         fixed=fixed,
-        flip_threshold=float(task.flip_threshold),
+        flip_threshold=float(flip_threshold),
         p_value=p_value,
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
     )
 
 
