@@ -75,11 +75,11 @@ class PerImage(abc.ABC):
     #: count as broken (fixed). Binary scores flip at 0.5; continuous ones state their own.
     flip_threshold: ClassVar[float] = 0.5
     #: Centre the paired interval on the estimate instead of where the resamples fall. True
-    #: for a ranking metric such as COCO AP: a resample repeats images, a repeated image
-    #: repeats its detections at the same scores (no real data set does), and the resamples'
-    #: mean moves away from the estimate by an amount of the wrong size or even the wrong
-    #: sign (``benchmarks/map_coverage.py``). A mean or a ratio of sums (accuracy, mIoU, CER)
-    #: keeps the plain percentile interval.
+    #: for a ranking metric such as COCO AP: the estimate on a finite set is biased (precision's
+    #: envelope is a maximum over noisy points) and the resamples' mean carries that bias once
+    #: more, so the plain percentile interval sits further from the truth than the estimate
+    #: (``benchmarks/map_coverage.py``, docs/kpis.md). A mean or a ratio of sums (accuracy,
+    #: mIoU, CER) keeps the plain percentile interval.
     interval_around_estimate: ClassVar[bool] = False
 
     @abc.abstractmethod

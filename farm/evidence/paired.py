@@ -6,7 +6,7 @@ the interval measures is the candidate's change, not the spread of either score.
 estimate is the change on the whole split (a row of ones, exactly the stored qualities); the
 interval is the resamples' percentile interval, moved to sit around the estimate for a ranking
 metric such as COCO mAP (:attr:`~workloads.evidence.PerImage.interval_around_estimate`), whose
-resamples' mean is moved by the images a resample repeats.
+resamples' mean carries the estimate's small-set bias a second time.
 """
 
 from __future__ import annotations

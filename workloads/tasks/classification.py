@@ -90,6 +90,9 @@ class Classification(PerImage, Calibrated, OperatingPoint, FineTuning, Task):
 
         logits = np.asarray(predictions, dtype=np.float32)
         probs = softmax(logits)
+        # the calibration KPIs that are means over images, term by term
+        labelled = {} if split.y is None else per_image_terms(probs, split.y)
+        terms = {KPI_TERMS + name: values for name, values in labelled.items()}
         top1 = logits.argmax(axis=1)
         if split.y is not None:
             correct = top1 == np.asarray(split.y)
@@ -108,12 +111,7 @@ class Classification(PerImage, Calibrated, OperatingPoint, FineTuning, Task):
                 "correct": correct,
                 "label": np.asarray(top1, dtype=np.int32),
                 **({} if split.y is None else {"truth": np.asarray(split.y, dtype=np.int32)}),
-                **{  # the calibration KPIs that are means over images, term by term
-                    KPI_TERMS + name: values
-                    for name, values in (
-                        {} if split.y is None else per_image_terms(probs, split.y)
-                    ).items()
-                },
+                **terms,
             },
         )
 
